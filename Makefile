@@ -1,0 +1,26 @@
+# make lab   open the course in JupyterLab (creates .venv on first use)
+# make test  run every test: package, contract, fuzz, and every notebook under nbval
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: lab test check clean
+
+$(BIN)/inferlab: pyproject.toml
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[notebooks,dev]'
+	touch $@
+
+lab: $(BIN)/inferlab
+	$(BIN)/jupyter lab notebooks/00_setup.ipynb
+
+test: $(BIN)/inferlab
+	$(BIN)/python -m pytest
+
+check: $(BIN)/inferlab
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+clean:
+	rm -rf $(VENV)

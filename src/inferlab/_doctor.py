@@ -1,0 +1,84 @@
+"""`inferlab doctor`: checks this environment and an OpenAI-compatible server, as a table.
+
+Each check is one small function returning (ok, detail); a failing check never stops the others,
+so one run tells a learner everything that is wrong at once.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import sys
+from collections.abc import Callable
+
+from .client import Client
+
+Check = tuple[str, bool, str]
+
+_PACKAGES = ("fastapi", "uvicorn", "httpx", "prometheus-client", "jupyterlab", "ipywidgets",
+             "matplotlib", "openai")
+
+
+def environment_checks() -> list[Check]:
+    version = ".".join(map(str, sys.version_info[:3]))
+    checks = [("python >= 3.10", sys.version_info >= (3, 10), version)]
+    for package in _PACKAGES:
+        try:
+            checks.append((f"package {package}", True, importlib.metadata.version(package)))
+        except importlib.metadata.PackageNotFoundError:
+            checks.append((f"package {package}", False, "not installed: run `make lab` once"))
+    return checks
+
+
+def _models(client: Client) -> str:
+    return f"serves {client.model}"
+
+
+def _completion(client: Client) -> str:
+    answer = client.complete("The three ways to serve a model are", max_tokens=8)
+    assert answer.text, "empty text"
+    return f"{answer.text.strip()[:30]!r} in {answer.timing.e2e_latency_s * 1000:.0f} ms"
+
+
+def _list_prompts(client: Client) -> str:
+    answer = client.complete(["First prompt", "Second prompt"], max_tokens=4)
+    assert len(answer.texts) == 2, f"{len(answer.texts)} choices for 2 prompts"
+    return "one choice per prompt: the proxy can batch into this server"
+
+
+def _streaming(client: Client) -> str:
+    answer = client.complete("Count to five:", max_tokens=8, stream=True)
+    tokens = len(answer.timing.token_times_s)
+    assert tokens >= 1, "no tokens streamed"
+    return f"{tokens} chunks, TTFT {answer.timing.ttft_s * 1000:.0f} ms"
+
+
+def _usage(client: Client) -> str:
+    answer = client.complete("Hello", max_tokens=5)
+    assert answer.prompt_tokens and answer.completion_tokens, "no usage in the answer"
+    return f"{answer.prompt_tokens} prompt + {answer.completion_tokens} completion tokens"
+
+
+_SERVER_CHECKS: list[tuple[str, Callable[[Client], str]]] = [
+    ("GET /models", _models),
+    ("completion", _completion),
+    ("list of prompts", _list_prompts),
+    ("streaming (SSE)", _streaming),
+    ("usage", _usage),
+]
+
+
+def server_checks(base_url: str, api_key: str | None = None) -> list[Check]:
+    checks: list[Check] = []
+    with Client(base_url, api_key=api_key, timeout=30.0) as client:
+        for name, check in _SERVER_CHECKS:
+            try:
+                checks.append((name, True, check(client)))
+            except Exception as exc:  # report every failure, keep checking
+                checks.append((name, False, f"{type(exc).__name__}: {exc}"[:90]))
+    return checks
+
+
+def format_table(checks: list[Check]) -> str:
+    width = max(len(name) for name, _, _ in checks)
+    lines = [f"{'ok' if ok else 'FAIL':4}  {name:{width}}  {detail}" for name, ok, detail in checks]
+    return "\n".join(lines)

@@ -1,0 +1,187 @@
+"""HTTP plumbing shared by every server in inferlab: OpenAI error bodies, limits, API keys.
+
+Every error leaves as OpenAI's shape, whatever raised it, so the official `openai` client maps it
+to the right exception class:
+
+    {"error": {"message": "...", "type": "invalid_request_error", "param": "max_tokens",
+               "code": null}}
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .errors import InvalidRequestError
+
+_ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    404: "not_found_error",
+    405: "invalid_request_error",
+    413: "invalid_request_error",
+    429: "rate_limit_error",
+}
+
+
+def error_body(
+    message: str, status: int, *, param: str | None = None, code: str | None = None
+) -> dict[str, Any]:
+    error_type = _ERROR_TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
+    return {"error": {"message": message, "type": error_type, "param": param, "code": code}}
+
+
+def error_response(
+    message: str,
+    status: int,
+    *,
+    param: str | None = None,
+    code: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    return JSONResponse(error_body(message, status, param=param, code=code), status, headers)
+
+
+class OpenAIHTTPError(Exception):
+    """Raise from a route to answer with this status and an OpenAI error body."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.param = param
+        self.code = code
+        self.headers = headers
+
+
+def _describe_validation_error(exc: RequestValidationError) -> tuple[str, str | None]:
+    """The first problem, said plainly: ("max_tokens: Input should be ... 1", "max_tokens")."""
+    first = exc.errors()[0]
+    if first.get("type") == "json_invalid":
+        return "The request body is not valid JSON: " + str(first.get("ctx", {}).get("error")), None
+    if first.get("loc") == ("body",):
+        return "The request body must be a JSON object (Content-Type: application/json).", None
+    # Union members show up in the location ("prompt.str"); the field name is what users know.
+    location = [str(p) for p in first.get("loc", ()) if p != "body" and not _is_type_name(p)]
+    param = ".".join(location) or None
+    message = str(first.get("msg", "invalid request")).removeprefix("Value error, ")
+    if first.get("type") == "missing":
+        message = "field required"
+    return (f"{param}: {message}" if param else message), param
+
+
+def _is_type_name(part: object) -> bool:
+    return isinstance(part, str) and (part in {"str", "int", "float", "bool"} or "[" in part)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Make every error, ours or the framework's, an OpenAI-shaped JSON body."""
+
+    async def validation(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        message, param = _describe_validation_error(exc)
+        return error_response(message, 400, param=param)
+
+    async def http_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        return error_response(str(exc.detail), exc.status_code, headers=exc.headers)
+
+    async def invalid_request(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, InvalidRequestError)
+        return error_response(exc.message, 400, param=exc.param, code=exc.code)
+
+    async def openai_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, OpenAIHTTPError)
+        return error_response(
+            exc.message, exc.status, param=exc.param, code=exc.code, headers=exc.headers
+        )
+
+    app.add_exception_handler(OpenAIHTTPError, openai_error)
+    app.add_exception_handler(RequestValidationError, validation)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(InvalidRequestError, invalid_request)
+
+
+def api_key_dependency(api_key: str | None) -> Callable[[Request], None]:
+    """A FastAPI dependency that lets a request pass only with `Authorization: Bearer <key>`.
+
+    With no key configured every request passes, as with vLLM's `--api-key` left unset.
+    """
+
+    def require_api_key(request: Request) -> None:
+        if api_key is None:
+            return
+        given = request.headers.get("authorization", "").encode()
+        if not hmac.compare_digest(given, f"Bearer {api_key}".encode()):
+            raise OpenAIHTTPError(
+                401,
+                "Incorrect or missing API key: send 'Authorization: Bearer <key>'.",
+                code="invalid_api_key",
+            )
+
+    return require_api_key
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class BodySizeLimit:
+    """ASGI middleware: refuse request bodies over `max_body_bytes` with a 413.
+
+    Checks Content-Length up front and also counts the bytes of chunked bodies as they arrive,
+    so a client cannot get round the limit by leaving the header out.
+    """
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int):
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
+            await self._refuse(scope, receive, send)
+            return
+        received = 0
+        started = False
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_body_bytes:
+                raise _BodyTooLarge
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except _BodyTooLarge:
+            if not started:
+                await self._refuse(scope, receive, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        message = f"request body larger than {self.max_body_bytes} bytes"
+        await error_response(message, 413)(scope, receive, send)

@@ -1,0 +1,133 @@
+"""Request bodies of the OpenAI API, as pydantic models: the only place pydantic appears.
+
+Strict types (a string is not a number, `true` is not 1), bounds on every number, and unknown
+fields ignored, as real servers do, so that clients which send extra options still work.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+MAX_PROMPTS_PER_REQUEST = 1024
+MAX_CHOICES_PER_PROMPT = 16
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(strict=True, extra="ignore")
+
+
+class StreamOptions(_Request):
+    include_usage: bool = False
+
+
+class _Sampling(_Request):
+    """Options shared by completions and chat completions."""
+
+    model: str | None = None
+    temperature: float = Field(1.0, ge=0.0, le=2.0)
+    top_p: float = Field(1.0, ge=0.0, le=1.0)
+    n: int = Field(1, ge=1, le=MAX_CHOICES_PER_PROMPT)
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    stop: str | list[str] | None = None
+    seed: int | None = None
+    presence_penalty: float = Field(0.0, ge=-2.0, le=2.0)  # accepted, no effect on the text
+    frequency_penalty: float = Field(0.0, ge=-2.0, le=2.0)  # accepted, no effect on the text
+    ignore_eos: bool = False  # vLLM and llama.cpp extension: always generate max_tokens
+    user: str | None = None
+
+    @field_validator("stop")
+    @classmethod
+    def _at_most_four_stops(cls, stop: str | list[str] | None) -> str | list[str] | None:
+        if isinstance(stop, list) and len(stop) > 4:
+            raise ValueError(f"at most 4 stop sequences are allowed, got {len(stop)}")
+        return stop
+
+    @property
+    def stop_list(self) -> list[str]:
+        return [self.stop] if isinstance(self.stop, str) else list(self.stop or [])
+
+    @property
+    def include_usage_in_stream(self) -> bool:
+        return self.stream_options is not None and self.stream_options.include_usage
+
+
+class CompletionRequest(_Sampling):
+    prompt: str | list[str]
+    max_tokens: int | None = Field(16, ge=1)
+    echo: bool = False
+    logprobs: int | None = None
+
+    @field_validator("prompt", mode="before")
+    @classmethod
+    def _text_prompts_only(cls, prompt: Any) -> Any:
+        if not isinstance(prompt, (str, list)):
+            raise ValueError("prompt must be a string or a list of strings")
+        if isinstance(prompt, list):
+            if not prompt:
+                raise ValueError("prompt must not be an empty list")
+            if len(prompt) > MAX_PROMPTS_PER_REQUEST:
+                raise ValueError(f"at most {MAX_PROMPTS_PER_REQUEST} prompts per request")
+            if any(not isinstance(item, str) for item in prompt):
+                raise ValueError(
+                    "prompt must be a string or a list of strings "
+                    "(token ids are not supported by the simulated model)"
+                )
+        return prompt
+
+    @field_validator("logprobs")
+    @classmethod
+    def _no_logprobs(cls, logprobs: int | None) -> int | None:
+        if logprobs is not None:
+            raise ValueError("logprobs are not supported by the simulated model")
+        return logprobs
+
+    @property
+    def prompts(self) -> list[str]:
+        return [self.prompt] if isinstance(self.prompt, str) else self.prompt
+
+
+class TextPart(_Request):
+    type: Literal["text"]
+    text: str
+
+
+class ChatMessage(_Request):
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | list[TextPart] | None = None
+    name: str | None = None
+
+    @property
+    def text(self) -> str:
+        if isinstance(self.content, list):
+            return "".join(part.text for part in self.content)
+        return self.content or ""
+
+
+class ChatCompletionRequest(_Sampling):
+    messages: list[ChatMessage] = Field(min_length=1)
+    max_tokens: int | None = Field(None, ge=1)
+    max_completion_tokens: int | None = Field(None, ge=1)
+    logprobs: bool = False
+
+    @field_validator("logprobs")
+    @classmethod
+    def _no_logprobs(cls, logprobs: bool) -> bool:
+        if logprobs:
+            raise ValueError("logprobs are not supported by the simulated model")
+        return logprobs
+
+    @property
+    def completion_limit(self) -> int | None:
+        return self.max_completion_tokens or self.max_tokens
+
+
+def render_chat(messages: list[ChatMessage]) -> str:
+    """The chat template: the text the model actually reads, so its tokens are what we count.
+
+    [user: "Hi"] -> "<|user|>\\nHi\\n<|assistant|>\\n"
+    """
+    turns = [f"<|{message.role}|>\n{message.text}\n" for message in messages]
+    return "".join(turns) + "<|assistant|>\n"

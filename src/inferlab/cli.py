@@ -1,0 +1,88 @@
+"""The `inferlab` command.
+
+    inferlab serve --port 8000 --batching continuous --time-scale 1
+    inferlab doctor                                   # the embedded server, or INFERLAB_BASE_URL
+    inferlab doctor --base-url http://127.0.0.1:8080/v1   # your llama-server, vLLM or Ollama
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from .profiles import DEFAULT_PROFILE, PROFILES
+from .scheduler import Batching
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from .server import create_app
+
+    app = create_app(
+        profile=args.profile,
+        batching=args.batching,
+        max_num_seqs=args.max_num_seqs,
+        kv_capacity_tokens=args.kv_capacity_tokens,
+        time_scale=args.time_scale,
+        api_key=args.api_key,
+    )
+    print(f"inferlab: serving {args.profile} on http://{args.host}:{args.port}/v1", flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    return 0
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from . import _doctor, runtime
+
+    checks = _doctor.environment_checks()
+    url = args.base_url or runtime.external_base_url()
+    where = url or "the embedded server"
+    base_url = url or runtime.embedded_server().base_url
+    checks += _doctor.server_checks(base_url, args.api_key or runtime.api_key())
+    print(f"inferlab doctor: checking {where} ({base_url})\n")
+    print(_doctor.format_table(checks))
+    failed = sum(not ok for _, ok, _ in checks)
+    print(f"\n{len(checks) - failed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="inferlab", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the OpenAI-compatible simulated model server")
+    serve.add_argument("--host", default="127.0.0.1", help="bind address (default: loopback)")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--profile", default=DEFAULT_PROFILE, choices=sorted(PROFILES))
+    serve.add_argument("--batching", default="continuous", choices=[b.value for b in Batching])
+    serve.add_argument("--max-num-seqs", type=int, default=256)
+    serve.add_argument("--kv-capacity-tokens", type=int, default=None,
+                       help="KV-cache size in tokens (default: the profile's)")
+    serve.add_argument("--time-scale", type=float, default=1.0,
+                       help="wall seconds per simulated second (0.1 = ten times faster)")
+    serve.add_argument("--api-key", default=None, help="require 'Authorization: Bearer KEY'")
+    serve.add_argument("--log-level", default="info")
+    serve.set_defaults(run=_serve)
+
+    doctor = commands.add_parser("doctor", help="check this environment and a server")
+    doctor.add_argument("--base-url", default=None,
+                        help="server to check (default: INFERLAB_BASE_URL, else embedded)")
+    doctor.add_argument("--api-key", default=None)
+    doctor.set_defaults(run=_doctor)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.run(args))
+    except ValueError as exc:  # bad option values, said plainly instead of a traceback
+        print(f"inferlab: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,51 @@
+"""The exceptions inferlab raises, in one small tree.
+
+    InferlabError
+    ├── InvalidRequestError      the request can never be served (also a ValueError): too long
+    │                            for the context window, or larger than the whole KV cache
+    ├── ServerUnavailableError   no server answered at the base URL
+    └── APIStatusError           a server answered with an error body (OpenAI's shape)
+
+Servers turn `InvalidRequestError` into a 400 with OpenAI's error body; clients turn a 4xx/5xx
+body back into `APIStatusError`, keeping the status, type, code and param the server sent.
+"""
+
+from __future__ import annotations
+
+
+class InferlabError(Exception):
+    """Base class of every error inferlab raises on purpose."""
+
+
+class InvalidRequestError(InferlabError, ValueError):
+    """A request that no amount of waiting would make servable."""
+
+    def __init__(self, message: str, *, param: str | None = None, code: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.code = code
+
+
+class ServerUnavailableError(InferlabError):
+    """Nothing (or nothing OpenAI-compatible) answered at the base URL."""
+
+
+class APIStatusError(InferlabError):
+    """An OpenAI-compatible server answered with an error status."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int,
+        type: str | None = None,
+        code: str | None = None,
+        param: str | None = None,
+    ):
+        super().__init__(f"{status_code}: {message}")
+        self.message = message
+        self.status_code = status_code
+        self.type = type
+        self.code = code
+        self.param = param

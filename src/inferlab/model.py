@@ -1,0 +1,267 @@
+"""SimulatedModel: an LLM engine whose accelerator is a clock and a measured cost model.
+
+It is built like vLLM's engine loop, minus the GPU: requests wait in a queue, a step loop admits
+them by the batching policy (see `scheduler.py`), sleeps for as long as that step would take on
+the profiled hardware (times `time_scale`), then hands one token to every running sequence.
+
+    model = SimulatedModel("h100-llama3-8b", batching="continuous", time_scale=0.1)
+    async for token in model.generate("Hello", max_tokens=8):
+        print(token.text, token.finish_reason)
+
+Left out on purpose: real weights, logits and sampling. The text comes from `_text.py`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from ._clock import ScaledClock
+from ._text import count_tokens, generate_tokens
+from .profiles import DEFAULT_PROFILE, Profile, get_profile
+from .scheduler import Batching, Scheduler, Sequence, Step
+
+
+class Clock(Protocol):
+    time_scale: float
+
+    def now(self) -> float: ...
+
+    async def sleep_until(self, when_s: float) -> None: ...
+
+
+@dataclass(frozen=True)
+class Token:
+    """One generated token as a caller sees it. `finish_reason` is set on the last one only.
+
+    `text` can be "" when the token is end-of-sequence, or is held back because it might be the
+    start of a stop string.
+    """
+
+    text: str
+    finish_reason: str | None = None  # "length" or "stop", as in OpenAI's API
+
+
+class StopMatcher:
+    """Cuts generated text at the first stop string, holding back what might begin one.
+
+    >>> m = StopMatcher(["\\n\\n"]); m.feed("a\\n"), m.feed("\\nb")
+    (('a', False), ('', True))
+    """
+
+    def __init__(self, stops: list[str]):
+        self._stops = [stop for stop in stops if stop]
+        self._pending = ""
+
+    def feed(self, piece: str) -> tuple[str, bool]:
+        """Add a piece of text; return (text safe to emit now, whether a stop string matched)."""
+        self._pending += piece
+        cut = min((i for i in map(self._pending.find, self._stops) if i >= 0), default=-1)
+        if cut >= 0:
+            emitted, self._pending = self._pending[:cut], ""
+            return emitted, True
+        keep = max((self._overlap(stop) for stop in self._stops), default=0)
+        emitted = self._pending[: len(self._pending) - keep]
+        self._pending = self._pending[len(emitted) :]
+        return emitted, False
+
+    def flush(self) -> str:
+        emitted, self._pending = self._pending, ""
+        return emitted
+
+    def _overlap(self, stop: str) -> int:
+        """Length of the longest end of the pending text that is a start of `stop`."""
+        for size in range(min(len(stop) - 1, len(self._pending)), 0, -1):
+            if self._pending.endswith(stop[:size]):
+                return size
+        return 0
+
+
+class _Stream:
+    """What the engine keeps per sequence besides the scheduler's bookkeeping."""
+
+    def __init__(
+        self, prompt: str, seed: int | None, temperature: float, stop: list[str], ignore_eos: bool
+    ):
+        self.tokens = generate_tokens(prompt, seed=seed, temperature=temperature)
+        self.ignore_eos = ignore_eos
+        self.matcher = StopMatcher(stop)
+        self.queue: asyncio.Queue[Token | BaseException] = asyncio.Queue()
+
+
+class SimulatedModel:
+    """A simulated LLM engine: continuous, static or no batching over a timing profile."""
+
+    def __init__(
+        self,
+        profile: str | Profile = DEFAULT_PROFILE,
+        *,
+        batching: Batching | str = Batching.CONTINUOUS,
+        max_num_seqs: int = 256,
+        kv_capacity_tokens: int | None = None,
+        time_scale: float = 1.0,
+        clock: Clock | None = None,
+        name: str | None = None,
+    ):
+        self.profile = get_profile(profile)
+        self.name = name or self.profile.name
+        self.clock: Clock = clock or ScaledClock(time_scale)
+        self.scheduler = Scheduler(self.profile, Batching(batching), max_num_seqs, kv_capacity_tokens)
+        self.lag_s = 0.0  # how far the wall clock ran behind the last step's deadline
+        self.step_listeners: list[Callable[[Step], None]] = []
+        self._streams: dict[Sequence, _Stream] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._wake: asyncio.Event | None = None
+
+    @property
+    def time_scale(self) -> float:
+        return self.clock.time_scale
+
+    def configure(
+        self,
+        *,
+        batching: Batching | str | None = None,
+        max_num_seqs: int | None = None,
+        kv_capacity_tokens: int | None = None,
+    ) -> None:
+        """Change the batching policy or limits while the model runs (next admission on)."""
+        s = self.scheduler
+        s.configure(
+            batching if batching is not None else s.batching,
+            max_num_seqs if max_num_seqs is not None else s.max_num_seqs,
+            kv_capacity_tokens if kv_capacity_tokens is not None else s.kv_capacity_tokens,
+        )
+
+    # ---------------------------------------------------------------------------------------
+    # The caller's side
+
+    def check_fits(self, prompt_tokens: int, max_tokens: int) -> None:
+        """Raise InvalidRequestError now if such a request could never run."""
+        self.scheduler.check(Sequence(prompt_tokens=prompt_tokens, max_tokens=max_tokens))
+
+    async def generate(
+        self,
+        prompt: str,
+        *,
+        max_tokens: int,
+        temperature: float = 1.0,
+        seed: int | None = None,
+        stop: list[str] | None = None,
+        ignore_eos: bool = False,
+        prompt_tokens: int | None = None,
+    ) -> AsyncIterator[Token]:
+        """Yield one `Token` per generated token; the last carries the finish reason.
+
+        Raises InvalidRequestError at once if the request could never fit. Closing the
+        iterator early (a client that hung up) frees the sequence's place in the batch.
+        """
+        seq = Sequence(
+            prompt_tokens=count_tokens(prompt) if prompt_tokens is None else prompt_tokens,
+            max_tokens=max_tokens,
+            arrival_s=self.clock.now(),
+        )
+        self._ensure_running()
+        self.scheduler.add(seq)
+        stream = _Stream(prompt, seed, temperature, stop or [], ignore_eos)
+        self._streams[seq] = stream
+        assert self._wake is not None
+        self._wake.set()
+        finished = False
+        try:
+            while not finished:
+                item = await stream.queue.get()
+                if isinstance(item, BaseException):
+                    raise item
+                finished = item.finish_reason is not None
+                yield item
+        finally:
+            if not finished:  # the caller stopped listening: stop computing for it
+                self.scheduler.remove(seq)
+            self._streams.pop(seq, None)
+
+    @property
+    def num_running(self) -> int:
+        return len(self.scheduler.running)
+
+    @property
+    def num_waiting(self) -> int:
+        return len(self.scheduler.waiting)
+
+    async def aclose(self) -> None:
+        """Stop the step loop; anyone still waiting for tokens gets a RuntimeError."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    # ---------------------------------------------------------------------------------------
+    # The accelerator's side
+
+    def _ensure_running(self) -> None:
+        # Bind to whichever event loop calls first; a notebook that restarts its server (a new
+        # loop) gets a fresh step loop instead of one stuck on a dead loop.
+        loop = asyncio.get_running_loop()
+        if self._task is not None and self._loop is loop and not self._task.done():
+            return
+        self._loop = loop
+        self._wake = asyncio.Event()
+        self.scheduler.waiting.clear()
+        self.scheduler.running.clear()
+        self._task = loop.create_task(self._step_loop(), name=f"{self.name} step loop")
+
+    async def _step_loop(self) -> None:
+        assert self._wake is not None
+        try:
+            step_start_s = self.clock.now()
+            while True:
+                step = self.scheduler.plan_step(step_start_s)
+                if step is None:
+                    self._wake.clear()
+                    await self._wake.wait()  # idle: no CPU until a request arrives
+                    step_start_s = self.clock.now()
+                    continue
+                deadline_s = step.start_s + step.duration_s
+                await self.clock.sleep_until(deadline_s)
+                self.lag_s = max(0.0, self.clock.now() - deadline_s)
+                self._emit(step)
+                # subtle: the next step starts at this step's deadline, not at "now", so the
+                # simulated timeline stays exact even when the wall clock wakes a little late.
+                step_start_s = deadline_s
+        except BaseException as exc:
+            self._fail_everyone(exc)
+            raise
+
+    def _emit(self, step: Step) -> None:
+        """Hand each sequence of the finished step its token and retire the finished ones."""
+        tokens: dict[Sequence, Token] = {}
+        stopped_early: list[Sequence] = []
+        for seq in step.sequences:
+            stream = self._streams.get(seq)
+            if stream is None:
+                continue
+            piece = next(stream.tokens)
+            if piece is None and not stream.ignore_eos:
+                tokens[seq] = Token(stream.matcher.flush(), "stop")
+                stopped_early.append(seq)
+                continue
+            text, matched = stream.matcher.feed(piece or "")
+            if matched:
+                stopped_early.append(seq)
+            tokens[seq] = Token(text, "stop" if matched else None)
+        for seq in self.scheduler.finish_step(step, stopped_early):
+            token = tokens.get(seq)
+            if token is not None and token.finish_reason is None:
+                stream = self._streams[seq]
+                tokens[seq] = Token(token.text + stream.matcher.flush(), "length")
+        for seq, token in tokens.items():
+            self._streams[seq].queue.put_nowait(token)
+        for listener in self.step_listeners:
+            listener(step)
+
+    def _fail_everyone(self, exc: BaseException) -> None:
+        error = RuntimeError(f"the simulated accelerator stopped ({exc!r})")
+        for stream in self._streams.values():
+            stream.queue.put_nowait(error)

@@ -1,0 +1,318 @@
+"""The model server: an OpenAI-compatible HTTP API over a `SimulatedModel`.
+
+    inferlab serve --port 8000            # then: curl localhost:8000/v1/completions -d ...
+
+Routes: POST /v1/completions (a prompt or a list of prompts; one choice per prompt and sample,
+index = prompt_number * n + sample), POST /v1/chat/completions, `stream: true` as Server-Sent
+Events ending in `data: [DONE]`, GET /v1/models, GET /health, GET /metrics (Prometheus text).
+Every choice of every request is one sequence in the simulated engine, so the prompts of a list
+are batched together by the engine's scheduler, exactly as in vLLM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import APIRouter, Depends, FastAPI
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+
+from ._http import (
+    BodySizeLimit,
+    OpenAIHTTPError,
+    api_key_dependency,
+    error_body,
+    install_error_handlers,
+)
+from ._schemas import ChatCompletionRequest, CompletionRequest, _Sampling, render_chat
+from ._server_metrics import ServerMetrics
+from ._text import count_tokens
+from .errors import InvalidRequestError
+from .model import SimulatedModel, Token
+
+DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
+
+
+@dataclass
+class _Choice:
+    index: int  # prompt_number * n + sample, as OpenAI numbers choices
+    sample: int
+    prompt: str
+    prompt_tokens: int
+    max_tokens: int
+    seed: int
+
+
+# ---------------------------------------------------------------------------------------------
+# Generation: every choice is one sequence; their tokens are merged into one stream
+
+
+def _plan_choices(
+    model: SimulatedModel, prompts: list[str], request: _Sampling, max_tokens: int | None
+) -> list[_Choice]:
+    """One `_Choice` per prompt and sample, validated before anything is generated."""
+    choices = []
+    for number, prompt in enumerate(prompts):
+        prompt_tokens = count_tokens(prompt)
+        limit = max_tokens or max(1, model.profile.max_model_len - prompt_tokens)
+        for sample in range(request.n):
+            # No seed behaves as seed 0, so the course's outputs repeat; samples differ by +j.
+            seed = (request.seed or 0) + sample
+            index = number * request.n + sample
+            choices.append(_Choice(index, sample, prompt, prompt_tokens, limit, seed))
+    for choice in choices:
+        model.check_fits(choice.prompt_tokens, choice.max_tokens)
+    return choices
+
+
+async def _merged_tokens(
+    model: SimulatedModel, choices: list[_Choice], request: _Sampling
+) -> AsyncIterator[tuple[_Choice, Token]]:
+    """Yield (choice, token) as the engine produces them, across all choices of a request.
+
+    Closing this iterator (a client that hung up) cancels every choice still generating.
+    """
+    queue: asyncio.Queue[tuple[_Choice, Token | Exception]] = asyncio.Queue()
+
+    async def pump(choice: _Choice) -> None:
+        try:
+            async for token in model.generate(
+                choice.prompt,
+                max_tokens=choice.max_tokens,
+                temperature=request.temperature,
+                seed=choice.seed,
+                stop=request.stop_list,
+                ignore_eos=request.ignore_eos,
+                prompt_tokens=choice.prompt_tokens,
+            ):
+                queue.put_nowait((choice, token))
+        except Exception as exc:  # handed to the reader, which answers the client with it
+            queue.put_nowait((choice, exc))
+
+    tasks = [asyncio.create_task(pump(choice)) for choice in choices]
+    unfinished = len(choices)
+    try:
+        while unfinished:
+            choice, item = await queue.get()
+            if isinstance(item, Exception):
+                raise item
+            unfinished -= item.finish_reason is not None
+            yield choice, item
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+class _Timer:
+    """Times each choice on the model's clock for the TTFT and latency histograms."""
+
+    def __init__(self, model: SimulatedModel, metrics: ServerMetrics):
+        self.model, self.metrics = model, metrics
+        self.start_s = model.clock.now()
+        self.first_token_s: dict[int, float] = {}
+
+    def saw(self, choice: _Choice, token: Token) -> None:
+        now_s = self.model.clock.now()
+        self.first_token_s.setdefault(choice.index, now_s)
+        if token.finish_reason is not None:
+            ttft_s = self.first_token_s[choice.index] - self.start_s
+            self.metrics.observe_choice(ttft_s, now_s - self.start_s, token.finish_reason)
+
+
+def _usage(choices: list[_Choice], completion_tokens: int) -> dict[str, int]:
+    # A prompt is prefilled once however many samples it has, so count it once.
+    prompt_tokens = sum(choice.prompt_tokens for choice in choices if choice.sample == 0)
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }
+
+
+def _sse(payload: dict[str, Any] | str) -> str:
+    data = payload if isinstance(payload, str) else json.dumps(payload, separators=(",", ":"))
+    return f"data: {data}\n\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# The two response shapes: text completions and chat completions
+
+
+@dataclass(frozen=True)
+class _Shape:
+    id_prefix: str
+    object: str
+    chunk_object: str
+    chat: bool
+
+    def choice(self, index: int, text: str, finish_reason: str | None) -> dict[str, Any]:
+        if self.chat:
+            message = {"role": "assistant", "content": text}
+            return {"index": index, "message": message, "logprobs": None,
+                    "finish_reason": finish_reason}
+        return {"index": index, "text": text, "logprobs": None, "finish_reason": finish_reason}
+
+    def delta(self, index: int, text: str, finish_reason: str | None, first: bool) -> dict:
+        if not self.chat:
+            return self.choice(index, text, finish_reason)
+        delta: dict[str, str] = {"role": "assistant", "content": text} if first else {}
+        if text and not first:
+            delta["content"] = text
+        return {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+
+
+_COMPLETION = _Shape("cmpl-", "text_completion", "text_completion", chat=False)
+_CHAT = _Shape("chatcmpl-", "chat.completion", "chat.completion.chunk", chat=True)
+
+
+class _Responder:
+    """Turns a request's merged token stream into one JSON body or an SSE stream."""
+
+    def __init__(
+        self,
+        model: SimulatedModel,
+        metrics: ServerMetrics,
+        shape: _Shape,
+        choices: list[_Choice],
+        request: _Sampling,
+        echo: bool = False,
+    ):
+        self.model, self.metrics, self.shape = model, metrics, shape
+        self.choices, self.request, self.echo = choices, request, echo
+        self.head = {
+            "id": shape.id_prefix + uuid.uuid4().hex,
+            "created": int(time.time()),
+            "model": model.name,
+        }
+
+    def _clean(self, choice: _Choice, text: str, started: bool) -> str:
+        # A chat answer starts a new turn, so it does not open with the space a continuation has.
+        return text.lstrip() if self.shape.chat and not started else text
+
+    async def body(self) -> dict[str, Any]:
+        texts = {c.index: (c.prompt if self.echo else "") for c in self.choices}
+        finish: dict[int, str | None] = {}
+        generated = 0
+        timer = _Timer(self.model, self.metrics)
+        async for choice, token in _merged_tokens(self.model, self.choices, self.request):
+            timer.saw(choice, token)
+            generated += 1
+            texts[choice.index] += self._clean(choice, token.text, bool(texts[choice.index]))
+            finish[choice.index] = token.finish_reason
+        return {
+            **self.head,
+            "object": self.shape.object,
+            "choices": [self.shape.choice(i, texts[i], finish[i]) for i in sorted(texts)],
+            "usage": _usage(self.choices, generated),
+        }
+
+    async def events(self) -> AsyncIterator[str]:
+        head = {**self.head, "object": self.shape.chunk_object}
+        started: set[int] = set()
+        generated = 0
+        timer = _Timer(self.model, self.metrics)
+        if self.echo:
+            for choice in self.choices:
+                yield _sse({**head, "choices": [self.shape.delta(choice.index, choice.prompt,
+                                                                  None, first=False)]})
+        try:
+            async for choice, token in _merged_tokens(self.model, self.choices, self.request):
+                timer.saw(choice, token)
+                generated += 1
+                text = self._clean(choice, token.text, choice.index in started)
+                delta = self.shape.delta(
+                    choice.index, text, token.finish_reason, first=choice.index not in started
+                )
+                started.add(choice.index)
+                yield _sse({**head, "choices": [delta]})
+        except Exception as exc:  # headers are sent: the error can only travel in the stream
+            status = 400 if isinstance(exc, InvalidRequestError) else 500
+            yield _sse(error_body(str(exc), status))
+        else:
+            if self.request.include_usage_in_stream:
+                yield _sse({**head, "choices": [], "usage": _usage(self.choices, generated)})
+        yield _sse("[DONE]")
+
+    async def respond(self) -> Response:
+        if self.request.stream:
+            return StreamingResponse(self.events(), media_type="text/event-stream")
+        return JSONResponse(await self.body())
+
+
+# ---------------------------------------------------------------------------------------------
+# The app
+
+
+def create_app(
+    model: SimulatedModel | None = None,
+    *,
+    api_key: str | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    **model_options: Any,
+) -> FastAPI:
+    """The OpenAI-compatible app over `model` (or a new SimulatedModel(**model_options)).
+
+    >>> app = create_app(profile="h100-llama3-1b", batching="static", time_scale=0.1)
+    """
+    model = model if model is not None else SimulatedModel(**model_options)
+    metrics = ServerMetrics(model)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        await model.aclose()
+
+    app = FastAPI(title="inferlab model server", lifespan=lifespan)
+    app.state.model = model
+    install_error_handlers(app)
+    app.add_middleware(BodySizeLimit, max_body_bytes=max_body_bytes)
+
+    def check_model(requested: str | None) -> None:
+        if requested is not None and requested != model.name:
+            raise OpenAIHTTPError(
+                404,
+                f"The model `{requested}` does not exist. This server serves `{model.name}`.",
+                param="model",
+                code="model_not_found",
+            )
+
+    v1 = APIRouter(prefix="/v1", dependencies=[Depends(api_key_dependency(api_key))])
+
+    @v1.get("/models")
+    async def list_models() -> dict[str, Any]:
+        card = {"id": model.name, "object": "model", "created": 0, "owned_by": "inferlab",
+                "max_model_len": model.profile.max_model_len}
+        return {"object": "list", "data": [card]}
+
+    @v1.post("/completions")
+    async def completions(request: CompletionRequest) -> Response:
+        check_model(request.model)
+        choices = _plan_choices(model, request.prompts, request, request.max_tokens)
+        responder = _Responder(model, metrics, _COMPLETION, choices, request, request.echo)
+        return await responder.respond()
+
+    @v1.post("/chat/completions")
+    async def chat_completions(request: ChatCompletionRequest) -> Response:
+        check_model(request.model)
+        prompt = render_chat(request.messages)
+        choices = _plan_choices(model, [prompt], request, request.completion_limit)
+        return await _Responder(model, metrics, _CHAT, choices, request).respond()
+
+    app.include_router(v1)
+
+    @app.get("/health")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/metrics")
+    async def prometheus_metrics() -> Response:
+        return Response(metrics.render(), media_type="text/plain; version=0.0.4")
+
+    return app
