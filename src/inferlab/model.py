@@ -42,6 +42,7 @@ class Token:
 
     text: str
     finish_reason: str | None = None  # "length" or "stop", as in OpenAI's API
+    time_s: float = 0.0  # simulated time at which the step that produced it ended
 
 
 class StopMatcher:
@@ -110,6 +111,7 @@ class SimulatedModel:
         self.clock: Clock = clock or ScaledClock(time_scale)
         self.scheduler = Scheduler(self.profile, Batching(batching), max_num_seqs, kv_capacity_tokens)
         self.lag_s = 0.0  # how far the wall clock ran behind the last step's deadline
+        self.last_error: Exception | None = None  # why the step loop last crashed, if it did
         self.step_listeners: list[Callable[[Step], None]] = []
         self._streams: dict[Sequence, _Stream] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -230,12 +232,17 @@ class SimulatedModel:
                 # subtle: the next step starts at this step's deadline, not at "now", so the
                 # simulated timeline stays exact even when the wall clock wakes a little late.
                 step_start_s = deadline_s
-        except BaseException as exc:
+        except asyncio.CancelledError as exc:  # aclose(): answer the waiting, then stop
             self._fail_everyone(exc)
             raise
+        except Exception as exc:
+            # Everyone waiting gets the error; the next request starts a fresh step loop.
+            self.last_error = exc
+            self._fail_everyone(exc)
 
     def _emit(self, step: Step) -> None:
         """Hand each sequence of the finished step its token and retire the finished ones."""
+        end_s = step.start_s + step.duration_s
         tokens: dict[Sequence, Token] = {}
         stopped_early: list[Sequence] = []
         for seq in step.sequences:
@@ -244,18 +251,18 @@ class SimulatedModel:
                 continue
             piece = next(stream.tokens)
             if piece is None and not stream.ignore_eos:
-                tokens[seq] = Token(stream.matcher.flush(), "stop")
+                tokens[seq] = Token(stream.matcher.flush(), "stop", end_s)
                 stopped_early.append(seq)
                 continue
             text, matched = stream.matcher.feed(piece or "")
             if matched:
                 stopped_early.append(seq)
-            tokens[seq] = Token(text, "stop" if matched else None)
+            tokens[seq] = Token(text, "stop" if matched else None, end_s)
         for seq in self.scheduler.finish_step(step, stopped_early):
             token = tokens.get(seq)
             if token is not None and token.finish_reason is None:
                 stream = self._streams[seq]
-                tokens[seq] = Token(token.text + stream.matcher.flush(), "length")
+                tokens[seq] = Token(token.text + stream.matcher.flush(), "length", end_s)
         for seq, token in tokens.items():
             self._streams[seq].queue.put_nowait(token)
         for listener in self.step_listeners:

@@ -7,6 +7,10 @@ or in virtual time by `simulate()` below, with exactly the same decisions. One s
     2. cost = overhead + prefill(newly admitted prompts) + decode(sequences already running);
     3. after that time, every running sequence has one more token; finished ones leave.
 
+Notice step 2: admitting newcomers makes the running sequences wait for their prefill, as in
+vLLM without chunked prefill (a prefill pass, then a decode pass). Chunked prefill exists to
+soften exactly that stall.
+
 Policies: `none` runs one sequence at a time; `static` admits a new batch only when the previous
 one has entirely finished; `continuous` admits at every step while `max_num_seqs` and the KV cache
 allow. The waiting queue is FIFO: a sequence that does not fit blocks those behind it, so nothing

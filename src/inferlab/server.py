@@ -119,11 +119,10 @@ class _Timer:
         self.first_token_s: dict[int, float] = {}
 
     def saw(self, choice: _Choice, token: Token) -> None:
-        now_s = self.model.clock.now()
-        self.first_token_s.setdefault(choice.index, now_s)
+        self.first_token_s.setdefault(choice.index, token.time_s)
         if token.finish_reason is not None:
             ttft_s = self.first_token_s[choice.index] - self.start_s
-            self.metrics.observe_choice(ttft_s, now_s - self.start_s, token.finish_reason)
+            self.metrics.observe_choice(ttft_s, token.time_s - self.start_s, token.finish_reason)
 
 
 def _usage(choices: list[_Choice], completion_tokens: int) -> dict[str, int]:
