@@ -15,6 +15,10 @@ def test_doctor_reports_a_dead_server_without_crashing(capsys):
 
 def test_serve_options_and_their_defaults():
     args = build_parser().parse_args(["serve", "--batching", "static", "--time-scale", "0.1"])
-    assert (args.host, args.port, args.batching, args.time_scale) == ("127.0.0.1", 8000,
-                                                                      "static", 0.1)
+    assert (args.host, args.port, args.batching, args.time_scale) == (
+        "127.0.0.1",
+        8000,
+        "static",
+        0.1,
+    )
     assert args.profile == "h100-llama3-8b" and args.api_key is None

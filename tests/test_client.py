@@ -9,8 +9,9 @@ pytestmark = pytest.mark.anyio
 
 
 def _sse(*events: object) -> bytes:
-    return b"".join(f"data: {e if isinstance(e, str) else json.dumps(e)}\n\n".encode()
-                    for e in events)
+    return b"".join(
+        f"data: {e if isinstance(e, str) else json.dumps(e)}\n\n".encode() for e in events
+    )
 
 
 def _mock(body: bytes, status: int = 200, content_type: str = "text/event-stream"):
@@ -26,8 +27,10 @@ LLAMA_CPP_LIST_STREAM = _sse(
     {"choices": [{"index": 0, "text": " a1"}]},
     ": a comment line",
     {"choices": [{"index": 0, "text": " a2", "finish_reason": "length"}]},
-    {"choices": [{"index": 1, "text": "", "finish_reason": "stop"}],
-     "usage": {"prompt_tokens": 1, "completion_tokens": 2}},  # only the first prompt's usage
+    {
+        "choices": [{"index": 1, "text": "", "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 1, "completion_tokens": 2},
+    },  # only the first prompt's usage
     "[DONE]",
 )
 
@@ -50,8 +53,16 @@ def test_a_stream_without_done_still_ends_and_errors_in_stream_raise():
 
 
 def test_error_bodies_become_api_status_errors_with_their_details():
-    body = json.dumps({"error": {"message": "bad", "type": "invalid_request_error",
-                                 "param": "max_tokens", "code": None}}).encode()
+    body = json.dumps(
+        {
+            "error": {
+                "message": "bad",
+                "type": "invalid_request_error",
+                "param": "max_tokens",
+                "code": None,
+            }
+        }
+    ).encode()
     client = Client("http://x/v1", model="m", http=_mock(body, 400, "application/json"))
     with pytest.raises(APIStatusError) as raised:
         client.complete("p")
@@ -83,7 +94,8 @@ async def test_async_client_against_the_real_server(live_server, stream):
     async with AsyncClient(live_server.base_url) as client:
         answer = await client.chat("Hello", max_tokens=4, ignore_eos=True, stream=stream)
         seen: list[str] = []
-        await client.complete("Hi", max_tokens=3, stream=True,
-                              on_text=lambda index, text: seen.append(text))
+        await client.complete(
+            "Hi", max_tokens=3, stream=True, on_text=lambda index, text: seen.append(text)
+        )
     assert answer.text and answer.completion_tokens == 4
     assert len(seen) == 3

@@ -18,21 +18,32 @@ from inferlab._clock import VirtualClock
 ANSWER_WITHIN_S = 10.0
 
 json_scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(-(2**64), 2**64), st.floats(allow_nan=False),
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**64), 2**64),
+    st.floats(allow_nan=False),
     st.text(max_size=30),
 )
 json_values = st.recursive(
     json_scalars,
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8),
-                                                                        children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
     max_leaves=12,
 )
 small_ints = st.integers(-3, 40) | st.sampled_from([0, 8191, 8192, 10**9, -(10**9)])
 plausible = {
     "prompt": st.text(max_size=40) | st.lists(st.text(max_size=10), max_size=5) | json_values,
-    "messages": st.lists(st.fixed_dictionaries(
-        {"role": st.sampled_from(["user", "system", "assistant", "robot"]),
-         "content": st.text(max_size=20) | json_values}), max_size=3) | json_values,
+    "messages": st.lists(
+        st.fixed_dictionaries(
+            {
+                "role": st.sampled_from(["user", "system", "assistant", "robot"]),
+                "content": st.text(max_size=20) | json_values,
+            }
+        ),
+        max_size=3,
+    )
+    | json_values,
     "max_tokens": small_ints | json_values,
     "n": st.integers(-1, 4) | json_values,
     "temperature": st.floats(-1, 3) | json_values,
@@ -57,8 +68,11 @@ async def _post(path: str, body: str) -> httpx.Response:
     transport = httpx.ASGITransport(app=_app)
     async with httpx.AsyncClient(transport=transport, base_url="http://fuzz") as client:
         return await asyncio.wait_for(
-            client.post(path, content=body.encode("utf-8", "surrogatepass"),
-                        headers={"content-type": "application/json"}),
+            client.post(
+                path,
+                content=body.encode("utf-8", "surrogatepass"),
+                headers={"content-type": "application/json"},
+            ),
             ANSWER_WITHIN_S,
         )
 

@@ -22,13 +22,16 @@ async def test_engine_matches_the_offline_simulation_exactly(batching):
         *(_run(model, f"prompt {i}", max_tokens=n, ignore_eos=True) for i, n in enumerate(outputs))
     )
     prompt_tokens = 2  # "prompt 0" is two tokens
-    expected = simulate([(0.0, prompt_tokens, n) for n in outputs], model.profile,
-                        batching=batching, max_num_seqs=3)
+    expected = simulate(
+        [(0.0, prompt_tokens, n) for n in outputs], model.profile, batching=batching, max_num_seqs=3
+    )
     assert [len(tokens) for tokens in results] == outputs
     assert [tokens[-1].time_s for tokens in results] == pytest.approx(
-        [seq.finished_s for seq in expected])
+        [seq.finished_s for seq in expected]
+    )
     assert [tokens[0].time_s for tokens in results] == pytest.approx(
-        [seq.first_token_s for seq in expected])
+        [seq.first_token_s for seq in expected]
+    )
 
 
 async def test_length_finish_reason_on_the_last_token_only(virtual_model):
@@ -43,8 +46,7 @@ async def test_end_of_sequence_stops_before_max_tokens(virtual_model):
 
 
 async def test_stop_string_cuts_the_text_and_is_not_included(virtual_model):
-    full = "".join(t.text for t in await _run(virtual_model, "Hi", max_tokens=30,
-                                               ignore_eos=True))
+    full = "".join(t.text for t in await _run(virtual_model, "Hi", max_tokens=30, ignore_eos=True))
     stop = full.split()[3]  # a word from the middle of the answer
     tokens = await _run(virtual_model, "Hi", max_tokens=30, ignore_eos=True, stop=[stop])
     text = "".join(t.text for t in tokens)
@@ -53,7 +55,7 @@ async def test_stop_string_cuts_the_text_and_is_not_included(virtual_model):
 
 
 def test_stop_matcher_holds_back_a_possible_start_of_a_stop_string():
-    """"ab" arrives as "a" then "b": nothing of it may be emitted before we know."""
+    """ "ab" arrives as "a" then "b": nothing of it may be emitted before we know."""
     matcher = StopMatcher(["ab"])
     assert matcher.feed("xa") == ("x", False)
     assert matcher.feed("c") == ("ac", False)
@@ -78,7 +80,9 @@ async def test_requests_that_cannot_fit_raise_before_any_work(virtual_model):
 async def test_policy_can_change_while_the_model_runs(virtual_model):
     virtual_model.configure(batching="none", max_num_seqs=4)
     assert (virtual_model.scheduler.batching.value, virtual_model.scheduler.max_num_seqs) == (
-        "none", 4)
+        "none",
+        4,
+    )
     with pytest.raises(ValueError, match="max_num_seqs must be >= 1, got 0"):
         virtual_model.configure(max_num_seqs=0)
 

@@ -22,8 +22,9 @@ def test_environment_yml_lists_exactly_what_pyproject_lists():
     for extra in ("notebooks", "dev"):
         wanted |= set(project["optional-dependencies"][extra])
     environment = yaml.safe_load((ROOT / "environment.yml").read_text())
-    pip_section = next(item["pip"] for item in environment["dependencies"]
-                       if isinstance(item, dict))
+    pip_section = next(
+        item["pip"] for item in environment["dependencies"] if isinstance(item, dict)
+    )
     listed = {line for line in pip_section if not line.startswith("-e")}
     assert listed == wanted
     assert f"python{project['requires-python']}" in environment["dependencies"]
@@ -32,7 +33,8 @@ def test_environment_yml_lists_exactly_what_pyproject_lists():
 def test_public_names_are_exactly_all():
     """Every public name is in __all__ and every name in __all__ exists (submodules aside)."""
     public = {
-        name for name, value in vars(inferlab).items()
+        name
+        for name, value in vars(inferlab).items()
         if not name.startswith("_") and not isinstance(value, ModuleType)
     }
     assert public | {"__version__"} == set(inferlab.__all__)

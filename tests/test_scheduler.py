@@ -76,8 +76,7 @@ def test_continuous_joins_a_running_batch_mid_flight():
 
 def test_kv_capacity_limits_the_batch():
     """Each request reserves 10 + 5 = 15 tokens; a 40-token cache fits two at a time."""
-    done = simulate([(0.0, 10, 5)] * 4, FLAT_10MS, batching="continuous",
-                    kv_capacity_tokens=40)
+    done = simulate([(0.0, 10, 5)] * 4, FLAT_10MS, batching="continuous", kv_capacity_tokens=40)
     assert _finish_ms(done) == [50, 50, 100, 100]
 
 

@@ -10,14 +10,15 @@ pytestmark = pytest.mark.anyio
 
 
 def _sse_payloads(body: str) -> list:
-    lines = [line[len("data: "):] for line in body.splitlines() if line.startswith("data: ")]
+    lines = [line[len("data: ") :] for line in body.splitlines() if line.startswith("data: ")]
     assert lines[-1] == "[DONE]"
     return [json.loads(line) for line in lines[:-1]]
 
 
 async def test_a_string_prompt_gets_one_choice_and_usage(app_client):
-    response = await app_client.post("/completions", json={"prompt": "Hello there",
-                                                           "max_tokens": 5, "ignore_eos": True})
+    response = await app_client.post(
+        "/completions", json={"prompt": "Hello there", "max_tokens": 5, "ignore_eos": True}
+    )
     body = response.json()
     assert response.status_code == 200 and body["object"] == "text_completion"
     (choice,) = body["choices"]
@@ -28,19 +29,22 @@ async def test_a_string_prompt_gets_one_choice_and_usage(app_client):
 async def test_a_list_of_prompts_gets_one_choice_per_prompt_and_summed_usage(app_client):
     """Prompts of 1, 2 and 3 tokens with 4 tokens each: usage 6 prompt + 12 completion."""
     prompts = ["One", "Two words", "Three more words"]
-    response = await app_client.post("/completions", json={"prompt": prompts, "max_tokens": 4,
-                                                           "ignore_eos": True})
+    response = await app_client.post(
+        "/completions", json={"prompt": prompts, "max_tokens": 4, "ignore_eos": True}
+    )
     body = response.json()
     assert [c["index"] for c in body["choices"]] == [0, 1, 2]
     assert body["usage"] == {"prompt_tokens": 6, "completion_tokens": 12, "total_tokens": 18}
-    single = await app_client.post("/completions", json={"prompt": "Two words", "max_tokens": 4,
-                                                         "ignore_eos": True})
+    single = await app_client.post(
+        "/completions", json={"prompt": "Two words", "max_tokens": 4, "ignore_eos": True}
+    )
     assert body["choices"][1]["text"] == single.json()["choices"][0]["text"]
 
 
 async def test_n_samples_are_numbered_prompt_times_n_plus_sample(app_client):
-    response = await app_client.post("/completions", json={
-        "prompt": ["A", "B"], "n": 2, "max_tokens": 3, "temperature": 0.8})
+    response = await app_client.post(
+        "/completions", json={"prompt": ["A", "B"], "n": 2, "max_tokens": 3, "temperature": 0.8}
+    )
     choices = response.json()["choices"]
     assert [c["index"] for c in choices] == [0, 1, 2, 3]
     assert choices[0]["text"] != choices[1]["text"]  # samples of one prompt differ
@@ -48,16 +52,23 @@ async def test_n_samples_are_numbered_prompt_times_n_plus_sample(app_client):
 
 
 async def test_echo_puts_the_prompt_in_front(app_client):
-    response = await app_client.post("/completions", json={"prompt": "Echo", "echo": True,
-                                                           "max_tokens": 2})
+    response = await app_client.post(
+        "/completions", json={"prompt": "Echo", "echo": True, "max_tokens": 2}
+    )
     assert response.json()["choices"][0]["text"].startswith("Echo ")
 
 
 async def test_chat_answers_as_the_assistant(app_client):
-    response = await app_client.post("/chat/completions", json={
-        "messages": [{"role": "system", "content": "Be brief."},
-                     {"role": "user", "content": [{"type": "text", "text": "Hi"}]}],
-        "max_completion_tokens": 6})
+    response = await app_client.post(
+        "/chat/completions",
+        json={
+            "messages": [
+                {"role": "system", "content": "Be brief."},
+                {"role": "user", "content": [{"type": "text", "text": "Hi"}]},
+            ],
+            "max_completion_tokens": 6,
+        },
+    )
     body = response.json()
     message = body["choices"][0]["message"]
     assert body["object"] == "chat.completion" and message["role"] == "assistant"
@@ -66,9 +77,16 @@ async def test_chat_answers_as_the_assistant(app_client):
 
 
 async def test_streamed_completion_chunks_end_with_usage_and_done(app_client):
-    response = await app_client.post("/completions", json={
-        "prompt": ["A", "B"], "max_tokens": 3, "ignore_eos": True, "stream": True,
-        "stream_options": {"include_usage": True}})
+    response = await app_client.post(
+        "/completions",
+        json={
+            "prompt": ["A", "B"],
+            "max_tokens": 3,
+            "ignore_eos": True,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        },
+    )
     assert response.headers["content-type"].startswith("text/event-stream")
     chunks = _sse_payloads(response.text)
     *token_chunks, usage_chunk = chunks
@@ -77,8 +95,10 @@ async def test_streamed_completion_chunks_end_with_usage_and_done(app_client):
 
 
 async def test_streamed_chat_opens_with_the_role_and_closes_with_a_reason(app_client):
-    response = await app_client.post("/chat/completions", json={
-        "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4, "stream": True})
+    response = await app_client.post(
+        "/chat/completions",
+        json={"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4, "stream": True},
+    )
     chunks = _sse_payloads(response.text)
     assert chunks[0]["object"] == "chat.completion.chunk"
     assert chunks[0]["choices"][0]["delta"]["role"] == "assistant"
@@ -89,8 +109,9 @@ async def test_models_health_and_metrics(app_client):
     models = (await app_client.get("/models")).json()
     assert models["data"][0]["id"] == "h100-llama3-8b"
     assert (await app_client.get("http://inferlab.test/health")).json() == {"status": "ok"}
-    await app_client.post("/completions", json={"prompt": "Hi", "max_tokens": 3,
-                                                "ignore_eos": True})
+    await app_client.post(
+        "/completions", json={"prompt": "Hi", "max_tokens": 3, "ignore_eos": True}
+    )
     metrics = (await app_client.get("http://inferlab.test/metrics")).text
     assert "vllm:generation_tokens_total 3.0" in metrics
     assert 'vllm:request_success_total{finished_reason="length"} 1.0' in metrics
@@ -108,30 +129,51 @@ BAD_REQUESTS = [
     ("prompt of wrong type", "/completions", {"prompt": 42}, 400, "prompt"),
     ("token-id prompt", "/completions", {"prompt": [1, 2, 3]}, 400, "prompt"),
     ("empty prompt list", "/completions", {"prompt": []}, 400, "prompt"),
-    ("max_tokens as text", "/completions", {"prompt": "Hi", "max_tokens": "5"}, 400,
-     "max_tokens"),
-    ("negative max_tokens", "/completions", {"prompt": "Hi", "max_tokens": -1}, 400,
-     "max_tokens"),
+    ("max_tokens as text", "/completions", {"prompt": "Hi", "max_tokens": "5"}, 400, "max_tokens"),
+    ("negative max_tokens", "/completions", {"prompt": "Hi", "max_tokens": -1}, 400, "max_tokens"),
     ("huge max_tokens", "/completions", {"prompt": "Hi", "max_tokens": 10**9}, 400, None),
     ("prompt over the context", "/completions", {"prompt": LONG_PROMPT}, 400, None),
-    ("temperature out of range", "/completions", {"prompt": "Hi", "temperature": 5}, 400,
-     "temperature"),
+    (
+        "temperature out of range",
+        "/completions",
+        {"prompt": "Hi", "temperature": 5},
+        400,
+        "temperature",
+    ),
     ("five stop strings", "/completions", {"prompt": "Hi", "stop": list("abcde")}, 400, "stop"),
     ("unknown model", "/completions", {"prompt": "Hi", "model": "gpt-9"}, 404, "model"),
     ("no messages", "/chat/completions", {"messages": []}, 400, "messages"),
-    ("unknown role", "/chat/completions", {"messages": [{"role": "wizard", "content": "x"}]},
-     400, "messages.0.role"),
-    ("image content", "/chat/completions", {"messages": [{"role": "user", "content": [
-        {"type": "image_url", "image_url": {"url": "x"}}]}]}, 400, None),
+    (
+        "unknown role",
+        "/chat/completions",
+        {"messages": [{"role": "wizard", "content": "x"}]},
+        400,
+        "messages.0.role",
+    ),
+    (
+        "image content",
+        "/chat/completions",
+        {
+            "messages": [
+                {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}
+            ]
+        },
+        400,
+        None,
+    ),
 ]
 
 
-@pytest.mark.parametrize(("what", "path", "body", "status", "param"), BAD_REQUESTS,
-                         ids=[case[0] for case in BAD_REQUESTS])
+@pytest.mark.parametrize(
+    ("what", "path", "body", "status", "param"),
+    BAD_REQUESTS,
+    ids=[case[0] for case in BAD_REQUESTS],
+)
 async def test_bad_input_gets_a_clear_openai_error(app_client, what, path, body, status, param):
     if isinstance(body, bytes):
-        response = await app_client.post(path, content=body,
-                                         headers={"content-type": "application/json"})
+        response = await app_client.post(
+            path, content=body, headers={"content-type": "application/json"}
+        )
     else:
         response = await app_client.post(path, json=body)
     assert response.status_code == status, response.text
@@ -171,8 +213,9 @@ async def test_a_client_that_hangs_up_mid_stream_frees_its_sequence():
     model = SimulatedModel(time_scale=1.0)  # slow enough that the answer cannot finish first
     app = create_app(model)
     first_chunk = asyncio.Event()
-    body = json.dumps({"prompt": "Hi", "max_tokens": 2000, "ignore_eos": True,
-                       "stream": True}).encode()
+    body = json.dumps(
+        {"prompt": "Hi", "max_tokens": 2000, "ignore_eos": True, "stream": True}
+    ).encode()
     messages = [{"type": "http.request", "body": body, "more_body": False}]
 
     async def receive():
@@ -185,9 +228,18 @@ async def test_a_client_that_hangs_up_mid_stream_frees_its_sequence():
         if message["type"] == "http.response.body" and message.get("body"):
             first_chunk.set()
 
-    scope = {"type": "http", "method": "POST", "path": "/v1/completions", "headers": [
-        (b"content-type", b"application/json")], "query_string": b"", "http_version": "1.1",
-        "scheme": "http", "server": ("t", 80), "client": ("c", 1), "root_path": ""}
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/v1/completions",
+        "headers": [(b"content-type", b"application/json")],
+        "query_string": b"",
+        "http_version": "1.1",
+        "scheme": "http",
+        "server": ("t", 80),
+        "client": ("c", 1),
+        "root_path": "",
+    }
     await app(scope, receive, send)
     assert first_chunk.is_set()
     assert model.num_running == 0 and model.num_waiting == 0

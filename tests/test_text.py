@@ -21,18 +21,19 @@ def test_count_tokens_textbook(text, tokens):
 
 
 def test_same_prompt_seed_and_temperature_give_the_same_text():
-    assert _take("Why batch?", seed=3, temperature=0.8) == _take("Why batch?", seed=3,
-                                                                  temperature=0.8)
+    assert _take("Why batch?", seed=3, temperature=0.8) == _take(
+        "Why batch?", seed=3, temperature=0.8
+    )
 
 
 def test_another_seed_gives_another_text_when_sampling():
-    assert _take("Why batch?", seed=3, temperature=0.8) != _take("Why batch?", seed=4,
-                                                                  temperature=0.8)
+    assert _take("Why batch?", seed=3, temperature=0.8) != _take(
+        "Why batch?", seed=4, temperature=0.8
+    )
 
 
 def test_temperature_zero_ignores_the_seed():
-    assert _take("Why batch?", seed=3, temperature=0) == _take("Why batch?", seed=99,
-                                                                temperature=0)
+    assert _take("Why batch?", seed=3, temperature=0) == _take("Why batch?", seed=99, temperature=0)
 
 
 def test_each_generated_piece_is_exactly_one_token():

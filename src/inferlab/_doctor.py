@@ -14,8 +14,16 @@ from .client import Client
 
 Check = tuple[str, bool, str]
 
-_PACKAGES = ("fastapi", "uvicorn", "httpx", "prometheus-client", "jupyterlab", "ipywidgets",
-             "matplotlib", "openai")
+_PACKAGES = (
+    "fastapi",
+    "uvicorn",
+    "httpx",
+    "prometheus-client",
+    "jupyterlab",
+    "ipywidgets",
+    "matplotlib",
+    "openai",
+)
 
 
 def environment_checks() -> list[Check]:

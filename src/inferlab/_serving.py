@@ -43,8 +43,9 @@ class ServerThread:
         options = {"log_level": "warning", "timeout_graceful_shutdown": 2, **uvicorn_options}
         self._started = threading.Event()
         self._server = _SignallingServer(uvicorn.Config(app, **options), self._started)
-        self._thread = threading.Thread(target=self._run, name=f"inferlab server :{self.port}",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, name=f"inferlab server :{self.port}", daemon=True
+        )
         self._error: BaseException | None = None
 
     @property

@@ -1,8 +1,8 @@
 """The `inferlab` command.
 
-    inferlab serve --port 8000 --batching continuous --time-scale 1
-    inferlab doctor                                   # the embedded server, or INFERLAB_BASE_URL
-    inferlab doctor --base-url http://127.0.0.1:8080/v1   # your llama-server, vLLM or Ollama
+inferlab serve --port 8000 --batching continuous --time-scale 1
+inferlab doctor                                   # the embedded server, or INFERLAB_BASE_URL
+inferlab doctor --base-url http://127.0.0.1:8080/v1   # your llama-server, vLLM or Ollama
 """
 
 from __future__ import annotations
@@ -49,8 +49,9 @@ def _doctor(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="inferlab", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="inferlab", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="run the OpenAI-compatible simulated model server")
@@ -59,17 +60,28 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--profile", default=DEFAULT_PROFILE, choices=sorted(PROFILES))
     serve.add_argument("--batching", default="continuous", choices=[b.value for b in Batching])
     serve.add_argument("--max-num-seqs", type=int, default=256)
-    serve.add_argument("--kv-capacity-tokens", type=int, default=None,
-                       help="KV-cache size in tokens (default: the profile's)")
-    serve.add_argument("--time-scale", type=float, default=1.0,
-                       help="wall seconds per simulated second (0.1 = ten times faster)")
+    serve.add_argument(
+        "--kv-capacity-tokens",
+        type=int,
+        default=None,
+        help="KV-cache size in tokens (default: the profile's)",
+    )
+    serve.add_argument(
+        "--time-scale",
+        type=float,
+        default=1.0,
+        help="wall seconds per simulated second (0.1 = ten times faster)",
+    )
     serve.add_argument("--api-key", default=None, help="require 'Authorization: Bearer KEY'")
     serve.add_argument("--log-level", default="info")
     serve.set_defaults(run=_serve)
 
     doctor = commands.add_parser("doctor", help="check this environment and a server")
-    doctor.add_argument("--base-url", default=None,
-                        help="server to check (default: INFERLAB_BASE_URL, else embedded)")
+    doctor.add_argument(
+        "--base-url",
+        default=None,
+        help="server to check (default: INFERLAB_BASE_URL, else embedded)",
+    )
     doctor.add_argument("--api-key", default=None)
     doctor.set_defaults(run=_doctor)
     return parser

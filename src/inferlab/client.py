@@ -19,6 +19,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Any
 
 import httpx
@@ -53,7 +54,7 @@ class Timing:
     def itl_s(self) -> list[float]:
         """Inter-token latencies: the gap before each token after the first."""
         times = self.token_times_s
-        return [later - earlier for earlier, later in zip(times, times[1:])]
+        return [later - earlier for earlier, later in pairwise(times)]
 
     @property
     def tpot_s(self) -> float:
@@ -222,15 +223,24 @@ class Client:
         return self._model
 
     def complete(
-        self, prompt: str | list[str], *, stream: bool = False, on_text: OnText | None = None,
+        self,
+        prompt: str | list[str],
+        *,
+        stream: bool = False,
+        on_text: OnText | None = None,
         **params: Any,
     ) -> Completion:
         """POST /completions; a list of prompts gives one text per prompt (times `n`)."""
-        return self._generate("/completions", _payload(self.model, "prompt", prompt, stream,
-                                                       params), on_text)
+        return self._generate(
+            "/completions", _payload(self.model, "prompt", prompt, stream, params), on_text
+        )
 
     def chat(
-        self, messages: str | Messages, *, stream: bool = False, on_text: OnText | None = None,
+        self,
+        messages: str | Messages,
+        *,
+        stream: bool = False,
+        on_text: OnText | None = None,
         **params: Any,
     ) -> Completion:
         """POST /chat/completions; a plain string is sent as one user message."""
@@ -287,8 +297,9 @@ class AsyncClient:
     ):
         self.base_url = base_url.rstrip("/")
         self._model = model
-        limits = httpx.Limits(max_connections=max_connections,
-                              max_keepalive_connections=max_connections)
+        limits = httpx.Limits(
+            max_connections=max_connections, max_keepalive_connections=max_connections
+        )
         self._http = http or httpx.AsyncClient(
             timeout=timeout, headers=_headers(api_key), limits=limits
         )
@@ -300,7 +311,11 @@ class AsyncClient:
         return self._model
 
     async def complete(
-        self, prompt: str | list[str], *, stream: bool = False, on_text: OnText | None = None,
+        self,
+        prompt: str | list[str],
+        *,
+        stream: bool = False,
+        on_text: OnText | None = None,
         **params: Any,
     ) -> Completion:
         """POST /completions; a list of prompts gives one text per prompt (times `n`)."""
@@ -308,12 +323,17 @@ class AsyncClient:
         return await self._generate("/completions", payload, on_text)
 
     async def chat(
-        self, messages: str | Messages, *, stream: bool = False, on_text: OnText | None = None,
+        self,
+        messages: str | Messages,
+        *,
+        stream: bool = False,
+        on_text: OnText | None = None,
         **params: Any,
     ) -> Completion:
         """POST /chat/completions; a plain string is sent as one user message."""
-        payload = _payload(await self.get_model(), "messages", _as_messages(messages), stream,
-                           params)
+        payload = _payload(
+            await self.get_model(), "messages", _as_messages(messages), stream, params
+        )
         return await self._generate("/chat/completions", payload, on_text)
 
     async def _get(self, path: str) -> Any:

@@ -109,7 +109,9 @@ class SimulatedModel:
         self.profile = get_profile(profile)
         self.name = name or self.profile.name
         self.clock: Clock = clock or ScaledClock(time_scale)
-        self.scheduler = Scheduler(self.profile, Batching(batching), max_num_seqs, kv_capacity_tokens)
+        self.scheduler = Scheduler(
+            self.profile, Batching(batching), max_num_seqs, kv_capacity_tokens
+        )
         self.lag_s = 0.0  # how far the wall clock ran behind the last step's deadline
         self.last_error: Exception | None = None  # why the step loop last crashed, if it did
         self.step_listeners: list[Callable[[Step], None]] = []

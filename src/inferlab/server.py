@@ -154,8 +154,12 @@ class _Shape:
     def choice(self, index: int, text: str, finish_reason: str | None) -> dict[str, Any]:
         if self.chat:
             message = {"role": "assistant", "content": text}
-            return {"index": index, "message": message, "logprobs": None,
-                    "finish_reason": finish_reason}
+            return {
+                "index": index,
+                "message": message,
+                "logprobs": None,
+                "finish_reason": finish_reason,
+            }
         return {"index": index, "text": text, "logprobs": None, "finish_reason": finish_reason}
 
     def delta(self, index: int, text: str, finish_reason: str | None, first: bool) -> dict:
@@ -219,8 +223,14 @@ class _Responder:
         timer = _Timer(self.model, self.metrics)
         if self.echo:
             for choice in self.choices:
-                yield _sse({**head, "choices": [self.shape.delta(choice.index, choice.prompt,
-                                                                  None, first=False)]})
+                yield _sse(
+                    {
+                        **head,
+                        "choices": [
+                            self.shape.delta(choice.index, choice.prompt, None, first=False)
+                        ],
+                    }
+                )
         try:
             async for choice, token in _merged_tokens(self.model, self.choices, self.request):
                 timer.saw(choice, token)
@@ -286,8 +296,13 @@ def create_app(
 
     @v1.get("/models")
     async def list_models() -> dict[str, Any]:
-        card = {"id": model.name, "object": "model", "created": 0, "owned_by": "inferlab",
-                "max_model_len": model.profile.max_model_len}
+        card = {
+            "id": model.name,
+            "object": "model",
+            "created": 0,
+            "owned_by": "inferlab",
+            "max_model_len": model.profile.max_model_len,
+        }
         return {"object": "list", "data": [card]}
 
     @v1.post("/completions")
