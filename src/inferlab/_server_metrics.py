@@ -54,6 +54,11 @@ class _LiveGauges(Collector):
             "How late the wall clock woke for the last step (simulated seconds)",
             self.model.lag_s,
         )
+        yield GaugeMetricFamily(
+            "inferlab:clock_lag_max_seconds",
+            "Worst lag since the engine last became busy (simulated seconds)",
+            self.model.max_lag_s,
+        )
 
 
 class ServerMetrics:

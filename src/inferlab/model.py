@@ -14,9 +14,9 @@ Left out on purpose: real weights, logits and sampling. The text comes from `_te
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from ._clock import ScaledClock
 from ._text import count_tokens, generate_tokens
@@ -32,12 +32,12 @@ class Clock(Protocol):
     async def sleep_until(self, when_s: float) -> None: ...
 
 
-@dataclass(frozen=True)
-class Token:
+class Token(NamedTuple):
     """One generated token as a caller sees it. `finish_reason` is set on the last one only.
 
     `text` can be "" when the token is end-of-sequence, or is held back because it might be the
-    start of a stop string.
+    start of a stop string. A NamedTuple rather than a dataclass: one is made per token per
+    sequence per step, so it must be cheap to create.
     """
 
     text: str
@@ -58,6 +58,8 @@ class StopMatcher:
 
     def feed(self, piece: str) -> tuple[str, bool]:
         """Add a piece of text; return (text safe to emit now, whether a stop string matched)."""
+        if not self._stops:
+            return piece, False  # the common case, on the hot path: nothing to look for
         self._pending += piece
         cut = min((i for i in map(self._pending.find, self._stops) if i >= 0), default=-1)
         if cut >= 0:
@@ -80,6 +82,29 @@ class StopMatcher:
         return 0
 
 
+class _Channel:
+    """A one-consumer queue of tokens: a deque plus a future to wake the reader.
+
+    Leaner than asyncio.Queue (no maxsize, no task accounting), which matters at a thousand
+    sequences a step. The step loop and the reader share one event loop, so no locks.
+    """
+
+    def __init__(self) -> None:
+        self._items: deque[Token | BaseException] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+
+    def put(self, item: Token | BaseException) -> None:
+        self._items.append(item)
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    async def get(self) -> Token | BaseException:
+        while not self._items:
+            self._waiter = asyncio.get_running_loop().create_future()
+            await self._waiter
+        return self._items.popleft()
+
+
 class _Stream:
     """What the engine keeps per sequence besides the scheduler's bookkeeping."""
 
@@ -89,7 +114,7 @@ class _Stream:
         self.tokens = generate_tokens(prompt, seed=seed, temperature=temperature)
         self.ignore_eos = ignore_eos
         self.matcher = StopMatcher(stop)
-        self.queue: asyncio.Queue[Token | BaseException] = asyncio.Queue()
+        self.channel = _Channel()
 
 
 class SimulatedModel:
@@ -113,6 +138,7 @@ class SimulatedModel:
             self.profile, Batching(batching), max_num_seqs, kv_capacity_tokens
         )
         self.lag_s = 0.0  # how far the wall clock ran behind the last step's deadline
+        self.max_lag_s = 0.0  # the worst lag since the model last went busy after being idle
         self.last_error: Exception | None = None  # why the step loop last crashed, if it did
         self.step_listeners: list[Callable[[Step], None]] = []
         self._streams: dict[Sequence, _Stream] = {}
@@ -176,7 +202,7 @@ class SimulatedModel:
         finished = False
         try:
             while not finished:
-                item = await stream.queue.get()
+                item = await stream.channel.get()
                 if isinstance(item, BaseException):
                     raise item
                 finished = item.finish_reason is not None
@@ -226,10 +252,12 @@ class SimulatedModel:
                     self._wake.clear()
                     await self._wake.wait()  # idle: no CPU until a request arrives
                     step_start_s = self.clock.now()
+                    self.max_lag_s = 0.0
                     continue
                 deadline_s = step.start_s + step.duration_s
                 await self.clock.sleep_until(deadline_s)
                 self.lag_s = max(0.0, self.clock.now() - deadline_s)
+                self.max_lag_s = max(self.max_lag_s, self.lag_s)
                 self._emit(step)
                 # subtle: the next step starts at this step's deadline, not at "now", so the
                 # simulated timeline stays exact even when the wall clock wakes a little late.
@@ -266,11 +294,11 @@ class SimulatedModel:
                 stream = self._streams[seq]
                 tokens[seq] = Token(token.text + stream.matcher.flush(), "length", end_s)
         for seq, token in tokens.items():
-            self._streams[seq].queue.put_nowait(token)
+            self._streams[seq].channel.put(token)
         for listener in self.step_listeners:
             listener(step)
 
     def _fail_everyone(self, exc: BaseException) -> None:
         error = RuntimeError(f"the simulated accelerator stopped ({exc!r})")
         for stream in self._streams.values():
-            stream.queue.put_nowait(error)
+            stream.channel.put(error)
