@@ -12,8 +12,12 @@ $(BIN)/inferlab: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[notebooks,dev]'
 	touch $@
 
+# Containers often run as root, which JupyterLab refuses unless told it is deliberate.
+ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
+
 lab: $(BIN)/inferlab
-	$(BIN)/jupyter lab notebooks/00_setup.ipynb
+	$(BIN)/jupyter lab $(ROOT_FLAG) --ServerApp.root_dir=$(CURDIR) \
+		--LabApp.default_url=/lab/tree/notebooks/00_setup.ipynb $(LAB_OPTIONS)
 
 test: $(BIN)/inferlab
 	$(BIN)/python -m pytest
