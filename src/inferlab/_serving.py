@@ -6,16 +6,30 @@
 The thread owns its own event loop, so a notebook's kernel loop stays free for the learner's
 `await`s. We bind the socket ourselves (port 0 picks a free one) and hand it to uvicorn, so there
 is no race between choosing a port and listening on it.
+
+We make that loop ourselves rather than call uvicorn's `Server.run()`, which goes through
+`asyncio.run`: a learner's `nest_asyncio.apply()` replaces `asyncio.run` with a version that,
+on Python 3.12+, rejects the `loop_factory` argument uvicorn passes, and the server would fail.
 """
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 from types import TracebackType
 from typing import Any
 
 import uvicorn
+
+
+def _new_event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop where installed (faster, and untouched by nest_asyncio), else asyncio's own."""
+    try:
+        import uvloop
+    except ImportError:  # Windows, or installed without it
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
 
 
 class _SignallingServer(uvicorn.Server):
@@ -73,11 +87,13 @@ class ServerThread:
         self._socket.close()
 
     def _run(self) -> None:
+        loop = _new_event_loop()
         try:
-            self._server.run(sockets=[self._socket])
+            loop.run_until_complete(self._server.serve(sockets=[self._socket]))
         except BaseException as exc:  # SystemExit too: uvicorn exits on startup failures
             self._error = exc
         finally:
+            loop.close()
             self._started.set()  # wake start() whatever happened
 
     def __enter__(self) -> ServerThread:
