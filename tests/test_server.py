@@ -4,7 +4,7 @@ import json
 import httpx
 import pytest
 
-from inferlab import SimulatedModel, create_app
+from inferlab import SimulatedModel, count_tokens, create_app
 
 pytestmark = pytest.mark.anyio
 
@@ -49,6 +49,14 @@ async def test_n_samples_are_numbered_prompt_times_n_plus_sample(app_client):
     assert [c["index"] for c in choices] == [0, 1, 2, 3]
     assert choices[0]["text"] != choices[1]["text"]  # samples of one prompt differ
     assert response.json()["usage"]["prompt_tokens"] == 2  # each prompt counted once
+
+
+async def test_usage_counts_exactly_the_tokens_of_the_text(app_client):
+    """An answer that ends by itself: its usage is the token count of its text, no more."""
+    response = await app_client.post("/completions", json={"prompt": "Hi", "max_tokens": 500})
+    body = response.json()
+    assert body["choices"][0]["finish_reason"] == "stop"
+    assert body["usage"]["completion_tokens"] == count_tokens(body["choices"][0]["text"])
 
 
 async def test_echo_puts_the_prompt_in_front(app_client):

@@ -43,6 +43,7 @@ class Token(NamedTuple):
     text: str
     finish_reason: str | None = None  # "length" or "stop", as in OpenAI's API
     time_s: float = 0.0  # simulated time at which the step that produced it ended
+    end_of_sequence: bool = False  # the model's own stop marker: a step, but no text
 
 
 class StopMatcher:
@@ -281,7 +282,7 @@ class SimulatedModel:
                 continue
             piece = next(stream.tokens)
             if piece is None and not stream.ignore_eos:
-                tokens[seq] = Token(stream.matcher.flush(), "stop", end_s)
+                tokens[seq] = Token(stream.matcher.flush(), "stop", end_s, end_of_sequence=True)
                 stopped_early.append(seq)
                 continue
             text, matched = stream.matcher.feed(piece or "")

@@ -6,7 +6,9 @@ Routes: POST /v1/completions (a prompt or a list of prompts; one choice per prom
 index = prompt_number * n + sample), POST /v1/chat/completions, `stream: true` as Server-Sent
 Events ending in `data: [DONE]`, GET /v1/models, GET /health, GET /metrics (Prometheus text).
 Every choice of every request is one sequence in the simulated engine, so the prompts of a list
-are batched together by the engine's scheduler, exactly as in vLLM.
+are batched together by the engine's scheduler, exactly as in vLLM. `usage` counts the tokens of
+the text (the course's token rule); the end-of-sequence marker costs a step but is not text, so
+it is not counted, and `completion_tokens == count_tokens(text)` unless a stop string cut it.
 """
 
 from __future__ import annotations
@@ -206,7 +208,7 @@ class _Responder:
         timer = _Timer(self.model, self.metrics)
         async for choice, token in _merged_tokens(self.model, self.choices, self.request):
             timer.saw(choice, token)
-            generated += 1
+            generated += not token.end_of_sequence
             texts[choice.index] += self._clean(choice, token.text, bool(texts[choice.index]))
             finish[choice.index] = token.finish_reason
         return {
@@ -234,7 +236,7 @@ class _Responder:
         try:
             async for choice, token in _merged_tokens(self.model, self.choices, self.request):
                 timer.saw(choice, token)
-                generated += 1
+                generated += not token.end_of_sequence
                 text = self._clean(choice, token.text, choice.index in started)
                 delta = self.shape.delta(
                     choice.index, text, token.finish_reason, first=choice.index not in started
