@@ -6,8 +6,18 @@ The names below are what the notebooks use; everything else is reachable through
 
 from ._serving import ServerThread
 from ._text import count_tokens
+from .batcher import BatcherStats, MicroBatcher
 from .client import AsyncClient, Client, Completion, Timing
-from .errors import APIStatusError, InferlabError, InvalidRequestError, ServerUnavailableError
+from .errors import (
+    APIStatusError,
+    BatchFailedError,
+    BatchingError,
+    InferlabError,
+    InvalidRequestError,
+    OverloadedError,
+    RequestTimeoutError,
+    ServerUnavailableError,
+)
 from .model import SimulatedModel, Token
 from .profiles import PROFILES, Profile, get_profile
 from .runtime import base_url, embedded_model
@@ -19,13 +29,19 @@ __version__ = "0.1.0"
 __all__ = [
     "APIStatusError",
     "AsyncClient",
+    "BatchFailedError",
+    "BatcherStats",
     "Batching",
+    "BatchingError",
     "Client",
     "Completion",
     "InferlabError",
     "InvalidRequestError",
+    "MicroBatcher",
+    "OverloadedError",
     "PROFILES",
     "Profile",
+    "RequestTimeoutError",
     "ServerThread",
     "ServerUnavailableError",
     "SimulatedModel",

@@ -4,7 +4,11 @@
     ├── InvalidRequestError      the request can never be served (also a ValueError): too long
     │                            for the context window, or larger than the whole KV cache
     ├── ServerUnavailableError   no server answered at the base URL
-    └── APIStatusError           a server answered with an error body (OpenAI's shape)
+    ├── APIStatusError           a server answered with an error body (OpenAI's shape)
+    └── BatchingError            a MicroBatcher could not answer with a result:
+        ├── OverloadedError      its queue is full; try again after `retry_after_s`  (HTTP 429)
+        ├── RequestTimeoutError  no answer before the caller's deadline (also a TimeoutError) (504)
+        └── BatchFailedError     the batch handler misbehaved: wrong count, cancelled, crashed (502)
 
 Servers turn `InvalidRequestError` into a 400 with OpenAI's error body; clients turn a 4xx/5xx
 body back into `APIStatusError`, keeping the status, type, code and param the server sent.
@@ -49,3 +53,24 @@ class APIStatusError(InferlabError):
         self.type = type
         self.code = code
         self.param = param
+
+
+class BatchingError(InferlabError):
+    """A MicroBatcher answered a caller with an error instead of a result."""
+
+
+class OverloadedError(BatchingError):
+    """The queue is full; the request was refused at once, not queued."""
+
+    def __init__(self, message: str, *, retry_after_s: float):
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class RequestTimeoutError(BatchingError, TimeoutError):
+    """The caller's deadline passed before its answer was ready."""
+
+
+class BatchFailedError(BatchingError):
+    """The handler did not produce one result per item (or crashed in a way that is not an
+    ordinary exception), so every caller of that batch gets this instead."""

@@ -1,0 +1,405 @@
+"""MicroBatcher: gather single requests into batches, call a handler once per batch, answer each.
+
+    async def handle(prompts: list[str]) -> list[str]:     # one call, one result per item
+        ...
+
+    async with MicroBatcher(handle, max_batch_size=8, batch_wait_timeout_s=0.01) as batcher:
+        answer = await batcher.submit("Hello")
+
+When is a batch sent? When it is full; when its oldest item has waited `batch_wait_timeout_s`;
+and, with `dispatch_when_idle` (the default), at once whenever nothing is in flight, since waiting
+then only adds latency. While batches are in flight the next one keeps filling, and it is never
+closed before a dispatch slot (`max_concurrent_batches`) is free: waiting longer costs nothing
+then, and a fuller batch is cheaper per item.
+
+The guarantee: every submitted item gets exactly one answer, its result or an exception:
+OverloadedError (queue full, at once), RequestTimeoutError (its deadline passed; never sent if
+still queued), or the handler's failure. There is no polling loop: submits, finished batches,
+cancellations and one timer each call `_maybe_dispatch()`, so an idle batcher uses no CPU.
+Left out: priorities, and retrying failed batches (the caller decides).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections import Counter, deque
+from collections.abc import Awaitable, Callable, Hashable
+from dataclasses import dataclass, field
+from enum import Enum
+from functools import partial
+from typing import Any, Generic, TypeVar
+
+from ._clock import Cancellable, LoopClock, TimerClock
+from .errors import BatchFailedError, OverloadedError, RequestTimeoutError
+
+T = TypeVar("T")
+R = TypeVar("R")
+Handler = Callable[[list[T]], Awaitable[list[R]]]
+
+_TIMER_SLACK_S = 1e-4  # timers may fire a hair early (uvloop rounds to ms): treat as due
+
+
+@dataclass
+class BatcherStats:
+    """Counters a dashboard reads; `queue_wait_s` keeps the most recent waits only."""
+
+    submitted: int = 0
+    completed: int = 0  # answered with a result
+    failed: int = 0  # answered with the handler's error
+    rejected: int = 0  # refused at once: queue full
+    expired: int = 0  # deadline passed
+    cancelled: int = 0  # the caller went away
+    batches: int = 0
+    batch_sizes: Counter[int] = field(default_factory=Counter)
+    flush_reasons: Counter[str] = field(default_factory=Counter)  # full, timeout, idle, shutdown
+    queue_wait_s: deque[float] = field(default_factory=lambda: deque(maxlen=10_000))
+    mean_batch_duration_s: float = 0.0  # exponentially weighted
+
+
+class _State(Enum):
+    OPEN = "open"
+    CLOSING = "closing"
+    CLOSED = "closed"
+
+
+@dataclass(eq=False)
+class _Pending(Generic[T, R]):
+    item: T
+    future: asyncio.Future[R]
+    key: Hashable
+    enqueued_s: float
+    queued: bool = True  # still in its group's queue (not dispatched, not removed)
+    deadline: Cancellable | None = None
+    batch: _Batch | None = None
+
+
+@dataclass(eq=False)
+class _Batch:
+    members: list[_Pending[Any, Any]]
+    live: int  # members whose callers still wait for this batch
+    task: asyncio.Task[None] | None = None
+
+
+def _check(name: str, value: float, minimum: float) -> None:
+    if not value >= minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+
+
+class MicroBatcher(Generic[T, R]):
+    """Batches `submit()`ed items into calls of `handler(items) -> results` (same length, order)."""
+
+    def __init__(
+        self,
+        handler: Handler[T, R],
+        *,
+        max_batch_size: int = 8,
+        batch_wait_timeout_s: float = 0.01,
+        max_concurrent_batches: int = 1,
+        max_queue_size: int = 10_000,
+        group_key: Callable[[T], Hashable] | None = None,
+        dispatch_when_idle: bool = True,
+        clock: TimerClock | None = None,
+    ):
+        self._handler = handler
+        self._group_key = group_key
+        self._clock: TimerClock = clock or LoopClock()
+        self.configure(
+            max_batch_size=max_batch_size,
+            batch_wait_timeout_s=batch_wait_timeout_s,
+            max_concurrent_batches=max_concurrent_batches,
+            max_queue_size=max_queue_size,
+            dispatch_when_idle=dispatch_when_idle,
+        )
+        self.stats = BatcherStats()
+        self._reset()
+
+    def _reset(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._state = _State.OPEN
+        self._groups: dict[Hashable, deque[_Pending[T, R]]] = {}
+        self._pending = 0
+        self._in_flight: set[_Batch] = set()
+        self._timer: Cancellable | None = None
+        self._timer_due: float | None = None
+        self._idle: asyncio.Event | None = None
+
+    def configure(self, **settings: Any) -> None:
+        """Change settings while running, e.g. `configure(max_batch_size=16)`; validated first."""
+        allowed = {
+            "max_batch_size",
+            "batch_wait_timeout_s",
+            "max_concurrent_batches",
+            "max_queue_size",
+            "dispatch_when_idle",
+        }
+        unknown = set(settings) - allowed
+        if unknown:
+            raise TypeError(f"unknown settings {sorted(unknown)}; allowed: {sorted(allowed)}")
+        merged = {name: getattr(self, name, None) for name in allowed} | settings
+        _check("max_batch_size", merged["max_batch_size"], 1)
+        _check("batch_wait_timeout_s", merged["batch_wait_timeout_s"], 0)
+        _check("max_concurrent_batches", merged["max_concurrent_batches"], 1)
+        _check("max_queue_size", merged["max_queue_size"], 1)
+        self.max_batch_size: int = merged["max_batch_size"]
+        self.batch_wait_timeout_s: float = merged["batch_wait_timeout_s"]
+        self.max_concurrent_batches: int = merged["max_concurrent_batches"]
+        self.max_queue_size: int = merged["max_queue_size"]
+        self.dispatch_when_idle: bool = bool(merged["dispatch_when_idle"])
+        if getattr(self, "_loop", None) is not None:
+            self._maybe_dispatch()  # a bigger batch size or a shorter wait may free a batch now
+
+    @property
+    def pending(self) -> int:
+        """Items queued, not yet sent."""
+        return self._pending
+
+    @property
+    def in_flight(self) -> int:
+        """Batches sent and not yet answered."""
+        return len(self._in_flight)
+
+    # ---------------------------------------------------------------------------------------
+    # The caller's side
+
+    async def submit(self, item: T, *, timeout_s: float | None = None) -> R:
+        """Queue `item` and wait for its result; raises what its batch raised."""
+        return await self.submit_nowait(item, timeout_s=timeout_s)
+
+    def submit_nowait(self, item: T, *, timeout_s: float | None = None) -> asyncio.Future[R]:
+        """Queue `item` and return the future of its result; overload raises here, at once."""
+        loop = self._bind_loop()
+        if self._state is not _State.OPEN:
+            raise RuntimeError("this MicroBatcher is closed; create a new one to submit again")
+        if timeout_s is not None:
+            _check("timeout_s", timeout_s, 0)
+        if self._pending >= self.max_queue_size:
+            self.stats.rejected += 1
+            raise OverloadedError(
+                f"the queue is full ({self.max_queue_size} items waiting)",
+                retry_after_s=self._retry_after_s(),
+            )
+        now = self._clock.now()
+        key = self._group_key(item) if self._group_key is not None else None
+        pending: _Pending[T, R] = _Pending(item, loop.create_future(), key, now)
+        self._groups.setdefault(key, deque()).append(pending)
+        self._pending += 1
+        self.stats.submitted += 1
+        if timeout_s is not None:
+            pending.deadline = self._clock.call_at(
+                now + timeout_s, partial(self._expire, pending, timeout_s)
+            )
+        pending.future.add_done_callback(partial(self._on_answered, pending))
+        self._maybe_dispatch()
+        return pending.future
+
+    def _expire(self, pending: _Pending[T, R], timeout_s: float) -> None:
+        if not pending.future.done():
+            self.stats.expired += 1
+            pending.future.set_exception(RequestTimeoutError(f"no answer within {timeout_s} s"))
+
+    def _on_answered(self, pending: _Pending[T, R], future: asyncio.Future[R]) -> None:
+        """Runs once per item, whatever answered it: result, error, timeout or cancellation."""
+        if pending.deadline is not None:
+            pending.deadline.cancel()
+        if future.cancelled():
+            self.stats.cancelled += 1
+        if pending.queued:  # answered while still queued (cancelled or expired): never sent
+            self._unqueue(pending)
+            self._maybe_dispatch()
+        elif pending.batch is not None:
+            batch = pending.batch
+            batch.live -= 1
+            if batch.live == 0 and batch.task is not None and not batch.task.done():
+                batch.task.cancel()  # nobody is waiting for this batch any more
+
+    def _unqueue(self, pending: _Pending[T, R]) -> None:
+        group = self._groups.get(pending.key)
+        if group is not None and pending in group:
+            group.remove(pending)
+            if not group:
+                del self._groups[pending.key]
+        pending.queued = False
+        self._pending -= 1
+
+    def _retry_after_s(self) -> float:
+        batches_ahead = self._pending / self.max_batch_size / self.max_concurrent_batches
+        per_batch_s = self.stats.mean_batch_duration_s or self.batch_wait_timeout_s
+        return max(self.batch_wait_timeout_s, batches_ahead * per_batch_s)
+
+    # ---------------------------------------------------------------------------------------
+    # Deciding when to send
+
+    def _maybe_dispatch(self) -> None:
+        if self._loop is None:
+            return
+        now = self._clock.now()
+        while len(self._in_flight) < self.max_concurrent_batches:
+            ready = self._ready_group(now)
+            if ready is None:
+                break
+            self._dispatch(*ready)
+        self._arm_timer()
+        if self._idle is not None and not self._pending and not self._in_flight:
+            self._idle.set()
+
+    def _ready_group(self, now: float) -> tuple[Hashable, str] | None:
+        """The group to send next and why, or None to keep waiting. Full groups go first,
+        then the group whose oldest item is most overdue; the longest waiting when idle."""
+        if not self._groups:
+            return None
+        oldest_first = sorted(self._groups, key=lambda key: self._groups[key][0].enqueued_s)
+        for key in oldest_first:
+            if len(self._groups[key]) >= self.max_batch_size:
+                return key, "full"
+        if self._state is not _State.OPEN:
+            return oldest_first[0], "shutdown"
+        first = oldest_first[0]
+        if now + _TIMER_SLACK_S >= self._groups[first][0].enqueued_s + self.batch_wait_timeout_s:
+            return first, "timeout"
+        if self.dispatch_when_idle and not self._in_flight:
+            return first, "idle"
+        return None
+
+    def _arm_timer(self) -> None:
+        """One timer, for the earliest time a group becomes overdue; none while slots are full
+        (a finishing batch calls us anyway) or nothing waits."""
+        due: float | None = None
+        if self._groups and len(self._in_flight) < self.max_concurrent_batches:
+            oldest = min(group[0].enqueued_s for group in self._groups.values())
+            due = oldest + self.batch_wait_timeout_s
+        if due == self._timer_due:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer, self._timer_due = None, due
+        if due is not None:
+            self._timer = self._clock.call_at(due, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer, self._timer_due = None, None
+        self._maybe_dispatch()
+
+    # ---------------------------------------------------------------------------------------
+    # Sending a batch and answering its callers
+
+    def _dispatch(self, key: Hashable, reason: str) -> None:
+        assert self._loop is not None
+        group = self._groups[key]
+        members: list[_Pending[T, R]] = []
+        now = self._clock.now()
+        while group and len(members) < self.max_batch_size:
+            pending = group[0]
+            self._unqueue(pending)  # may delete an emptied group; `group` stays valid to read
+            if pending.future.done():
+                continue  # cancelled or expired a moment ago; its callback has not run yet
+            members.append(pending)
+            self.stats.queue_wait_s.append(now - pending.enqueued_s)
+        if not members:
+            return
+        batch = _Batch(members, live=len(members))
+        for pending in members:
+            pending.batch = batch
+        self.stats.batches += 1
+        self.stats.batch_sizes[len(members)] += 1
+        self.stats.flush_reasons[reason] += 1
+        self._in_flight.add(batch)
+        batch.task = self._loop.create_task(self._run(batch))
+        # subtle: a done callback, not a `finally`, because a task cancelled before its first
+        # step never runs its body at all, and the slot must be freed all the same.
+        batch.task.add_done_callback(partial(self._on_batch_done, batch, now))
+
+    async def _run(self, batch: _Batch) -> None:
+        waiting = [p for p in batch.members if not p.future.done()]
+        try:
+            if waiting:
+                results = await self._handler([p.item for p in waiting])
+                self._answer(waiting, results)
+        except asyncio.CancelledError:
+            self._fail(waiting, BatchFailedError("the batch was cancelled before it finished"))
+        except Exception as exc:
+            self._fail(waiting, exc)
+        except BaseException as exc:
+            self._fail(waiting, BatchFailedError(f"the batch handler raised {exc!r}"))
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                raise  # answered everyone; now let the process stop as asked
+
+    def _on_batch_done(self, batch: _Batch, started_s: float, task: asyncio.Task[None]) -> None:
+        self._fail(batch.members, BatchFailedError("the batch was cancelled before it started"))
+        duration_s = self._clock.now() - started_s
+        mean = self.stats.mean_batch_duration_s
+        self.stats.mean_batch_duration_s = duration_s if not mean else 0.8 * mean + 0.2 * duration_s
+        self._in_flight.discard(batch)
+        self._maybe_dispatch()
+
+    def _answer(self, waiting: list[_Pending[T, R]], results: list[R]) -> None:
+        if not isinstance(results, list) or len(results) != len(waiting):
+            count = len(results) if isinstance(results, list) else type(results).__name__
+            self._fail(
+                waiting,
+                BatchFailedError(
+                    f"the batch handler returned {count} results for {len(waiting)} items; "
+                    "it must return a list with one result per item, in order"
+                ),
+            )
+            return
+        for pending, result in zip(waiting, results, strict=True):  # lengths checked above
+            if not pending.future.done():
+                self.stats.completed += 1
+                pending.future.set_result(result)
+
+    def _fail(self, waiting: list[_Pending[T, R]], error: BaseException) -> None:
+        for pending in waiting:
+            if not pending.future.done():
+                self.stats.failed += 1
+                pending.future.set_exception(error)
+
+    # ---------------------------------------------------------------------------------------
+    # Lifecycle
+
+    def _bind_loop(self) -> asyncio.AbstractEventLoop:
+        # Bind to the first loop that uses us. A notebook that re-runs a script with
+        # asyncio.run() gets a new loop each time: start afresh there rather than fail.
+        loop = asyncio.get_running_loop()
+        if self._loop is loop:
+            return loop
+        if self._loop is not None and self._loop.is_running():
+            raise RuntimeError("this MicroBatcher is in use by another running event loop")
+        stats = self.stats
+        self._reset()
+        self.stats = stats
+        self._loop = loop
+        return loop
+
+    async def aclose(self, *, drain: bool = True) -> None:
+        """Stop taking items. With `drain`, send what is queued and wait for every answer;
+        without, fail what is queued and cancel what is in flight (callers get errors)."""
+        if self._state is _State.CLOSED or self._loop is None:
+            self._state = _State.CLOSED
+            return
+        self._state = _State.CLOSING
+        if not drain:
+            for group in list(self._groups.values()):
+                for pending in list(group):
+                    self._unqueue(pending)
+                    if not pending.future.done():
+                        pending.future.set_exception(BatchFailedError("the batcher was closed"))
+            for batch in list(self._in_flight):
+                assert batch.task is not None
+                batch.task.cancel()
+        self._idle = asyncio.Event()
+        self._maybe_dispatch()
+        await self._idle.wait()
+        self._state = _State.CLOSED
+
+    async def __aenter__(self) -> MicroBatcher[T, R]:
+        self._bind_loop()
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        await self.aclose(drain=exc_type is None)
+
+
+def retry_after_header(seconds: float) -> str:
+    """HTTP's Retry-After takes whole seconds: round up, at least 1."""
+    return str(max(1, math.ceil(seconds)))
