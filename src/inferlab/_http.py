@@ -10,6 +10,7 @@ to the right exception class:
 from __future__ import annotations
 
 import hmac
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -181,3 +182,8 @@ class BodySizeLimit:
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
         message = f"request body larger than {self.max_body_bytes} bytes"
         await error_response(message, 413)(scope, receive, send)
+
+
+def retry_after_header(seconds: float) -> str:
+    """HTTP's Retry-After takes whole seconds: round up, at least 1."""
+    return str(max(1, math.ceil(seconds)))

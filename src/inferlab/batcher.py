@@ -22,14 +22,13 @@ Left out: priorities, and retrying failed batches (the caller decides).
 from __future__ import annotations
 
 import asyncio
-import math
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Awaitable, Callable, Hashable
-from dataclasses import dataclass, field
-from enum import Enum
+from dataclasses import replace
 from functools import partial
 from typing import Any, Generic, TypeVar
 
+from ._batch_types import BatcherSettings, BatcherStats, _Batch, _Pending, _State, check_at_least
 from ._clock import Cancellable, LoopClock, TimerClock
 from .errors import BatchFailedError, OverloadedError, RequestTimeoutError
 
@@ -38,52 +37,6 @@ R = TypeVar("R")
 Handler = Callable[[list[T]], Awaitable[list[R]]]
 
 _TIMER_SLACK_S = 1e-4  # timers may fire a hair early (uvloop rounds to ms): treat as due
-
-
-@dataclass
-class BatcherStats:
-    """Counters a dashboard reads; `queue_wait_s` keeps the most recent waits only."""
-
-    submitted: int = 0
-    completed: int = 0  # answered with a result
-    failed: int = 0  # answered with the handler's error
-    rejected: int = 0  # refused at once: queue full
-    expired: int = 0  # deadline passed
-    cancelled: int = 0  # the caller went away
-    batches: int = 0
-    batch_sizes: Counter[int] = field(default_factory=Counter)
-    flush_reasons: Counter[str] = field(default_factory=Counter)  # full, timeout, idle, shutdown
-    queue_wait_s: deque[float] = field(default_factory=lambda: deque(maxlen=10_000))
-    mean_batch_duration_s: float = 0.0  # exponentially weighted
-
-
-class _State(Enum):
-    OPEN = "open"
-    CLOSING = "closing"
-    CLOSED = "closed"
-
-
-@dataclass(eq=False)
-class _Pending(Generic[T, R]):
-    item: T
-    future: asyncio.Future[R]
-    key: Hashable
-    enqueued_s: float
-    queued: bool = True  # still in its group's queue (not dispatched, not removed)
-    deadline: Cancellable | None = None
-    batch: _Batch | None = None
-
-
-@dataclass(eq=False)
-class _Batch:
-    members: list[_Pending[Any, Any]]
-    live: int  # members whose callers still wait for this batch
-    task: asyncio.Task[None] | None = None
-
-
-def _check(name: str, value: float, minimum: float) -> None:
-    if not value >= minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
 
 
 class MicroBatcher(Generic[T, R]):
@@ -104,12 +57,12 @@ class MicroBatcher(Generic[T, R]):
         self._handler = handler
         self._group_key = group_key
         self._clock: TimerClock = clock or LoopClock()
-        self.configure(
-            max_batch_size=max_batch_size,
-            batch_wait_timeout_s=batch_wait_timeout_s,
-            max_concurrent_batches=max_concurrent_batches,
-            max_queue_size=max_queue_size,
-            dispatch_when_idle=dispatch_when_idle,
+        self.settings = BatcherSettings(
+            max_batch_size,
+            batch_wait_timeout_s,
+            max_concurrent_batches,
+            max_queue_size,
+            dispatch_when_idle,
         )
         self.stats = BatcherStats()
         self._reset()
@@ -124,29 +77,10 @@ class MicroBatcher(Generic[T, R]):
         self._timer_due: float | None = None
         self._idle: asyncio.Event | None = None
 
-    def configure(self, **settings: Any) -> None:
+    def configure(self, **changes: Any) -> None:
         """Change settings while running, e.g. `configure(max_batch_size=16)`; validated first."""
-        allowed = {
-            "max_batch_size",
-            "batch_wait_timeout_s",
-            "max_concurrent_batches",
-            "max_queue_size",
-            "dispatch_when_idle",
-        }
-        unknown = set(settings) - allowed
-        if unknown:
-            raise TypeError(f"unknown settings {sorted(unknown)}; allowed: {sorted(allowed)}")
-        merged = {name: getattr(self, name, None) for name in allowed} | settings
-        _check("max_batch_size", merged["max_batch_size"], 1)
-        _check("batch_wait_timeout_s", merged["batch_wait_timeout_s"], 0)
-        _check("max_concurrent_batches", merged["max_concurrent_batches"], 1)
-        _check("max_queue_size", merged["max_queue_size"], 1)
-        self.max_batch_size: int = merged["max_batch_size"]
-        self.batch_wait_timeout_s: float = merged["batch_wait_timeout_s"]
-        self.max_concurrent_batches: int = merged["max_concurrent_batches"]
-        self.max_queue_size: int = merged["max_queue_size"]
-        self.dispatch_when_idle: bool = bool(merged["dispatch_when_idle"])
-        if getattr(self, "_loop", None) is not None:
+        self.settings = replace(self.settings, **changes)
+        if self._loop is not None:
             self._maybe_dispatch()  # a bigger batch size or a shorter wait may free a batch now
 
     @property
@@ -172,11 +106,11 @@ class MicroBatcher(Generic[T, R]):
         if self._state is not _State.OPEN:
             raise RuntimeError("this MicroBatcher is closed; create a new one to submit again")
         if timeout_s is not None:
-            _check("timeout_s", timeout_s, 0)
-        if self._pending >= self.max_queue_size:
+            check_at_least("timeout_s", timeout_s, 0)
+        if self._pending >= self.settings.max_queue_size:
             self.stats.rejected += 1
             raise OverloadedError(
-                f"the queue is full ({self.max_queue_size} items waiting)",
+                f"the queue is full ({self.settings.max_queue_size} items waiting)",
                 retry_after_s=self._retry_after_s(),
             )
         now = self._clock.now()
@@ -194,9 +128,13 @@ class MicroBatcher(Generic[T, R]):
         return pending.future
 
     def _expire(self, pending: _Pending[T, R], timeout_s: float) -> None:
-        if not pending.future.done():
-            self.stats.expired += 1
-            pending.future.set_exception(RequestTimeoutError(f"no answer within {timeout_s} s"))
+        if pending.future.done():
+            return
+        self.stats.expired += 1
+        if pending.queued:  # leave the queue now: future callbacks run only later
+            self._unqueue(pending)
+            self._maybe_dispatch()
+        pending.future.set_exception(RequestTimeoutError(f"no answer within {timeout_s} s"))
 
     def _on_answered(self, pending: _Pending[T, R], future: asyncio.Future[R]) -> None:
         """Runs once per item, whatever answered it: result, error, timeout or cancellation."""
@@ -223,9 +161,11 @@ class MicroBatcher(Generic[T, R]):
         self._pending -= 1
 
     def _retry_after_s(self) -> float:
-        batches_ahead = self._pending / self.max_batch_size / self.max_concurrent_batches
-        per_batch_s = self.stats.mean_batch_duration_s or self.batch_wait_timeout_s
-        return max(self.batch_wait_timeout_s, batches_ahead * per_batch_s)
+        batches_ahead = (
+            self._pending / self.settings.max_batch_size / self.settings.max_concurrent_batches
+        )
+        per_batch_s = self.stats.mean_batch_duration_s or self.settings.batch_wait_timeout_s
+        return max(self.settings.batch_wait_timeout_s, batches_ahead * per_batch_s)
 
     # ---------------------------------------------------------------------------------------
     # Deciding when to send
@@ -234,7 +174,7 @@ class MicroBatcher(Generic[T, R]):
         if self._loop is None:
             return
         now = self._clock.now()
-        while len(self._in_flight) < self.max_concurrent_batches:
+        while len(self._in_flight) < self.settings.max_concurrent_batches:
             ready = self._ready_group(now)
             if ready is None:
                 break
@@ -250,14 +190,17 @@ class MicroBatcher(Generic[T, R]):
             return None
         oldest_first = sorted(self._groups, key=lambda key: self._groups[key][0].enqueued_s)
         for key in oldest_first:
-            if len(self._groups[key]) >= self.max_batch_size:
+            if len(self._groups[key]) >= self.settings.max_batch_size:
                 return key, "full"
         if self._state is not _State.OPEN:
             return oldest_first[0], "shutdown"
         first = oldest_first[0]
-        if now + _TIMER_SLACK_S >= self._groups[first][0].enqueued_s + self.batch_wait_timeout_s:
+        if (
+            now + _TIMER_SLACK_S
+            >= self._groups[first][0].enqueued_s + self.settings.batch_wait_timeout_s
+        ):
             return first, "timeout"
-        if self.dispatch_when_idle and not self._in_flight:
+        if self.settings.dispatch_when_idle and not self._in_flight:
             return first, "idle"
         return None
 
@@ -265,9 +208,9 @@ class MicroBatcher(Generic[T, R]):
         """One timer, for the earliest time a group becomes overdue; none while slots are full
         (a finishing batch calls us anyway) or nothing waits."""
         due: float | None = None
-        if self._groups and len(self._in_flight) < self.max_concurrent_batches:
+        if self._groups and len(self._in_flight) < self.settings.max_concurrent_batches:
             oldest = min(group[0].enqueued_s for group in self._groups.values())
-            due = oldest + self.batch_wait_timeout_s
+            due = oldest + self.settings.batch_wait_timeout_s
         if due == self._timer_due:
             return
         if self._timer is not None:
@@ -288,7 +231,7 @@ class MicroBatcher(Generic[T, R]):
         group = self._groups[key]
         members: list[_Pending[T, R]] = []
         now = self._clock.now()
-        while group and len(members) < self.max_batch_size:
+        while group and len(members) < self.settings.max_batch_size:
             pending = group[0]
             self._unqueue(pending)  # may delete an emptied group; `group` stays valid to read
             if pending.future.done():
@@ -398,8 +341,3 @@ class MicroBatcher(Generic[T, R]):
 
     async def __aexit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
         await self.aclose(drain=exc_type is None)
-
-
-def retry_after_header(seconds: float) -> str:
-    """HTTP's Retry-After takes whole seconds: round up, at least 1."""
-    return str(max(1, math.ceil(seconds)))

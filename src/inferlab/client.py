@@ -24,7 +24,8 @@ from typing import Any
 
 import httpx
 
-from .errors import APIStatusError, ServerUnavailableError
+from ._wire import DONE, api_error, choice_text, error_from_response, read_sse_line
+from .errors import ServerUnavailableError
 
 Messages = list[dict[str, Any]]
 OnText = Callable[[int, str], None]  # (choice index, text) as each piece arrives
@@ -84,13 +85,6 @@ class Completion:
 # Parsing, shared by both clients
 
 
-def _choice_text(choice: dict[str, Any]) -> str:
-    if "text" in choice:  # completions
-        return choice.get("text") or ""
-    part = choice.get("delta") or choice.get("message") or {}
-    return (part.get("content") or "") if isinstance(part, dict) else ""
-
-
 class _Answer:
     """Builds a Completion from a JSON body or from stream chunks, however they come."""
 
@@ -110,7 +104,7 @@ class _Answer:
             if not isinstance(choice, dict):
                 continue
             index = choice.get("index") or 0
-            text = _choice_text(choice)
+            text = choice_text(choice)
             self.texts[index] = self.texts.get(index, "") + text
             if choice.get("finish_reason") is not None or index not in self.finish:
                 self.finish[index] = choice.get("finish_reason")
@@ -122,21 +116,13 @@ class _Answer:
 
     def add_sse_line(self, line: str, now_s: float) -> bool:
         """Take one line of an SSE stream; True once the stream says [DONE]."""
-        line = line.strip()
-        if not line.startswith("data:"):
-            return False  # blank separators, comments, event:/id: lines
-        data = line[len("data:") :].strip()
-        if data == "[DONE]":
+        payload = read_sse_line(line)
+        if payload == DONE:
             return True
-        try:
-            payload = json.loads(data)
-        except json.JSONDecodeError:
-            return False
-        if not isinstance(payload, dict):
-            return False  # llama.cpp's `data: null`
-        if "error" in payload:
-            raise _api_error(payload, status_code=500)
-        self.add_choices(payload, now_s)
+        if isinstance(payload, dict):
+            if "error" in payload:
+                raise api_error(payload, status_code=500)
+            self.add_choices(payload, now_s)
         return False
 
     def result(self, now_s: float) -> Completion:
@@ -150,27 +136,6 @@ class _Answer:
             completion_tokens=self.usage.get("completion_tokens"),
             model=self.model,
         )
-
-
-def _api_error(body: Any, status_code: int) -> APIStatusError:
-    error = body.get("error") if isinstance(body, dict) else None
-    if isinstance(error, dict):
-        return APIStatusError(
-            str(error.get("message", "")),
-            status_code=status_code,
-            type=error.get("type"),
-            code=error.get("code"),
-            param=error.get("param"),
-        )
-    return APIStatusError(str(error or body)[:500], status_code=status_code)
-
-
-def _error_from_response(status_code: int, content: bytes) -> APIStatusError:
-    try:
-        body: Any = json.loads(content)
-    except ValueError:
-        body = {"error": content.decode(errors="replace")[:500] or f"HTTP {status_code}"}
-    return _api_error(body, status_code)
 
 
 def _payload(model: str, key: str, value: Any, stream: bool, params: dict[str, Any]) -> dict:
@@ -253,7 +218,7 @@ class Client:
         except httpx.ConnectError as exc:
             raise ServerUnavailableError(f"nothing answered at {self.base_url}: {exc}") from exc
         if response.status_code >= 400:
-            raise _error_from_response(response.status_code, response.content)
+            raise error_from_response(response.status_code, response.content)
         return response.json()
 
     def _generate(self, path: str, payload: dict[str, Any], on_text: OnText | None) -> Completion:
@@ -261,7 +226,7 @@ class Client:
         try:
             with self._http.stream("POST", self.base_url + path, json=payload) as response:
                 if response.status_code >= 400:
-                    raise _error_from_response(response.status_code, response.read())
+                    raise error_from_response(response.status_code, response.read())
                 if not payload["stream"]:
                     answer.add_choices(json.loads(response.read()), time.perf_counter())
                     return answer.result(time.perf_counter())
@@ -342,7 +307,7 @@ class AsyncClient:
         except httpx.ConnectError as exc:
             raise ServerUnavailableError(f"nothing answered at {self.base_url}: {exc}") from exc
         if response.status_code >= 400:
-            raise _error_from_response(response.status_code, response.content)
+            raise error_from_response(response.status_code, response.content)
         return response.json()
 
     async def _generate(
@@ -352,7 +317,7 @@ class AsyncClient:
         try:
             async with self._http.stream("POST", self.base_url + path, json=payload) as response:
                 if response.status_code >= 400:
-                    raise _error_from_response(response.status_code, await response.aread())
+                    raise error_from_response(response.status_code, await response.aread())
                 if not payload["stream"]:
                     answer.add_choices(json.loads(await response.aread()), time.perf_counter())
                     return answer.result(time.perf_counter())

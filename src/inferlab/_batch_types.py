@@ -1,0 +1,78 @@
+"""The small data types behind MicroBatcher: its public stats and its private bookkeeping."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter, deque
+from collections.abc import Hashable
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Generic, TypeVar
+
+from ._clock import Cancellable
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+@dataclass
+class BatcherStats:
+    """Counters a dashboard reads; `queue_wait_s` keeps the most recent waits only."""
+
+    submitted: int = 0
+    completed: int = 0  # answered with a result
+    failed: int = 0  # answered with the handler's error
+    rejected: int = 0  # refused at once: queue full
+    expired: int = 0  # deadline passed
+    cancelled: int = 0  # the caller went away
+    batches: int = 0
+    batch_sizes: Counter[int] = field(default_factory=Counter)
+    flush_reasons: Counter[str] = field(default_factory=Counter)  # full, timeout, idle, shutdown
+    queue_wait_s: deque[float] = field(default_factory=lambda: deque(maxlen=10_000))
+    mean_batch_duration_s: float = 0.0  # exponentially weighted
+
+
+class _State(Enum):
+    OPEN = "open"
+    CLOSING = "closing"
+    CLOSED = "closed"
+
+
+@dataclass(eq=False)
+class _Pending(Generic[T, R]):
+    item: T
+    future: asyncio.Future[R]
+    key: Hashable
+    enqueued_s: float
+    queued: bool = True  # still in its group's queue (not dispatched, not removed)
+    deadline: Cancellable | None = None
+    batch: _Batch | None = None
+
+
+@dataclass(eq=False)
+class _Batch:
+    members: list[_Pending[Any, Any]]
+    live: int  # members whose callers still wait for this batch
+    task: asyncio.Task[None] | None = None
+
+
+def check_at_least(name: str, value: float, minimum: float) -> None:
+    if not value >= minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+
+
+@dataclass(frozen=True)
+class BatcherSettings:
+    """What a MicroBatcher may be told; checked on creation, so a bad change never applies."""
+
+    max_batch_size: int = 8
+    batch_wait_timeout_s: float = 0.01
+    max_concurrent_batches: int = 1
+    max_queue_size: int = 10_000
+    dispatch_when_idle: bool = True
+
+    def __post_init__(self) -> None:
+        check_at_least("max_batch_size", self.max_batch_size, 1)
+        check_at_least("batch_wait_timeout_s", self.batch_wait_timeout_s, 0)
+        check_at_least("max_concurrent_batches", self.max_concurrent_batches, 1)
+        check_at_least("max_queue_size", self.max_queue_size, 1)
