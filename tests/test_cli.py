@@ -22,3 +22,9 @@ def test_serve_options_and_their_defaults():
         0.1,
     )
     assert args.profile == "h100-llama3-8b" and args.api_key is None
+
+
+def test_proxy_options_and_their_defaults():
+    args = build_parser().parse_args(["proxy", "--upstream", "http://127.0.0.1:8080/v1"])
+    assert (args.port, args.max_batch_size, args.batch_wait_timeout_s) == (9000, 8, 0.01)
+    assert args.no_list_prompts is False and args.host == "127.0.0.1"

@@ -49,7 +49,9 @@ def _completion(client: Client) -> str:
 
 def _list_prompts(client: Client) -> str:
     answer = client.complete(["First prompt", "Second prompt"], max_tokens=4)
-    assert len(answer.texts) == 2, f"{len(answer.texts)} choices for 2 prompts"
+    assert len(answer.texts) == 2, (
+        f"{len(answer.texts)} choices for 2 prompts: run `inferlab proxy --no-list-prompts`"
+    )
     return "one choice per prompt: the proxy can batch into this server"
 
 

@@ -54,28 +54,28 @@ class _Sampling(_Request):
         return self.stream_options is not None and self.stream_options.include_usage
 
 
+def _text_prompts_only(prompt: Any) -> Any:
+    if not isinstance(prompt, (str, list)):
+        raise ValueError("prompt must be a string or a list of strings")
+    if isinstance(prompt, list):
+        if not prompt:
+            raise ValueError("prompt must not be an empty list")
+        if len(prompt) > MAX_PROMPTS_PER_REQUEST:
+            raise ValueError(f"at most {MAX_PROMPTS_PER_REQUEST} prompts per request")
+        if any(not isinstance(item, str) for item in prompt):
+            raise ValueError(
+                "prompt must be a string or a list of strings (token ids are not supported here)"
+            )
+    return prompt
+
+
 class CompletionRequest(_Sampling):
     prompt: str | list[str]
     max_tokens: int | None = Field(16, ge=1)
     echo: bool = False
     logprobs: int | None = None
 
-    @field_validator("prompt", mode="before")
-    @classmethod
-    def _text_prompts_only(cls, prompt: Any) -> Any:
-        if not isinstance(prompt, (str, list)):
-            raise ValueError("prompt must be a string or a list of strings")
-        if isinstance(prompt, list):
-            if not prompt:
-                raise ValueError("prompt must not be an empty list")
-            if len(prompt) > MAX_PROMPTS_PER_REQUEST:
-                raise ValueError(f"at most {MAX_PROMPTS_PER_REQUEST} prompts per request")
-            if any(not isinstance(item, str) for item in prompt):
-                raise ValueError(
-                    "prompt must be a string or a list of strings "
-                    "(token ids are not supported by the simulated model)"
-                )
-        return prompt
+    _prompt = field_validator("prompt", mode="before")(_text_prompts_only)
 
     @field_validator("logprobs")
     @classmethod
@@ -131,3 +131,30 @@ def render_chat(messages: list[ChatMessage]) -> str:
     """
     turns = [f"<|{message.role}|>\n{message.text}\n" for message in messages]
     return "".join(turns) + "<|assistant|>\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# What the batching proxy checks: only what it needs itself. Everything else passes through to
+# the upstream, which knows its own options (vLLM's top_k, llama.cpp's cache_prompt, ...).
+
+
+class _PassThrough(BaseModel):
+    model_config = ConfigDict(strict=True, extra="allow")
+
+
+class ProxyCompletionRequest(_PassThrough):
+    prompt: str | list[str]
+    n: int = Field(1, ge=1, le=MAX_CHOICES_PER_PROMPT)
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+
+    _prompt = field_validator("prompt", mode="before")(_text_prompts_only)
+
+    @property
+    def prompts(self) -> list[str]:
+        return [self.prompt] if isinstance(self.prompt, str) else self.prompt
+
+
+class ProxyChatRequest(_PassThrough):
+    messages: list[dict[str, Any]] = Field(min_length=1)
+    stream: bool = False

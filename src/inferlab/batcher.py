@@ -78,8 +78,24 @@ class MicroBatcher(Generic[T, R]):
         self._idle: asyncio.Event | None = None
 
     def configure(self, **changes: Any) -> None:
-        """Change settings while running, e.g. `configure(max_batch_size=16)`; validated first."""
-        self.settings = replace(self.settings, **changes)
+        """Change settings while running, e.g. `configure(max_batch_size=16)`.
+
+        Safe from any thread (a notebook's widgets, say): the new settings are checked here, so
+        a bad value raises in the caller, then applied on the batcher's own event loop.
+        """
+        settings = replace(self.settings, **changes)
+        loop = self._loop
+        try:
+            here = asyncio.get_running_loop()
+        except RuntimeError:
+            here = None
+        if loop is not None and loop is not here and loop.is_running():
+            loop.call_soon_threadsafe(self._apply, settings)
+        else:
+            self._apply(settings)
+
+    def _apply(self, settings: BatcherSettings) -> None:
+        self.settings = settings
         if self._loop is not None:
             self._maybe_dispatch()  # a bigger batch size or a shorter wait may free a batch now
 

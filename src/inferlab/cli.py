@@ -33,6 +33,30 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _proxy(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from .proxy import create_proxy_app
+
+    app = create_proxy_app(
+        args.upstream,
+        upstream_api_key=args.upstream_api_key,
+        list_prompts=not args.no_list_prompts,
+        api_key=args.api_key,
+        request_timeout_s=args.request_timeout_s,
+        max_batch_size=args.max_batch_size,
+        batch_wait_timeout_s=args.batch_wait_timeout_s,
+        max_concurrent_batches=args.max_concurrent_batches,
+        max_queue_size=args.max_queue_size,
+    )
+    print(
+        f"inferlab: batching proxy on http://{args.host}:{args.port}/v1 -> {args.upstream}",
+        flush=True,
+    )
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    return 0
+
+
 def _doctor(args: argparse.Namespace) -> int:
     from . import _doctor, runtime
 
@@ -75,6 +99,25 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--api-key", default=None, help="require 'Authorization: Bearer KEY'")
     serve.add_argument("--log-level", default="info")
     serve.set_defaults(run=_serve)
+
+    proxy = commands.add_parser("proxy", help="run the batching proxy in front of a server")
+    proxy.add_argument("--upstream", required=True, help="the server's base URL, ending in /v1")
+    proxy.add_argument("--host", default="127.0.0.1")
+    proxy.add_argument("--port", type=int, default=9000)
+    proxy.add_argument("--max-batch-size", type=int, default=8)
+    proxy.add_argument("--batch-wait-timeout-s", type=float, default=0.01)
+    proxy.add_argument("--max-concurrent-batches", type=int, default=1)
+    proxy.add_argument("--max-queue-size", type=int, default=10_000)
+    proxy.add_argument("--request-timeout-s", type=float, default=300.0)
+    proxy.add_argument(
+        "--no-list-prompts",
+        action="store_true",
+        help="the upstream takes one prompt per request: fan out instead",
+    )
+    proxy.add_argument("--api-key", default=None, help="require 'Authorization: Bearer KEY'")
+    proxy.add_argument("--upstream-api-key", default=None)
+    proxy.add_argument("--log-level", default="info")
+    proxy.set_defaults(run=_proxy)
 
     doctor = commands.add_parser("doctor", help="check this environment and a server")
     doctor.add_argument(

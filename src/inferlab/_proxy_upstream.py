@@ -1,0 +1,266 @@
+"""The proxy's upstream side: many callers' completions in one request, and the answers split.
+
+    callers:   A: prompt "x"          B: prompts ["y", "z"]        (both n=1, same options)
+    upstream:  POST /completions  {"prompt": ["x", "y", "z"], ...}
+    split:     choice 0 -> A as index 0;  choice 1 -> B as 0;  choice 2 -> B as 1
+
+With n > 1 the upstream numbers choices prompt·n + j, and so does each caller. Usage is counted
+per caller with the course's token rule (exact for the embedded server; llama.cpp, for one, only
+reports the first prompt of a list), except that a batch of one keeps the upstream's own usage.
+A 4xx for a batch of several is retried caller by caller, so one bad request cannot fail the
+others; an upstream without list prompts gets the same callers concurrently, one request each.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from ._text import count_tokens
+from ._wire import DONE, choice_text, read_sse_line
+
+Json = dict[str, Any]
+
+
+@dataclass(eq=False)
+class Call:
+    """One caller's completion request, as the batcher queues it."""
+
+    body: Json  # the caller's JSON, already validated
+    prompts: list[str]
+    n: int
+    stream: bool
+    include_usage: bool
+    events: asyncio.Queue[str | None] = field(default_factory=asyncio.Queue)  # SSE, for streams
+
+    def usage(self, texts: list[str]) -> dict[str, int]:
+        prompt_tokens = sum(count_tokens(prompt) for prompt in self.prompts)
+        completion_tokens = sum(count_tokens(text) for text in texts)
+        return {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        }
+
+
+@dataclass
+class Reply:
+    """What one caller gets back: a status and a JSON body (None once a stream was sent)."""
+
+    status: int
+    body: Json | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class UpstreamError(Exception):
+    """The upstream failed the whole batch: no answer, a 5xx, or a broken stream."""
+
+    def __init__(self, message: str, *, status: int = 502):
+        super().__init__(message)
+        self.status = status
+
+
+@contextmanager
+def _upstream_errors() -> Iterator[None]:
+    """Say what went wrong with the upstream in the terms a caller needs: 504 or 502."""
+    try:
+        yield
+    except httpx.TimeoutException as exc:
+        raise UpstreamError(f"the upstream did not answer in time ({exc!r})", status=504) from exc
+    except httpx.HTTPError as exc:
+        raise UpstreamError(f"the upstream could not be reached ({exc!r})") from exc
+
+
+def _error_reply(response: httpx.Response, content: bytes) -> Reply:
+    try:
+        body = json.loads(content)
+    except ValueError:
+        body = {"error": {"message": content.decode(errors="replace")[:500], "type": "upstream"}}
+    headers = (
+        {"retry-after": response.headers["retry-after"]}
+        if "retry-after" in response.headers
+        else {}
+    )
+    return Reply(response.status_code, body if isinstance(body, dict) else {"error": body}, headers)
+
+
+def _failure(error: BaseException) -> Reply:
+    status = error.status if isinstance(error, UpstreamError) else 502
+    return Reply(status, {"error": {"message": str(error), "type": "upstream_error"}})
+
+
+class _Splitter:
+    """Maps the upstream's choice indexes back to (caller, caller's own index)."""
+
+    def __init__(self, calls: list[Call]):
+        self.calls = calls
+        self.starts: list[int] = []  # the first upstream prompt of each caller
+        position = 0
+        for call in calls:
+            self.starts.append(position)
+            position += len(call.prompts)
+        self.texts: list[dict[int, str]] = [{} for _ in calls]
+
+    def locate(self, upstream_index: int) -> tuple[int, int]:
+        n = self.calls[0].n
+        prompt, sample = divmod(upstream_index, n)
+        caller = bisect.bisect_right(self.starts, prompt) - 1
+        return caller, (prompt - self.starts[caller]) * n + sample
+
+    def add(self, choice: Json) -> tuple[int, Json]:
+        caller, index = self.locate(int(choice.get("index") or 0))
+        texts = self.texts[caller]
+        texts[index] = texts.get(index, "") + choice_text(choice)
+        return caller, {**choice, "index": index}
+
+
+class Upstream:
+    """Sends batches of `Call`s to one OpenAI-compatible server."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        api_key: str | None = None,
+        list_prompts: bool = True,
+        timeout_s: float = 300.0,
+    ):
+        self.base_url = base_url.rstrip("/")
+        self.list_prompts = list_prompts
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._options: Json = {"headers": headers, "timeout": timeout_s}
+        self._http: httpx.AsyncClient | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def http(self) -> httpx.AsyncClient:
+        loop = asyncio.get_running_loop()  # one connection pool per event loop
+        if self._http is None or self._loop is not loop:
+            limits = httpx.Limits(max_connections=1000, max_keepalive_connections=100)
+            self._http, self._loop = httpx.AsyncClient(limits=limits, **self._options), loop
+        return self._http
+
+    async def aclose(self) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+
+    async def complete(self, calls: list[Call]) -> list[Reply]:
+        """One reply per call, in order; raises UpstreamError if the upstream fails them all."""
+        if len(calls) > 1 and not self.list_prompts:
+            return await self._one_by_one(calls)
+        body = dict(calls[0].body)  # a caller alone keeps its prompt exactly as it sent it
+        if len(calls) > 1:
+            body["prompt"] = [prompt for call in calls for prompt in call.prompts]
+        body.pop("stream_options", None)  # we count each caller's usage ourselves
+        with _upstream_errors():
+            if calls[0].stream:
+                return await self._stream(calls, body)
+            response = await self.http.post(self.base_url + "/completions", json=body)
+        if response.status_code >= 500:
+            raise UpstreamError(
+                f"the upstream failed: {response.status_code} {response.text[:300]}"
+            )
+        if response.status_code >= 400:
+            return await self._retry_alone(calls, _error_reply(response, response.content))
+        return self._split(calls, response.json())
+
+    async def _one_by_one(self, calls: list[Call]) -> list[Reply]:
+        """Each call on its own request, concurrently; each gets its own reply or error."""
+        outcomes = await asyncio.gather(
+            *(self.complete([call]) for call in calls), return_exceptions=True
+        )
+        return [
+            outcome[0] if isinstance(outcome, list) else _failure(outcome) for outcome in outcomes
+        ]
+
+    async def _retry_alone(self, calls: list[Call], reply: Reply) -> list[Reply]:
+        # A 4xx for a batch says one of its requests is bad, not which: ask for each alone.
+        return [reply] if len(calls) == 1 else await self._one_by_one(calls)
+
+    def _split(self, calls: list[Call], body: Json) -> list[Reply]:
+        splitter = _Splitter(calls)
+        choices: list[list[Json]] = [[] for _ in calls]
+        for choice in body.get("choices") or []:
+            caller, local = splitter.add(choice)
+            choices[caller].append(local)
+        replies = []
+        for call, own, texts in zip(calls, choices, splitter.texts, strict=True):
+            usage = (
+                body.get("usage")
+                if len(calls) == 1 and body.get("usage")
+                else call.usage(list(texts.values()))
+            )
+            own.sort(key=lambda choice: choice["index"])
+            replies.append(Reply(200, {**body, "choices": own, "usage": usage}))
+        return replies
+
+    async def _stream(self, calls: list[Call], body: Json) -> list[Reply]:
+        splitter = _Splitter(calls)
+        head: Json = {}
+        async with self.http.stream("POST", self.base_url + "/completions", json=body) as response:
+            if response.status_code >= 500:
+                raise UpstreamError(f"the upstream failed: {response.status_code}")
+            if response.status_code >= 400:
+                return await self._retry_alone(
+                    calls, _error_reply(response, await response.aread())
+                )
+            async for line in response.aiter_lines():
+                payload = read_sse_line(line)
+                if payload == DONE:
+                    break
+                if not isinstance(payload, dict):
+                    continue  # llama.cpp's `data: null`, comments, blank lines
+                if "error" in payload:
+                    raise UpstreamError(f"the upstream stream failed: {payload['error']}")
+                if "id" in payload:  # a usage-only chunk may have no id: keep the last one
+                    head = {
+                        key: payload[key]
+                        for key in ("id", "object", "created", "model")
+                        if key in payload
+                    }
+                for choice in payload.get("choices") or []:
+                    caller, local = splitter.add(choice)
+                    chunk = {**payload, "choices": [local]}
+                    chunk.pop("usage", None)
+                    calls[caller].events.put_nowait(_sse(chunk))
+        for call, texts in zip(calls, splitter.texts, strict=True):
+            if call.include_usage:
+                call.events.put_nowait(
+                    _sse({**head, "choices": [], "usage": call.usage(list(texts.values()))})
+                )
+            call.events.put_nowait(_sse(DONE))
+            call.events.put_nowait(None)  # end of this caller's stream
+        return [Reply(200) for _ in calls]
+
+    async def forward(self, path: str, body: Json, events: asyncio.Queue[str | None]) -> Reply:
+        """Send one request as it is (chat): a JSON reply, or its stream piped into `events`."""
+        with _upstream_errors():
+            if not body.get("stream"):
+                response = await self.http.post(self.base_url + path, json=body)
+                if response.status_code >= 500:
+                    raise UpstreamError(f"the upstream failed: {response.status_code}")
+                if response.status_code >= 400:
+                    return _error_reply(response, response.content)
+                return Reply(200, response.json())
+            async with self.http.stream("POST", self.base_url + path, json=body) as response:
+                if response.status_code >= 500:
+                    raise UpstreamError(f"the upstream failed: {response.status_code}")
+                if response.status_code >= 400:
+                    return _error_reply(response, await response.aread())
+                async for line in response.aiter_lines():
+                    if line.strip():
+                        events.put_nowait(line.strip() + "\n\n")
+            events.put_nowait(None)
+            return Reply(200)
+
+
+def _sse(payload: Json | str) -> str:
+    data = payload if isinstance(payload, str) else json.dumps(payload, separators=(",", ":"))
+    return f"data: {data}\n\n"

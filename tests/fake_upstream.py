@@ -1,0 +1,98 @@
+"""A small OpenAI-ish upstream that misbehaves on purpose, for proxy tests.
+
+Modes: "llama" answers like llama.cpp (list streams open with `data: null`, chunks of different
+prompts interleave, usage counts the first prompt only); "no_lists" refuses list prompts like a
+server without batching support; "fail" answers 500; "stall" never answers until released.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from inferlab import count_tokens
+
+
+def make_fake_upstream() -> FastAPI:
+    app = FastAPI()
+    app.state.mode = "llama"
+    app.state.requests = []
+    app.state.release = None  # an asyncio.Event, created on the server's loop when stalling
+    app.state.loop = None  # that loop, so a test can release the stall from its own thread
+    app.state.arrived = threading.Event()  # set at each request, for tests to wait on
+
+    def text_for(prompt: str, max_tokens: int, sample: int = 0) -> list[str]:
+        """One token per step, as a real server streams: " two_words_0", " b_s1_2", ..."""
+        name = prompt.replace(" ", "_") + (f"_s{sample}" if sample else "")
+        return [f" {name}_{i}" for i in range(max_tokens)]
+
+    @app.post("/v1/completions")
+    async def completions(request: Request):
+        body = await request.json()
+        app.state.requests.append(body)
+        app.state.arrived.set()
+        prompts = body["prompt"] if isinstance(body["prompt"], list) else [body["prompt"]]
+        mode = app.state.mode
+        if mode == "fail":
+            return JSONResponse({"error": {"message": "GPU fell over"}}, 500)
+        if mode == "stall":
+            app.state.loop = asyncio.get_running_loop()
+            app.state.release = app.state.release or asyncio.Event()
+            await app.state.release.wait()
+        if mode == "no_lists" and isinstance(body["prompt"], list):
+            return JSONResponse({"error": {"message": "prompt must be a string"}}, 400)
+        if any("poison" in prompt for prompt in prompts):
+            return JSONResponse({"error": {"message": "poisoned prompt", "code": "bad"}}, 400)
+        max_tokens, n = body.get("max_tokens", 16), body.get("n", 1)
+        # (choice index, tokens) in OpenAI's numbering: prompt_number * n + sample
+        outputs = [
+            (i * n + j, text_for(p, max_tokens, j)) for i, p in enumerate(prompts) for j in range(n)
+        ]
+        first_usage = {"prompt_tokens": count_tokens(prompts[0]), "completion_tokens": max_tokens}
+        if not body.get("stream"):
+            choices = [
+                {"index": index, "text": "".join(tokens), "finish_reason": "length"}
+                for index, tokens in outputs
+            ]
+            return {
+                "id": "x",
+                "object": "text_completion",
+                "model": "fake",
+                "choices": choices,
+                "usage": first_usage,
+            }
+
+        async def events():
+            yield "data: null\n\n"
+            for step in range(max_tokens):
+                for index, tokens in reversed(outputs):  # interleaved, last prompt first
+                    finish = "length" if step == max_tokens - 1 else None
+                    chunk = {
+                        "id": "x",
+                        "object": "text_completion",
+                        "model": "fake",
+                        "choices": [
+                            {"index": index, "text": tokens[step], "finish_reason": finish}
+                        ],
+                    }
+                    yield f"data: {json.dumps(chunk)}\n\n"
+            yield f"data: {json.dumps({'choices': [], 'usage': first_usage})}\n\n"
+            yield "data: [DONE]\n\n"
+
+        return StreamingResponse(events(), media_type="text/event-stream")
+
+    @app.get("/v1/models")
+    async def models():
+        return {"object": "list", "data": [{"id": "fake", "object": "model"}]}
+
+    return app
+
+
+def release_stall(app: FastAPI) -> None:
+    """Let stalled requests finish (from any thread), so the server can stop promptly."""
+    if app.state.release is not None:
+        app.state.loop.call_soon_threadsafe(app.state.release.set)

@@ -1,0 +1,243 @@
+"""The batching proxy, in front of the embedded server and of a misbehaving fake upstream."""
+
+import asyncio
+import json
+
+import httpx
+import openai
+import pytest
+
+from inferlab import ServerThread, count_tokens
+from inferlab.proxy import create_proxy_app
+
+from .fake_upstream import make_fake_upstream, release_stall
+
+pytestmark = pytest.mark.anyio
+
+
+def proxy_client(upstream_url, **options):
+    app = create_proxy_app(upstream_url, **options)
+    transport = httpx.ASGITransport(app=app)
+    return app, httpx.AsyncClient(transport=transport, base_url="http://proxy/v1", timeout=30)
+
+
+@pytest.fixture(scope="module")
+def fake():
+    app = make_fake_upstream()
+    with ServerThread(app) as server:
+        yield app, server
+
+
+@pytest.fixture(autouse=True)
+def _reset_fake(request):
+    if "fake" in request.fixturenames:
+        app, _ = request.getfixturevalue("fake")
+        app.state.mode, app.state.requests, app.state.release = "llama", [], None
+        app.state.arrived.clear()
+
+
+def _sse(text):
+    return [json.loads(line[6:]) for line in text.splitlines() if line.startswith("data: {")]
+
+
+async def test_callers_share_one_upstream_call_and_each_gets_its_own_answer(live_server):
+    """Six callers, batch size 8: the direct answers and the proxied ones are identical."""
+    async with httpx.AsyncClient(base_url=live_server.base_url, timeout=30) as direct:
+        expected = [
+            (
+                await direct.post(
+                    "/completions",
+                    json={"prompt": f"Question {i}", "max_tokens": 4, "ignore_eos": True},
+                )
+            ).json()
+            for i in range(6)
+        ]
+    app, client = proxy_client(
+        live_server.base_url, max_batch_size=8, batch_wait_timeout_s=0.05, dispatch_when_idle=False
+    )
+    async with client:
+        answers = await asyncio.gather(
+            *(
+                client.post(
+                    "/completions",
+                    json={"prompt": f"Question {i}", "max_tokens": 4, "ignore_eos": True},
+                )
+                for i in range(6)
+            )
+        )
+    for answer, want in zip(answers, expected, strict=True):
+        assert answer.json()["choices"] == want["choices"]
+        assert answer.json()["usage"] == want["usage"]
+    assert app.state.proxy.completions.stats.batch_sizes == {6: 1}
+
+
+async def test_list_prompts_and_n_are_split_back_by_index(fake):
+    """A: 1 prompt, B: 2 prompts, n=2: upstream sees 3 prompts, choices 0..5; B gets 0..3."""
+    app, server = fake
+    _, client = proxy_client(server.base_url, batch_wait_timeout_s=0.05, dispatch_when_idle=False)
+    async with client:
+        a, b = await asyncio.gather(
+            client.post("/completions", json={"prompt": "a", "n": 2, "max_tokens": 2}),
+            client.post("/completions", json={"prompt": ["b", "c"], "n": 2, "max_tokens": 2}),
+        )
+    assert app.state.requests == [{"prompt": ["a", "b", "c"], "n": 2, "max_tokens": 2}]
+    assert [c["index"] for c in b.json()["choices"]] == [0, 1, 2, 3]
+    assert a.json()["usage"] == {"prompt_tokens": 1, "completion_tokens": 4, "total_tokens": 5}
+
+
+async def test_requests_with_different_options_never_share_a_batch(fake):
+    app, server = fake
+    _, client = proxy_client(server.base_url, batch_wait_timeout_s=0.05, dispatch_when_idle=False)
+    async with client:
+        short, long = await asyncio.gather(
+            client.post("/completions", json={"prompt": "a", "max_tokens": 1}),
+            client.post("/completions", json={"prompt": "b", "max_tokens": 3}),
+        )
+    assert sorted(len(r["prompt"]) for r in app.state.requests) == [1, 1]
+    assert (short.json()["choices"][0]["text"], long.json()["choices"][0]["text"]) == (
+        " a_0",
+        " b_0 b_1 b_2",
+    )
+
+
+async def test_llama_cpp_streams_are_split_and_usage_is_counted_per_caller(fake):
+    """llama.cpp interleaves prompts, opens with `data: null` and under-reports usage."""
+    _, server = fake
+    _, client = proxy_client(server.base_url, batch_wait_timeout_s=0.05, dispatch_when_idle=False)
+    body = {"max_tokens": 3, "stream": True, "stream_options": {"include_usage": True}}
+    async with client:
+        one, two = await asyncio.gather(
+            client.post("/completions", json={**body, "prompt": "one"}),
+            client.post("/completions", json={**body, "prompt": ["two words", "three"]}),
+        )
+    chunks = _sse(two.text)
+    texts: dict[int, str] = {}
+    for chunk in chunks[:-1]:
+        (choice,) = chunk["choices"]
+        texts[choice["index"]] = texts.get(choice["index"], "") + choice["text"]
+    assert texts == {0: " two_words_0 two_words_1 two_words_2", 1: " three_0 three_1 three_2"}
+    assert chunks[-1]["usage"]["prompt_tokens"] == count_tokens("two words three")
+    assert chunks[-1]["usage"]["completion_tokens"] == count_tokens("".join(texts.values()))
+    assert chunks[-1]["id"] == chunks[0]["id"]
+    assert two.text.rstrip().endswith("data: [DONE]") and "data: null" not in one.text
+
+
+async def test_upstreams_without_list_prompts_get_one_request_per_caller(fake):
+    app, server = fake
+    app.state.mode = "no_lists"
+    _, client = proxy_client(
+        server.base_url, list_prompts=False, batch_wait_timeout_s=0.05, dispatch_when_idle=False
+    )
+    async with client:
+        answers = await asyncio.gather(
+            *(client.post("/completions", json={"prompt": p, "max_tokens": 1}) for p in "xyz")
+        )
+    assert [a.status_code for a in answers] == [200, 200, 200]
+    assert all(isinstance(r["prompt"], str) for r in app.state.requests)
+
+
+async def test_one_bad_request_does_not_fail_the_others_in_its_batch(fake):
+    _, server = fake
+    _, client = proxy_client(server.base_url, batch_wait_timeout_s=0.05, dispatch_when_idle=False)
+    async with client:
+        good, bad = await asyncio.gather(
+            client.post("/completions", json={"prompt": "fine", "max_tokens": 1}),
+            client.post("/completions", json={"prompt": "poison", "max_tokens": 1}),
+        )
+    assert (good.status_code, bad.status_code) == (200, 400)
+    assert bad.json()["error"]["message"] == "poisoned prompt"
+
+
+async def test_an_upstream_failure_is_a_502_with_its_message(fake):
+    app, server = fake
+    app.state.mode = "fail"
+    _, client = proxy_client(server.base_url)
+    async with client:
+        answer = await client.post("/completions", json={"prompt": "x"})
+    assert answer.status_code == 502 and "GPU fell over" in answer.json()["error"]["message"]
+
+
+async def test_an_unreachable_upstream_is_a_502():
+    _, client = proxy_client("http://127.0.0.1:9/v1")
+    async with client:
+        answer = await client.post("/completions", json={"prompt": "x"})
+    assert answer.status_code == 502 and "could not be reached" in answer.json()["error"]["message"]
+
+
+async def test_a_stalled_upstream_is_a_504_at_the_deadline_and_overload_a_429(fake):
+    """One request stalls upstream; the queue holds one more; a third is refused at once."""
+    app, server = fake
+    app.state.mode = "stall"
+    _, client = proxy_client(
+        server.base_url,
+        request_timeout_s=0.5,
+        max_queue_size=1,
+        max_concurrent_batches=1,
+        max_batch_size=1,
+    )
+    try:
+        async with client:
+            stalled = asyncio.ensure_future(client.post("/completions", json={"prompt": "a"}))
+            assert await asyncio.to_thread(app.state.arrived.wait, 10)  # "a" is upstream now
+            b, c = await asyncio.gather(
+                client.post("/completions", json={"prompt": "b"}),
+                client.post("/completions", json={"prompt": "c"}),
+            )
+            assert sorted([b.status_code, c.status_code]) == [429, 504]
+            refused = b if b.status_code == 429 else c
+            assert int(refused.headers["retry-after"]) >= 1
+            assert (await stalled).status_code == 504
+    finally:
+        release_stall(app)
+
+
+async def test_chat_goes_through_one_by_one(live_server):
+    _, client = proxy_client(live_server.base_url)
+    async with client:
+        plain = await client.post(
+            "/chat/completions",
+            json={"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 3},
+        )
+        streamed = await client.post(
+            "/chat/completions",
+            json={"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 3, "stream": True},
+        )
+    assert plain.json()["choices"][0]["message"]["content"]
+    assert streamed.text.rstrip().endswith("data: [DONE]") and len(_sse(streamed.text)) >= 3
+
+
+async def test_settings_change_at_run_time(fake):
+    _, server = fake
+    app, client = proxy_client(server.base_url)
+    async with client:
+        changed = await client.put(
+            "http://proxy/admin/batching",
+            json={"max_batch_size": 32, "batch_wait_timeout_s": 0.002},
+        )
+        refused = await client.put("http://proxy/admin/batching", json={"max_batch_size": 0})
+    assert changed.json()["max_batch_size"] == 32
+    assert app.state.proxy.completions.settings.batch_wait_timeout_s == 0.002
+    assert refused.status_code == 400 and "max_batch_size" in refused.json()["error"]["message"]
+
+
+def test_the_openai_client_works_through_the_proxy(live_server):
+    with ServerThread(create_proxy_app(live_server.base_url)) as proxy:
+        client = openai.OpenAI(base_url=proxy.base_url, api_key="x", max_retries=0)
+        completion = client.completions.create(
+            model="h100-llama3-8b", prompt=["a", "b"], max_tokens=3
+        )
+        stream = client.completions.create(
+            model="h100-llama3-8b",
+            prompt="c",
+            max_tokens=3,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+        chunks = list(stream)
+        chat = client.chat.completions.create(
+            model="h100-llama3-8b", messages=[{"role": "user", "content": "hi"}], max_tokens=3
+        )
+        models = client.models.list()
+    assert [c.index for c in completion.choices] == [0, 1]
+    assert chunks[-1].usage.completion_tokens == 3 and chat.choices[0].message.content
+    assert models.data[0].id == "h100-llama3-8b"
