@@ -5,6 +5,7 @@ import httpx
 import pytest
 
 from inferlab import SimulatedModel, count_tokens, create_app
+from inferlab._clock import VirtualClock
 
 pytestmark = pytest.mark.anyio
 
@@ -252,3 +253,19 @@ async def test_a_client_that_hangs_up_mid_stream_frees_its_sequence():
     assert first_chunk.is_set()
     assert model.num_running == 0 and model.num_waiting == 0
     await model.aclose()
+
+
+async def test_one_request_at_a_time_queues_requests_but_batches_prompts_within_one():
+    """Static batching, one request at a time: two single-prompt requests take two rounds,
+    one request with both prompts takes one. 3 tokens each: 3 steps of the flat cost."""
+    model = SimulatedModel(batching="static", clock=VirtualClock())
+    app = create_app(model, max_concurrent_requests=1)
+    body = {"max_tokens": 3, "ignore_eos": True}
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        await asyncio.gather(
+            *(c.post("/v1/completions", json={**body, "prompt": p}) for p in ("a", "b"))
+        )
+        separate_s = model.clock.now()
+        await c.post("/v1/completions", json={**body, "prompt": ["a", "b"]})
+        together_s = model.clock.now() - separate_s
+    assert separate_s == pytest.approx(2 * together_s, rel=0.01)

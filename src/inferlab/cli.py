@@ -27,6 +27,7 @@ def _serve(args: argparse.Namespace) -> int:
         kv_capacity_tokens=args.kv_capacity_tokens,
         time_scale=args.time_scale,
         api_key=args.api_key,
+        max_concurrent_requests=args.max_concurrent_requests,
     )
     print(f"inferlab: serving {args.profile} on http://{args.host}:{args.port}/v1", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
@@ -95,6 +96,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=1.0,
         help="wall seconds per simulated second (0.1 = ten times faster)",
+    )
+    serve.add_argument(
+        "--max-concurrent-requests",
+        type=int,
+        default=None,
+        help="serve at most this many HTTP requests at once (1: a naive server)",
     )
     serve.add_argument("--api-key", default=None, help="require 'Authorization: Bearer KEY'")
     serve.add_argument("--log-level", default="info")

@@ -18,7 +18,7 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -188,8 +188,10 @@ class _Responder:
         choices: list[_Choice],
         request: _Sampling,
         echo: bool = False,
+        slots: AbstractAsyncContextManager[Any] | None = None,
     ):
         self.model, self.metrics, self.shape = model, metrics, shape
+        self.slots = slots or nullcontext()
         self.choices, self.request, self.echo = choices, request, echo
         self.head = {
             "id": shape.id_prefix + uuid.uuid4().hex,
@@ -253,8 +255,14 @@ class _Responder:
 
     async def respond(self) -> Response:
         if self.request.stream:
-            return StreamingResponse(self.events(), media_type="text/event-stream")
-        return JSONResponse(await self.body())
+            return StreamingResponse(self._events_in_slot(), media_type="text/event-stream")
+        async with self.slots:
+            return JSONResponse(await self.body())
+
+    async def _events_in_slot(self) -> AsyncIterator[str]:
+        async with self.slots:  # a stream holds its request slot until its last chunk
+            async for event in self.events():
+                yield event
 
 
 # ---------------------------------------------------------------------------------------------
@@ -266,14 +274,22 @@ def create_app(
     *,
     api_key: str | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    max_concurrent_requests: int | None = None,
     **model_options: Any,
 ) -> FastAPI:
     """The OpenAI-compatible app over `model` (or a new SimulatedModel(**model_options)).
+
+    `max_concurrent_requests=1` makes it serve one HTTP request at a time, like a model wrapped
+    in a web framework behind a lock: the prompts of one request are still batched together,
+    but separate requests queue. That is the server a client-side batching proxy pays off for.
 
     >>> app = create_app(profile="h100-llama3-1b", batching="static", time_scale=0.1)
     """
     model = model if model is not None else SimulatedModel(**model_options)
     metrics = ServerMetrics(model)
+    if max_concurrent_requests is not None and max_concurrent_requests < 1:
+        raise ValueError(f"max_concurrent_requests must be >= 1, got {max_concurrent_requests}")
+    slots = asyncio.Semaphore(max_concurrent_requests) if max_concurrent_requests else None
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -311,7 +327,7 @@ def create_app(
     async def completions(request: CompletionRequest) -> Response:
         check_model(request.model)
         choices = _plan_choices(model, request.prompts, request, request.max_tokens)
-        responder = _Responder(model, metrics, _COMPLETION, choices, request, request.echo)
+        responder = _Responder(model, metrics, _COMPLETION, choices, request, request.echo, slots)
         return await responder.respond()
 
     @v1.post("/chat/completions")
@@ -319,7 +335,7 @@ def create_app(
         check_model(request.model)
         prompt = render_chat(request.messages)
         choices = _plan_choices(model, [prompt], request, request.completion_limit)
-        return await _Responder(model, metrics, _CHAT, choices, request).respond()
+        return await _Responder(model, metrics, _CHAT, choices, request, slots=slots).respond()
 
     app.include_router(v1)
 
