@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: lab test check clean
+.PHONY: lab test check check-lab labs clean
 
 $(BIN)/inferlab: pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,14 @@ lab: $(BIN)/inferlab
 
 test: $(BIN)/inferlab
 	$(BIN)/python -m pytest
+
+# Grade your own labs/ (the default, in make test, grades the worked solutions).
+check-lab: $(BIN)/inferlab
+	INFERLAB_CHECK=labs $(BIN)/python -m pytest tests/lab
+
+# Regenerate labs/ after editing solutions/.
+labs: $(BIN)/inferlab
+	$(BIN)/python scripts/make_labs.py
 
 check: $(BIN)/inferlab
 	$(BIN)/ruff check src tests benchmarks

@@ -1,0 +1,319 @@
+"""How good is MicroBatcher? Figures and ratios side by side, on the workload batchers are
+usually measured with: a handler that takes 20 ms + 1 ms per item, batches of up to 8, a 10 ms
+wait. One accelerator runs one batch at a time, so the ceiling is 8 / 0.028 s = 285.7 req/s.
+
+    python benchmarks/batching.py            # about a minute
+    python benchmarks/batching.py --quick    # shorter runs
+
+Compared: MicroBatcher; a fixed-tick batcher (wakes every 10 ms and takes what is queued, the
+lab's starting design); no batching (each request its own handler call); and, over HTTP, the
+batching proxy in front of the embedded server against calling that server directly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+
+import httpx
+
+from inferlab import MicroBatcher
+
+BATCH, WAIT_S, FIXED_S, PER_ITEM_S = 8, 0.010, 0.020, 0.001
+CEILING = BATCH / (FIXED_S + BATCH * PER_ITEM_S)
+
+Submit = Callable[[int], Awaitable[int]]
+
+
+class Accelerator:
+    """The handler: 20 ms + 1 ms per item, one call at a time (a GPU runs one batch).
+
+    It also records how long its calls really took: asyncio.sleep overshoots by up to a
+    millisecond (epoll rounds timeouts), which no batcher can win back.
+    """
+
+    def __init__(self) -> None:
+        self._busy = asyncio.Lock()
+        self.durations: list[tuple[int, float]] = []  # (items, seconds) per call
+
+    async def __call__(self, items: list[int]) -> list[int]:
+        async with self._busy:
+            started = time.perf_counter()
+            await asyncio.sleep(FIXED_S + PER_ITEM_S * len(items))
+            self.durations.append((len(items), time.perf_counter() - started))
+        return items
+
+    def measured_ceiling(self) -> float:
+        """Requests per second if full batches ran back to back at their measured duration."""
+        full = [seconds for size, seconds in self.durations if size == BATCH]
+        return BATCH / statistics.mean(full) if full else float("nan")
+
+
+class FixedTickBatcher:
+    """The naive design: a loop wakes every tick, even when idle, and takes what is queued."""
+
+    def __init__(self, handler: Callable[[list[int]], Awaitable[list[int]]]):
+        self.handler = handler
+        self.accelerator = handler
+        self.queue: list[tuple[int, asyncio.Future[int]]] = []
+        self.task = asyncio.ensure_future(self._loop())
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(WAIT_S)
+            batch, self.queue = self.queue[:BATCH], self.queue[BATCH:]
+            if batch:
+                results = await self.handler([item for item, _ in batch])
+                for (_, future), result in zip(batch, results, strict=True):
+                    future.set_result(result)
+
+    async def submit(self, item: int) -> int:
+        future = asyncio.get_running_loop().create_future()
+        self.queue.append((item, future))
+        return await future
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+# ---------------------------------------------------------------------------------------------
+# The three loads
+
+
+async def closed_loop(submit: Submit, callers: int, per_caller: int) -> float:
+    """Requests per second with `callers` each sending `per_caller` requests back to back."""
+
+    async def caller() -> None:
+        for i in range(per_caller):
+            await submit(i)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(caller() for _ in range(callers)))
+    return callers * per_caller / (time.perf_counter() - started)
+
+
+async def single_caller(submit: Submit, requests: int) -> float:
+    """Mean latency of one caller alone, in ms."""
+    latencies = []
+    for i in range(requests):
+        started = time.perf_counter()
+        await submit(i)
+        latencies.append(time.perf_counter() - started)
+    return statistics.mean(latencies) * 1000
+
+
+async def open_loop(submit: Submit, rate: float, duration_s: float) -> tuple[float, float, int]:
+    """Poisson arrivals at `rate`/s: (p50 ms, p99 ms, requests that failed)."""
+    rng = random.Random(0)
+    latencies: list[float] = []
+    failures = 0
+
+    async def one(i: int) -> None:
+        nonlocal failures
+        started = time.perf_counter()
+        try:
+            await submit(i)
+            latencies.append(time.perf_counter() - started)
+        except Exception:
+            failures += 1
+
+    tasks, next_s, started = [], 0.0, time.perf_counter()
+    while next_s < duration_s:
+        await asyncio.sleep(max(0.0, started + next_s - time.perf_counter()))
+        tasks.append(asyncio.ensure_future(one(len(tasks))))
+        next_s += rng.expovariate(rate)
+    await asyncio.gather(*tasks)
+    return percentile(latencies, 0.5) * 1000, percentile(latencies, 0.99) * 1000, failures
+
+
+def idle_cpu_ms_per_s(make: Callable[[], object] | None, seconds: float = 3.0) -> float:
+    """CPU ms per second while the batcher exists, has served, and nothing arrives.
+    With `make` None: an event loop with no batcher at all, the baseline to subtract."""
+
+    async def run() -> float:
+        holder = make() if make is not None else None
+        submit = getattr(holder, "submit", None)
+        if submit is not None:
+            await asyncio.gather(*(submit(i) for i in range(20)))  # used, then left idle
+        await asyncio.sleep(0.05)
+        cpu = time.process_time()
+        await asyncio.sleep(seconds)
+        used = time.process_time() - cpu
+        task = getattr(holder, "task", None)
+        if task is not None:
+            task.cancel()
+        return used / seconds * 1000
+
+    return asyncio.run(run())
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def designs() -> dict[str, Callable[[], tuple[Submit, object]]]:
+    def micro(in_flight: int = 1) -> tuple[Submit, object]:
+        accelerator = Accelerator()
+        batcher = MicroBatcher(
+            accelerator,
+            max_batch_size=BATCH,
+            batch_wait_timeout_s=WAIT_S,
+            max_concurrent_batches=in_flight,
+        )
+        batcher.accelerator = accelerator  # type: ignore[attr-defined]
+        return batcher.submit, batcher
+
+    def fixed_tick() -> tuple[Submit, object]:
+        batcher = FixedTickBatcher(Accelerator())
+        return batcher.submit, batcher
+
+    def unbatched() -> tuple[Submit, object]:
+        accelerator = Accelerator()
+
+        async def submit(item: int) -> int:
+            return (await accelerator([item]))[0]
+
+        return submit, accelerator
+
+    return {
+        "MicroBatcher": micro,
+        "  2 in flight": lambda: micro(2),
+        "fixed tick": fixed_tick,
+        "no batching": unbatched,
+    }
+
+
+def in_process_table(quick: bool) -> None:
+    callers, per_caller = (100, 5) if quick else (200, 10)
+    duration_s = 4.0 if quick else 10.0
+    print(
+        f"Workload: 20 ms + 1 ms/item, batch {BATCH}, wait {WAIT_S * 1000:.0f} ms; "
+        f"ceiling {CEILING:.1f} req/s\n"
+    )
+    baseline = idle_cpu_ms_per_s(None)
+    header = (
+        "design",
+        "closed req/s",
+        "of ceiling",
+        "of measured",
+        "single ms",
+        "over 21ms",
+        "p50 ms @150/s",
+        "p99 ms",
+        "failed",
+        "idle CPU ms/s",
+    )
+    print("{:13} {:>12} {:>10} {:>11} {:>9} {:>9} {:>13} {:>7} {:>6} {:>13}".format(*header))
+    for name, make in designs().items():
+
+        async def measure(make=make) -> tuple[float, float, float, tuple[float, float, int]]:
+            submit, holder = make()
+            throughput = await closed_loop(submit, callers, per_caller)
+            accelerator = getattr(holder, "accelerator", holder)
+            ceiling = getattr(accelerator, "measured_ceiling", lambda: float("nan"))()
+            single = await single_caller(make()[0], 50)
+            tail = await open_loop(make()[0], 150.0, duration_s)
+            return throughput, ceiling, single, tail
+
+        throughput, measured, single_ms, (p50, p99, failed) = asyncio.run(measure())
+        idle = idle_cpu_ms_per_s(lambda make=make: make()[1]) - baseline
+        print(
+            f"{name:13} {throughput:>12.1f} {throughput / CEILING:>10.3f} "
+            f"{throughput / measured:>11.3f} {single_ms:>9.2f} {single_ms - 21:>+9.2f} "
+            f"{p50:>13.1f} {p99:>7.1f} {failed:>6} {idle:>+13.3f}"
+        )
+    print("\n'of measured': against 8 / (mean measured duration of a full batch).")
+    print(f"'idle CPU': minus the {baseline:.3f} ms/s a bare event loop spends on its own.")
+
+
+# ---------------------------------------------------------------------------------------------
+# Over HTTP: proxy vs direct, at low load
+
+
+def http_table(quick: bool) -> None:
+    for time_scale in (1.0, 0.001):
+        http_comparison(quick, time_scale)
+
+
+def http_comparison(quick: bool, time_scale: float) -> None:
+    serve = [
+        sys.executable,
+        "-m",
+        "inferlab.cli",
+        "serve",
+        "--port",
+        "18801",
+        "--time-scale",
+        str(time_scale),
+        "--log-level",
+        "warning",
+    ]
+    server = subprocess.Popen(serve, stdout=subprocess.DEVNULL)
+    proxy = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "inferlab.cli",
+            "proxy",
+            "--upstream",
+            "http://127.0.0.1:18801/v1",
+            "--port",
+            "18802",
+            "--log-level",
+            "warning",
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        direct_url, proxy_url = "http://127.0.0.1:18801/v1", "http://127.0.0.1:18802/v1"
+        for url in (direct_url, proxy_url):
+            _wait_until_up(url)
+        requests = 30 if quick else 100
+        body = {"prompt": "Hello", "max_tokens": 4, "ignore_eos": True}
+        with httpx.Client(timeout=30) as client:
+            results = {}
+            for name, url in (("direct", direct_url), ("via proxy", proxy_url)) * 2:
+                latencies = []
+                for _ in range(requests):
+                    started = time.perf_counter()
+                    client.post(url + "/completions", json=body).raise_for_status()
+                    latencies.append(time.perf_counter() - started)
+                results[name] = statistics.median(latencies) * 1000  # the second round counts
+        print(
+            f"\nOver HTTP, one caller, 4 tokens, embedded server at time_scale {time_scale}, "
+            f"median of {requests}:"
+        )
+        print(
+            f"  direct {results['direct']:.2f} ms, via proxy {results['via proxy']:.2f} ms, "
+            f"proxy adds {results['via proxy'] - results['direct']:+.2f} ms"
+        )
+    finally:
+        for process in (proxy, server):
+            process.terminate()
+            process.wait(10)
+
+
+def _wait_until_up(base_url: str, timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(base_url + "/models", timeout=1.0).raise_for_status()
+            return
+        except httpx.HTTPError:
+            time.sleep(0.1)  # a benchmark script: polling a starting process is fine
+    raise RuntimeError(f"nothing answered at {base_url}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    in_process_table(args.quick)
+    http_table(args.quick)
