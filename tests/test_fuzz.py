@@ -9,11 +9,13 @@ import asyncio
 import json
 
 import httpx
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from inferlab import SimulatedModel, create_app
+from inferlab import ServerThread, SimulatedModel, create_app
 from inferlab._clock import VirtualClock
+from inferlab.proxy import create_proxy_app
 
 ANSWER_WITHIN_S = 10.0
 
@@ -64,8 +66,8 @@ _loop = asyncio.new_event_loop()
 _app = create_app(SimulatedModel(clock=VirtualClock()))
 
 
-async def _post(path: str, body: str) -> httpx.Response:
-    transport = httpx.ASGITransport(app=_app)
+async def _post(path: str, body: str, app=_app) -> httpx.Response:
+    transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://fuzz") as client:
         return await asyncio.wait_for(
             client.post(
@@ -86,3 +88,43 @@ def test_no_body_crashes_or_hangs_the_server(path, body):
         assert set(response.json()["error"]) == {"message", "type", "param", "code"}
     elif '"stream": true' not in body:
         assert response.json()["choices"]
+
+
+# ---------------------------------------------------------------------------------------------
+# The batching proxy gets the same treatment, in front of a real upstream on virtual time. It
+# checks only what it needs (prompt, n, stream) and passes the rest on, so upstream 4xx answers
+# travel back through it; short max_tokens keep valid requests quick.
+
+_proxy_loop = asyncio.new_event_loop()
+
+
+@pytest.fixture(scope="module")
+def proxy_app():
+    upstream = ServerThread(create_app(SimulatedModel(clock=VirtualClock()))).start()
+    yield create_proxy_app(upstream.base_url, batch_wait_timeout_s=0.001)
+    upstream.stop()
+
+
+short_plausible = {
+    **plausible,
+    "max_tokens": st.integers(-3, 8) | json_values,
+    "n": st.integers(-1, 3) | json_values,
+}
+proxy_bodies = st.one_of(
+    st.fixed_dictionaries({}, optional=short_plausible).map(json.dumps),
+    json_values.map(json.dumps),
+    st.binary(max_size=64).map(lambda raw: raw.decode("latin-1")),
+)
+
+
+@settings(
+    max_examples=80,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(path=st.sampled_from(["/v1/completions", "/v1/chat/completions"]), body=proxy_bodies)
+def test_no_body_crashes_or_hangs_the_proxy(proxy_app, path, body):
+    response = _proxy_loop.run_until_complete(_post(path, body, proxy_app))
+    assert response.status_code < 500, response.text
+    if response.status_code >= 400:
+        assert "error" in response.json()

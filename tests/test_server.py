@@ -6,6 +6,7 @@ import pytest
 
 from inferlab import SimulatedModel, count_tokens, create_app
 from inferlab._clock import VirtualClock
+from inferlab._faults import Faults
 
 pytestmark = pytest.mark.anyio
 
@@ -269,3 +270,17 @@ async def test_one_request_at_a_time_queues_requests_but_batches_prompts_within_
         await c.post("/v1/completions", json={**body, "prompt": ["a", "b"]})
         together_s = model.clock.now() - separate_s
     assert separate_s == pytest.approx(2 * together_s, rel=0.01)
+
+
+async def test_faults_fail_and_stall_a_share_of_requests_on_purpose(virtual_model):
+    """fail_rate=1: every /v1 request is a 500 at once; /health is never touched."""
+    app = create_app(virtual_model, faults=Faults(fail_rate=1.0, seed=0))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        failed = await c.post("/v1/completions", json={"prompt": "Hi", "max_tokens": 2})
+        healthy = await c.get("/health")
+        changed = await c.put("/admin/faults", json={"fail_rate": 0.0})
+        served = await c.post("/v1/completions", json={"prompt": "Hi", "max_tokens": 2})
+        refused = await c.put("/admin/faults", json={"fail_rate": 2})
+    assert failed.status_code == 500 and "injected fault" in failed.json()["error"]["message"]
+    assert healthy.status_code == 200 and changed.json()["fail_rate"] == 0.0
+    assert served.status_code == 200 and refused.status_code == 400

@@ -143,7 +143,11 @@ class Upstream:
     def http(self) -> httpx.AsyncClient:
         loop = asyncio.get_running_loop()  # one connection pool per event loop
         if self._http is None or self._loop is not loop:
-            limits = httpx.Limits(max_connections=1000, max_keepalive_connections=100)
+            # Drop idle upstream connections before any common server would (llama.cpp and
+            # uvicorn: 5 s), so we never send on one the server is closing.
+            limits = httpx.Limits(
+                max_connections=1000, max_keepalive_connections=100, keepalive_expiry=2.0
+            )
             self._http, self._loop = httpx.AsyncClient(limits=limits, **self._options), loop
         return self._http
 

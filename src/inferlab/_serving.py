@@ -22,6 +22,11 @@ from typing import Any
 
 import uvicorn
 
+# subtle: uvicorn closes idle keep-alive connections after 5 s, the very time httpx (and many
+# clients) keep them for. A request sent on a connection as the server closes it fails with a
+# ReadError. A server should outwait its clients, so idle connections die on the client's side.
+UVICORN_DEFAULTS = {"timeout_keep_alive": 75}
+
 
 def _new_event_loop() -> asyncio.AbstractEventLoop:
     """uvloop where installed (faster, and untouched by nest_asyncio), else asyncio's own."""
@@ -54,7 +59,12 @@ class ServerThread:
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._socket.bind((host, port))
         self.port: int = self._socket.getsockname()[1]
-        options = {"log_level": "warning", "timeout_graceful_shutdown": 2, **uvicorn_options}
+        options = {
+            **UVICORN_DEFAULTS,
+            "log_level": "warning",
+            "timeout_graceful_shutdown": 2,
+            **uvicorn_options,
+        }
         self._started = threading.Event()
         self._server = _SignallingServer(uvicorn.Config(app, **options), self._started)
         self._thread = threading.Thread(

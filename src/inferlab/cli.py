@@ -11,6 +11,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from ._serving import UVICORN_DEFAULTS
 from .profiles import DEFAULT_PROFILE, PROFILES
 from .scheduler import Batching
 
@@ -30,7 +31,7 @@ def _serve(args: argparse.Namespace) -> int:
         max_concurrent_requests=args.max_concurrent_requests,
     )
     print(f"inferlab: serving {args.profile} on http://{args.host}:{args.port}/v1", flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, **UVICORN_DEFAULTS)
     return 0
 
 
@@ -54,7 +55,7 @@ def _proxy(args: argparse.Namespace) -> int:
         f"inferlab: batching proxy on http://{args.host}:{args.port}/v1 -> {args.upstream}",
         flush=True,
     )
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, **UVICORN_DEFAULTS)
     return 0
 
 

@@ -22,9 +22,10 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcon
 from dataclasses import dataclass
 from typing import Any
 
-from fastapi import APIRouter, Depends, FastAPI
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
+from ._faults import FaultInjection, Faults
 from ._http import (
     BodySizeLimit,
     OpenAIHTTPError,
@@ -275,6 +276,7 @@ def create_app(
     api_key: str | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     max_concurrent_requests: int | None = None,
+    faults: Faults | None = None,
     **model_options: Any,
 ) -> FastAPI:
     """The OpenAI-compatible app over `model` (or a new SimulatedModel(**model_options)).
@@ -282,6 +284,7 @@ def create_app(
     `max_concurrent_requests=1` makes it serve one HTTP request at a time, like a model wrapped
     in a web framework behind a lock: the prompts of one request are still batched together,
     but separate requests queue. That is the server a client-side batching proxy pays off for.
+    `faults` makes a share of requests fail or stall on purpose (see `_faults.py`).
 
     >>> app = create_app(profile="h100-llama3-1b", batching="static", time_scale=0.1)
     """
@@ -300,6 +303,9 @@ def create_app(
     app.state.model = model
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_body_bytes=max_body_bytes)
+    faults = faults or Faults()
+    app.state.faults = faults
+    app.add_middleware(FaultInjection, faults=faults)
 
     def check_model(requested: str | None) -> None:
         if requested is not None and requested != model.name:
@@ -342,6 +348,18 @@ def create_app(
     @app.get("/health")
     async def health() -> dict[str, str]:
         return {"status": "ok"}
+
+    @app.put("/admin/faults", dependencies=[Depends(api_key_dependency(api_key))])
+    async def put_faults(request: Request) -> dict[str, float]:
+        try:
+            faults.update(**await request.json())
+        except (ValueError, TypeError) as exc:
+            raise OpenAIHTTPError(400, str(exc)) from exc
+        return {
+            "fail_rate": faults.fail_rate,
+            "stall_rate": faults.stall_rate,
+            "stall_s": faults.stall_s,
+        }
 
     @app.get("/metrics")
     async def prometheus_metrics() -> Response:

@@ -1,0 +1,72 @@
+"""Faults on purpose: make the embedded server fail or stall a share of its requests.
+
+Real servers fail (5xx when a GPU errors out) and stall (a long garbage collection, a cold
+start); a proxy or queue in front of them must still answer every caller. This ASGI middleware
+lets tests, the soak benchmark and the tail-latency lesson cause that on demand:
+
+    app = create_app(faults=Faults(fail_rate=0.05, stall_rate=0.02, stall_s=3.0, seed=1))
+    PUT /admin/faults {"fail_rate": 0.2}       # change them while it runs
+
+Only /v1 routes are affected; /health, /metrics and /admin keep answering.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from dataclasses import dataclass, field
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from ._http import error_response
+
+
+@dataclass
+class Faults:
+    fail_rate: float = 0.0  # share of requests answered with a 500 at once
+    stall_rate: float = 0.0  # share of requests held for stall_s before being served
+    stall_s: float = 0.0
+    seed: int | None = None
+    _rng: random.Random = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._rng = random.Random(self.seed)
+        self.update()
+
+    def update(self, **changes: float) -> None:
+        """Change rates while serving; each must be a probability (stall_s: seconds >= 0)."""
+        for name, value in changes.items():
+            if name not in {"fail_rate", "stall_rate", "stall_s"}:
+                raise TypeError(f"unknown fault setting {name!r}")
+            setattr(self, name, value)
+        for name in ("fail_rate", "stall_rate"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be between 0 and 1, got {getattr(self, name)}")
+        if not self.stall_s >= 0:
+            raise ValueError(f"stall_s must be >= 0, got {self.stall_s}")
+
+    def draw(self) -> str | None:
+        """'fail', 'stall' or None for the next request."""
+        roll = self._rng.random()
+        if roll < self.fail_rate:
+            return "fail"
+        if roll < self.fail_rate + self.stall_rate:
+            return "stall"
+        return None
+
+
+class FaultInjection:
+    def __init__(self, app: ASGIApp, faults: Faults):
+        self.app = app
+        self.faults = faults
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/v1/"):
+            fault = self.faults.draw()
+            if fault == "fail":
+                response = error_response("injected fault: the accelerator failed", 500)
+                await response(scope, receive, send)
+                return
+            if fault == "stall":
+                await asyncio.sleep(self.faults.stall_s)  # the stall itself is the point
+        await self.app(scope, receive, send)
