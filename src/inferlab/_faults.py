@@ -7,7 +7,8 @@ lets tests, the soak benchmark and the tail-latency lesson cause that on demand:
     app = create_app(faults=Faults(fail_rate=0.05, stall_rate=0.02, stall_s=3.0, seed=1))
     PUT /admin/faults {"fail_rate": 0.2}       # change them while it runs
 
-Only /v1 routes are affected; /health, /metrics and /admin keep answering.
+Only generation (POST /v1/...) is affected; /v1/models, /health, /metrics and /admin keep
+answering, as they do on a real server whose GPU is in trouble.
 """
 
 from __future__ import annotations
@@ -61,7 +62,11 @@ class FaultInjection:
         self.faults = faults
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"].startswith("/v1/"):
+        if (
+            scope["type"] == "http"
+            and scope["method"] == "POST"
+            and scope["path"].startswith("/v1/")
+        ):
             fault = self.faults.draw()
             if fault == "fail":
                 response = error_response("injected fault: the accelerator failed", 500)

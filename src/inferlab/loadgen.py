@@ -1,0 +1,320 @@
+"""Load generators: many requests, on a schedule, through any client, recorded one by one.
+
+    workload = Workload(num_requests=200, output_tokens=exponential(128))   # see workloads.py
+    run = await run_load(base_url, workload, request_rate=20.0)         # open loop, Poisson
+    run = await run_load(base_url, workload, users=8, think_time_s=0.5)  # closed loop
+    print(run.summary().table())
+
+Open loop: requests arrive on their own clock (Poisson at `request_rate`, or burstier with
+`burstiness` < 1, as in vLLM's benchmark), whether or not earlier ones have finished, as users
+of a public service do. Closed loop: `users` each wait for their answer (and think) before the
+next request, so a slow server slows its own load down. Mix them up and your measurements lie.
+Every run is bounded in requests and in time, and always stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+from .client import AsyncClient, Client, Completion
+from .metrics import SLO, RequestResult, Summary, summarize
+from .workloads import PlannedRequest, Workload
+
+# ---------------------------------------------------------------------------------------------
+# Senders: one per mode; each turns a planned request into a RequestResult, errors included
+
+Send = Callable[[PlannedRequest, float], Awaitable[RequestResult]]
+
+
+def _record(
+    planned: PlannedRequest, scheduled_s: float, sent_s: float, answer: Completion | BaseException
+) -> RequestResult:
+    if isinstance(answer, BaseException):  # the one place broad errors are caught: the boundary
+        return RequestResult(
+            planned.index,
+            scheduled_s,
+            sent_s,
+            time.perf_counter(),
+            ok=False,
+            error_type=type(answer).__name__,
+            error=str(answer)[:300],
+            prompt_tokens=planned.prompt_tokens,
+        )
+    timing = answer.timing
+    return RequestResult(
+        planned.index,
+        scheduled_s,
+        timing.sent_s,
+        timing.done_s,
+        first_token_s=timing.first_token_s,
+        token_times_s=list(timing.token_times_s),
+        prompt_tokens=answer.prompt_tokens or planned.prompt_tokens,
+        output_tokens=answer.completion_tokens or len(timing.token_times_s),
+    )
+
+
+def async_sender(clients: list[AsyncClient], *, stream: bool, **params: Any) -> Send:
+    """Send through AsyncClients (several small connection pools: httpx's pool does work per
+    request that grows with its size, so one pool of 1,000 connections is quadratic)."""
+
+    async def send(planned: PlannedRequest, scheduled_s: float) -> RequestResult:
+        client = clients[planned.index % len(clients)]
+        sent_s = time.perf_counter()
+        try:
+            answer: Completion | BaseException = await client.complete(
+                planned.prompt,
+                max_tokens=planned.max_tokens,
+                stream=stream,
+                ignore_eos=True,
+                **params,
+            )
+        except Exception as exc:
+            answer = exc
+        return _record(planned, scheduled_s, sent_s, answer)
+
+    return send
+
+
+def sync_sender(client: Client, threads: ThreadPoolExecutor, **params: Any) -> Send:
+    """Send with the blocking Client, each request holding a thread until its answer, as a
+    synchronous web app would: concurrency is capped by the number of threads."""
+
+    async def send(planned: PlannedRequest, scheduled_s: float) -> RequestResult:
+        sent_s = time.perf_counter()
+        call = partial(
+            client.complete,
+            planned.prompt,
+            max_tokens=planned.max_tokens,
+            ignore_eos=True,
+            **params,
+        )
+        try:
+            answer: Completion | BaseException = await asyncio.get_running_loop().run_in_executor(
+                threads, call
+            )
+        except Exception as exc:
+            answer = exc
+        return _record(planned, scheduled_s, sent_s, answer)
+
+    return send
+
+
+# ---------------------------------------------------------------------------------------------
+# Runs
+
+
+@dataclass
+class LoadRun:
+    records: list[RequestResult]
+    started_s: float
+    ended_s: float
+    in_flight_samples: list[int]
+
+    def summary(self, slo: SLO | None = None) -> Summary:
+        return summarize(
+            self.records,
+            duration_s=self.ended_s - self.started_s,
+            slo=slo,
+            in_flight_samples=self.in_flight_samples,
+        )
+
+
+def _stopped(request: PlannedRequest, scheduled_s: float) -> RequestResult:
+    return RequestResult(
+        request.index,
+        scheduled_s,
+        scheduled_s,
+        time.perf_counter(),
+        ok=False,
+        error_type="TimeLimitExceeded",
+        error="stopped at the run's time limit",
+        prompt_tokens=request.prompt_tokens,
+    )
+
+
+class _InFlight:
+    """Counts requests in flight, and samples that count on a clock for Little's law."""
+
+    def __init__(self) -> None:
+        self.now = 0
+        self.samples: list[int] = []
+
+    async def sample_every(self, interval_s: float) -> None:
+        while True:
+            self.samples.append(self.now)
+            await asyncio.sleep(interval_s)  # a sampling clock, not a wait for something
+
+
+async def run_open_loop(
+    send: Send,
+    planned: list[PlannedRequest],
+    *,
+    request_rate: float,
+    burstiness: float = 1.0,
+    max_concurrency: int | None = None,
+    seed: int = 0,
+    time_limit_s: float = 600.0,
+    on_done: Callable[[RequestResult], None] | None = None,
+) -> LoadRun:
+    """Requests arrive at `request_rate`/s (inf: all at once) with gamma-distributed gaps:
+    burstiness 1 is Poisson, lower is burstier. `max_concurrency` caps requests in flight."""
+    rng = random.Random(seed)
+    limit = asyncio.Semaphore(max_concurrency) if max_concurrency else None
+    in_flight, records = _InFlight(), []
+
+    async def one(request: PlannedRequest, scheduled_s: float) -> None:
+        if limit is not None:
+            await limit.acquire()
+        in_flight.now += 1
+        try:
+            record = await send(request, scheduled_s)
+        except asyncio.CancelledError:  # the run hit its time limit: still a record, an error
+            records.append(_stopped(request, scheduled_s))
+            raise
+        finally:
+            in_flight.now -= 1
+            if limit is not None:
+                limit.release()
+        records.append(record)
+        if on_done is not None:
+            on_done(record)
+
+    started = time.perf_counter()
+    sampler = asyncio.ensure_future(in_flight.sample_every(0.01))
+    tasks: list[asyncio.Task[None]] = []
+    due_s = started
+    try:
+        for request in planned:
+            if time.perf_counter() - started > time_limit_s:
+                break
+            await asyncio.sleep(max(0.0, due_s - time.perf_counter()))
+            tasks.append(asyncio.ensure_future(one(request, due_s)))
+            if math.isfinite(request_rate):
+                due_s += rng.gammavariate(burstiness, 1 / (request_rate * burstiness))
+        remaining_s = max(0.0, time_limit_s - (time.perf_counter() - started))
+        await asyncio.wait(tasks, timeout=remaining_s) if tasks else None
+    finally:
+        for task in tasks:
+            task.cancel()  # past the time limit: stop, do not hang
+        sampler.cancel()
+        await asyncio.gather(*tasks, sampler, return_exceptions=True)
+    return LoadRun(
+        sorted(records, key=lambda r: r.index), started, time.perf_counter(), in_flight.samples
+    )
+
+
+async def run_closed_loop(
+    send: Send,
+    planned: list[PlannedRequest],
+    *,
+    users: int,
+    think_time_s: float = 0.0,
+    time_limit_s: float = 600.0,
+    on_done: Callable[[RequestResult], None] | None = None,
+) -> LoadRun:
+    """`users` callers, each sending its next request only after its answer (and a think)."""
+    queue = list(reversed(planned))
+    in_flight, records = _InFlight(), []
+    started = time.perf_counter()
+
+    async def user() -> None:
+        while queue and time.perf_counter() - started < time_limit_s:
+            request = queue.pop()
+            in_flight.now += 1
+            scheduled_s = time.perf_counter()
+            try:
+                record = await send(request, scheduled_s)
+            except asyncio.CancelledError:
+                records.append(_stopped(request, scheduled_s))
+                raise
+            finally:
+                in_flight.now -= 1
+            records.append(record)
+            if on_done is not None:
+                on_done(record)
+            if think_time_s:
+                await asyncio.sleep(think_time_s)  # the user reads before asking again
+
+    sampler = asyncio.ensure_future(in_flight.sample_every(0.01))
+    workers = [asyncio.ensure_future(user()) for _ in range(users)]
+    try:
+        await asyncio.wait(workers, timeout=time_limit_s)
+    finally:
+        for worker in [*workers, sampler]:
+            worker.cancel()
+        await asyncio.gather(*workers, sampler, return_exceptions=True)
+    return LoadRun(
+        sorted(records, key=lambda r: r.index), started, time.perf_counter(), in_flight.samples
+    )
+
+
+async def run_load(
+    base_url: str,
+    workload: Workload,
+    *,
+    mode: str = "async",
+    request_rate: float | None = None,
+    burstiness: float = 1.0,
+    max_concurrency: int | None = None,
+    users: int | None = None,
+    think_time_s: float = 0.0,
+    time_limit_s: float = 600.0,
+    api_key: str | None = None,
+    model: str | None = None,
+    on_done: Callable[[RequestResult], None] | None = None,
+) -> LoadRun:
+    """Run `workload` against `base_url`: closed loop if `users` is given, else open loop at
+    `request_rate` (None: all at once). `mode`: "async", "stream" or "sync"."""
+    if mode not in {"async", "stream", "sync"}:
+        raise ValueError(f"mode must be 'async', 'stream' or 'sync', got {mode!r}")
+    planned = workload.requests()
+    concurrency = min(len(planned), users or max_concurrency or len(planned)) or 1
+    first = AsyncClient(base_url, api_key=api_key, model=model, max_connections=30)
+    try:  # once, not once per connection; and within the run's time limit like all else
+        model = await asyncio.wait_for(first.get_model(), time_limit_s)
+    except BaseException:
+        await first.aclose()
+        raise
+    async_clients = [first] + [
+        AsyncClient(base_url, api_key=api_key, model=model, max_connections=30)
+        for _ in range(math.ceil(concurrency / 25) - 1)
+    ]
+    sync_client = Client(base_url, api_key=api_key, model=model)
+    threads = ThreadPoolExecutor(max_workers=min(concurrency, 256), thread_name_prefix="sync")
+    try:
+        if mode == "sync":
+            send = sync_sender(sync_client, threads)
+        else:
+            send = async_sender(async_clients, stream=mode == "stream")
+        if users is not None:
+            return await run_closed_loop(
+                send,
+                planned,
+                users=users,
+                think_time_s=think_time_s,
+                time_limit_s=time_limit_s,
+                on_done=on_done,
+            )
+        return await run_open_loop(
+            send,
+            planned,
+            request_rate=request_rate or math.inf,
+            burstiness=burstiness,
+            max_concurrency=max_concurrency,
+            seed=workload.seed,
+            time_limit_s=time_limit_s,
+            on_done=on_done,
+        )
+    finally:
+        for client in async_clients:
+            await client.aclose()
+        sync_client.close()
+        threads.shutdown(wait=False, cancel_futures=True)

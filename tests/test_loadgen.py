@@ -1,0 +1,109 @@
+"""Load runs against real servers on loopback, checked against the cost model's predictions.
+
+Timing assertions compare simulated time with what the cost model predicts for the same
+requests, with a tolerance that HTTP overhead on a slow machine cannot exhaust: the server
+runs at time_scale 0.5, so a millisecond of overhead is two simulated milliseconds in ~135.
+"""
+
+import asyncio
+import random
+
+import pytest
+
+from inferlab import ServerThread, create_app, simulate
+from inferlab._faults import Faults
+from inferlab.loadgen import run_load
+from inferlab.profiles import H100_LLAMA3_8B
+from inferlab.workloads import Lengths, Workload, exponential, fixed, uniform
+
+TIME_SCALE = 0.5
+TOLERANCE = 0.2
+
+
+@pytest.fixture(scope="module")
+def half_speed_server():
+    with ServerThread(create_app(time_scale=TIME_SCALE)) as server:
+        yield server
+
+
+def test_workloads_are_seeded_and_prompts_have_the_asked_length():
+    workload = Workload(num_requests=5, prompt_tokens=uniform(10, 20), seed=7)
+    first, again = workload.requests(), workload.requests()
+    assert first == again
+    from inferlab import count_tokens
+
+    assert all(count_tokens(r.prompt) == r.prompt_tokens for r in first)
+    assert len({r.prompt for r in first}) == 5
+
+
+def test_exponential_lengths_have_the_asked_mean_and_cap():
+    """Anyscale's shape: mean 128, capped at 1024 (the cap trims the mean very slightly)."""
+    rng = random.Random(0)
+    samples = [exponential(128, 1024).sample(rng) for _ in range(20_000)]
+    assert max(samples) <= 1024 and 120 < sum(samples) / len(samples) < 136
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("64", fixed(64)), ("uniform:8:16", uniform(8, 16)), ("exp:128:512", exponential(128, 512))],
+)
+def test_length_specs_parse(text, expected):
+    assert Lengths.parse(text) == expected
+
+
+def test_one_user_sees_the_latency_the_cost_model_predicts(half_speed_server):
+    """One request at a time: 32 prompt tokens, 16 output tokens, each alone on the H100."""
+    workload = Workload(num_requests=6, prompt_tokens=fixed(32), output_tokens=fixed(16))
+    run = asyncio.run(run_load(half_speed_server.base_url, workload, users=1))
+    (predicted,) = simulate([(0.0, 32, 16)], H100_LLAMA3_8B)
+    measured_s = run.summary().e2e.p50 / TIME_SCALE
+    assert measured_s == pytest.approx(predicted.finished_s, rel=TOLERANCE)
+
+
+def test_a_burst_takes_as_long_as_the_cost_model_says_for_those_arrivals(half_speed_server):
+    """16 requests at once. They reach the server over a few milliseconds, so the fair
+    prediction replays the measured send times through simulate(): each request's latency and
+    the whole run's duration must match it."""
+    workload = Workload(num_requests=16, prompt_tokens=fixed(32), output_tokens=fixed(24))
+    run = asyncio.run(run_load(half_speed_server.base_url, workload))
+    first_sent = min(r.sent_s for r in run.records)
+    arrivals = [((r.sent_s - first_sent) / TIME_SCALE, 32, 24) for r in run.records]
+    predicted = simulate(arrivals, H100_LLAMA3_8B)
+    predicted_e2e = [seq.finished_s - seq.arrival_s for seq in predicted]
+    measured_e2e = [r.e2e_latency_s / TIME_SCALE for r in run.records]
+    assert sum(measured_e2e) / 16 == pytest.approx(sum(predicted_e2e) / 16, rel=TOLERANCE)
+    measured_span = (max(r.done_s for r in run.records) - first_sent) / TIME_SCALE
+    assert measured_span == pytest.approx(max(s.finished_s for s in predicted), rel=TOLERANCE)
+    assert run.summary().failed == 0
+
+
+def test_littles_law_holds_for_an_open_loop_run(half_speed_server):
+    """L (sampled every 10 ms) = λ (arrivals per second) x W (mean latency), within 20%."""
+    workload = Workload(num_requests=40, prompt_tokens=fixed(16), output_tokens=fixed(16))
+    run = asyncio.run(
+        run_load(half_speed_server.base_url, workload, request_rate=30.0, mode="stream")
+    )
+    law = run.summary().littles_law
+    assert law is not None and law.relative_error < TOLERANCE, law
+
+
+def test_errors_are_recorded_not_raised():
+    with ServerThread(create_app(time_scale=0.01, faults=Faults(fail_rate=1.0))) as failing:
+        run = asyncio.run(run_load(failing.base_url, Workload(num_requests=5)))
+    summary = run.summary()
+    assert summary.failed == 5 and summary.errors == {"APIStatusError": 5}
+
+
+def test_a_run_stops_at_its_time_limit_even_if_the_server_never_answers():
+    faults = Faults(stall_rate=1.0, stall_s=60.0)
+    with ServerThread(create_app(time_scale=0.01, faults=faults)) as stalled:
+        run = asyncio.run(run_load(stalled.base_url, Workload(num_requests=5), time_limit_s=0.5))
+        faults.update(stall_rate=0.0)
+    assert len(run.records) == 5
+    assert {r.error_type for r in run.records} == {"TimeLimitExceeded"}
+    assert run.ended_s - run.started_s < 5
+
+
+def test_modes_are_checked():
+    with pytest.raises(ValueError, match="mode must be"):
+        asyncio.run(run_load("http://127.0.0.1:9/v1", Workload(), mode="carrier-pigeon"))
