@@ -1,0 +1,176 @@
+"""Figures for the course: latency CDFs, throughput against latency, request timelines.
+
+Every function returns a matplotlib `Figure` and never shows it: in a notebook (with
+`%matplotlib inline`) the figure shows when a cell returns it, and a script can `savefig` it.
+Figures are made without pyplot, so nothing piles up in global state across re-runs. One style
+throughout: milliseconds for latency, units on every axis, a light grid, a colour-blind-safe
+palette (Okabe-Ito).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from .metrics import RequestResult
+from .scheduler import Sequence as SimulatedSequence
+
+PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
+
+
+def _figure(width: float = 6.4, height: float = 3.6, columns: int = 1) -> tuple[Figure, list]:
+    figure = Figure(figsize=(width, height), layout="constrained")
+    axes = figure.subplots(1, columns, squeeze=False)[0]
+    for ax in axes:
+        ax.grid(True, alpha=0.3)
+        ax.spines[["top", "right"]].set_visible(False)
+    return figure, list(axes)
+
+
+def latency_cdf(
+    latencies_s: Mapping[str, Sequence[float]], *, title: str = "Latency distribution"
+) -> Figure:
+    """One CDF line per label: {"static": [...], "continuous": [...]} -> a Figure.
+
+    Read it across: the x where a line reaches 0.99 is that run's p99.
+    """
+    figure, (ax,) = _figure()
+    for index, (label, values) in enumerate(latencies_s.items()):
+        colour = PALETTE[index % len(PALETTE)]  # cycle: never drop a line past the eighth
+        ordered = sorted(v * 1000 for v in values)
+        fractions = [(i + 1) / len(ordered) for i in range(len(ordered))]
+        ax.step(ordered, fractions, where="post", color=colour, label=label, linewidth=1.8)
+    for q in (0.5, 0.99):
+        ax.axhline(q, color="grey", linestyle=":", linewidth=1)
+        ax.annotate(
+            f"p{int(q * 100)}",
+            (0, q),
+            xycoords=("axes fraction", "data"),
+            xytext=(2, 2),
+            textcoords="offset points",
+            color="grey",
+            fontsize=8,
+        )
+    ax.set(xlabel="latency (ms)", ylabel="fraction of requests", ylim=(0, 1.02), title=title)
+    ax.legend(frameon=False)
+    return figure
+
+
+def throughput_latency(
+    curves: Mapping[str, Sequence[tuple[float, float, float]]],
+    *,
+    title: str = "Throughput against latency as load rises",
+) -> Figure:
+    """Per label, points (throughput req/s, p50 latency s, p99 latency s), in order of load.
+
+    The knee of each curve is where the server saturates: more load buys no more throughput,
+    only more waiting.
+    """
+    figure, (ax,) = _figure()
+    for index, (label, points) in enumerate(curves.items()):
+        colour = PALETTE[index % len(PALETTE)]
+        throughput = [p[0] for p in points]
+        ax.plot(throughput, [p[1] * 1000 for p in points], "o-", color=colour, label=f"{label} p50")
+        ax.plot(
+            throughput,
+            [p[2] * 1000 for p in points],
+            "s--",
+            color=colour,
+            alpha=0.7,
+            label=f"{label} p99",
+        )
+    ax.set(xlabel="throughput (requests/s)", ylabel="latency (ms)", title=title)
+    ax.legend(frameon=False, fontsize=8)
+    return figure
+
+
+def batch_size_tradeoff(
+    batch_sizes: Sequence[int],
+    throughput: Sequence[float],
+    latency_s: Sequence[float],
+    *,
+    throughput_label: str = "throughput (tokens/s)",
+    title: str = "Bigger batches: more throughput, more latency",
+) -> Figure:
+    """Throughput (left axis) and latency (right axis) against batch size, log-scaled."""
+    figure, (ax,) = _figure()
+    ax.plot(batch_sizes, throughput, "o-", color=PALETTE[0])
+    ax.set(xlabel="batch size (sequences)", ylabel=throughput_label, title=title, xscale="log")
+    ax.set_xticks(list(batch_sizes), [str(b) for b in batch_sizes])
+    ax.yaxis.label.set_color(PALETTE[0])
+    right: Axes = ax.twinx()
+    right.plot(batch_sizes, [s * 1000 for s in latency_s], "s--", color=PALETTE[3])
+    right.set_ylabel("latency per step (ms)", color=PALETTE[3])
+    right.spines[["top"]].set_visible(False)
+    return figure
+
+
+def request_timeline(
+    requests: Sequence[SimulatedSequence] | Sequence[RequestResult],
+    *,
+    title: str = "Request timeline",
+    max_requests: int = 60,
+) -> Figure:
+    """One bar per request: waiting (light) then being served (dark), coloured by the batch it
+    rode in. Takes simulate() output (which knows batches) or load-run records (which do not).
+
+    Look for head-of-line blocking: with static batching, short requests finish early but the
+    next ones still wait for the longest request of the batch.
+    """
+    rows = [_timeline_row(r) for r in list(requests)[:max_requests]]
+    start = min(row[0] for row in rows) if rows else 0.0
+    figure, (ax,) = _figure(7.0, max(2.5, 0.16 * len(rows) + 1.2))
+    batches = sorted({row[3] for row in rows if row[3] is not None})
+    for y, (arrived, admitted, finished, batch) in enumerate(rows):
+        colour = PALETTE[batches.index(batch) % len(PALETTE)] if batch is not None else PALETTE[0]
+        ax.barh(
+            y,
+            (admitted - arrived) * 1000,
+            left=(arrived - start) * 1000,
+            color=colour,
+            alpha=0.25,
+            height=0.8,
+        )
+        ax.barh(
+            y,
+            (finished - admitted) * 1000,
+            left=(admitted - start) * 1000,
+            color=colour,
+            height=0.8,
+        )
+    ax.invert_yaxis()
+    ax.set(xlabel="time (ms)     light: waiting, dark: being served", ylabel="request", title=title)
+    return figure
+
+
+def _timeline_row(
+    request: SimulatedSequence | RequestResult,
+) -> tuple[float, float, float, int | None]:
+    if isinstance(request, RequestResult):
+        return request.scheduled_s, request.sent_s, request.done_s, None
+    admitted = request.admitted_s if request.admitted_s is not None else request.arrival_s
+    finished = request.finished_s if request.finished_s is not None else admitted
+    return request.arrival_s, admitted, finished, request.batch_id
+
+
+def ttft_vs_e2e(records: Sequence[RequestResult], *, title: str = "First token vs last") -> Figure:
+    """Each request as a point: time to first token against end-to-end latency.
+
+    Points far right but low are what streaming is for: a long answer that starts quickly.
+    """
+    figure, (ax,) = _figure(4.8, 4.0)
+    good = [r for r in records if r.ok]
+    ax.scatter(
+        [r.e2e_latency_s * 1000 for r in good],
+        [r.ttft_s * 1000 for r in good],
+        s=14,
+        color=PALETTE[0],
+        alpha=0.7,
+    )
+    top = max([r.e2e_latency_s * 1000 for r in good], default=1.0)
+    ax.plot([0, top], [0, top], color="grey", linestyle=":", linewidth=1, label="TTFT = e2e")
+    ax.set(xlabel="end-to-end latency (ms)", ylabel="time to first token (ms)", title=title)
+    ax.legend(frameon=False, fontsize=8)
+    return figure
