@@ -59,6 +59,13 @@ def _proxy(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench(args: argparse.Namespace) -> int:
+    from . import _bench, runtime
+
+    base_url = args.base_url or runtime.external_base_url() or runtime.embedded_server().base_url
+    return _bench.run(args, base_url, args.api_key or runtime.api_key())
+
+
 def _doctor(args: argparse.Namespace) -> int:
     from . import _doctor, runtime
 
@@ -126,6 +133,12 @@ def build_parser() -> argparse.ArgumentParser:
     proxy.add_argument("--upstream-api-key", default=None)
     proxy.add_argument("--log-level", default="info")
     proxy.set_defaults(run=_proxy)
+
+    bench = commands.add_parser("bench", help="load a server and print serving metrics")
+    from ._bench import add_arguments
+
+    add_arguments(bench)
+    bench.set_defaults(run=_bench)
 
     doctor = commands.add_parser("doctor", help="check this environment and a server")
     doctor.add_argument(

@@ -1,0 +1,133 @@
+"""`inferlab bench`: load a server and print what it measured, like `vllm bench serve`.
+
+    inferlab bench --num-prompts 200 --request-rate 20 --output-len exp:128:1024
+    inferlab bench --mode proxy --max-concurrency 64            # through a batching proxy
+    inferlab bench --base-url http://127.0.0.1:8080/v1 --mode stream --save-json run.json
+
+It calls exactly what the notebooks call (`loadgen.run_load`), so the figures agree.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+from dataclasses import asdict
+from typing import Any
+
+from tqdm import tqdm
+
+from ._serving import ServerThread
+from .errors import InferlabError
+from .loadgen import run_load
+from .metrics import SLO, RequestResult
+from .workloads import Lengths, Workload
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--base-url",
+        default=None,
+        help="server to load (default: INFERLAB_BASE_URL, else embedded)",
+    )
+    parser.add_argument("--api-key", default=None)
+    parser.add_argument(
+        "--mode",
+        default="async",
+        choices=["sync", "async", "stream", "proxy"],
+        help="proxy: through a batching proxy started in front of the server",
+    )
+    parser.add_argument("--num-prompts", type=int, default=100)
+    parser.add_argument(
+        "--request-rate",
+        type=float,
+        default=math.inf,
+        help="open loop: requests per second (default: all at once)",
+    )
+    parser.add_argument("--burstiness", type=float, default=1.0, help="1 Poisson, <1 burstier")
+    parser.add_argument("--max-concurrency", type=int, default=None)
+    parser.add_argument("--users", type=int, default=None, help="closed loop: this many users")
+    parser.add_argument("--think-time-s", type=float, default=0.0)
+    parser.add_argument(
+        "--input-len",
+        type=Lengths.parse,
+        default=Lengths.parse("64"),
+        help="prompt tokens: 64, uniform:32:128, exp:128:1024",
+    )
+    parser.add_argument("--output-len", type=Lengths.parse, default=Lengths.parse("64"))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--slo-ttft-ms", type=float, default=None)
+    parser.add_argument("--slo-e2e-ms", type=float, default=None)
+    parser.add_argument("--time-limit-s", type=float, default=600.0)
+    parser.add_argument("--save-json", default=None, metavar="PATH")
+    parser.add_argument("--no-progress", action="store_true")
+
+
+def run(args: argparse.Namespace, base_url: str, api_key: str | None) -> int:
+    workload = Workload(args.num_prompts, args.input_len, args.output_len, args.seed)
+    slo = None
+    if args.slo_ttft_ms is not None or args.slo_e2e_ms is not None:
+        slo = SLO(ttft_s=_seconds(args.slo_ttft_ms), e2e_s=_seconds(args.slo_e2e_ms))
+    proxy = None
+    if args.mode == "proxy":
+        from .proxy import create_proxy_app
+
+        proxy = ServerThread(create_proxy_app(base_url, upstream_api_key=api_key)).start()
+    target = proxy.base_url if proxy else base_url
+    bar = tqdm(total=args.num_prompts, disable=args.no_progress, unit="req", leave=False)
+
+    def tick(record: RequestResult) -> None:
+        bar.update(1)
+
+    try:
+        load = asyncio.run(
+            run_load(
+                target,
+                workload,
+                mode="async" if args.mode == "proxy" else args.mode,
+                request_rate=args.request_rate,
+                burstiness=args.burstiness,
+                max_concurrency=args.max_concurrency,
+                users=args.users,
+                think_time_s=args.think_time_s,
+                time_limit_s=args.time_limit_s,
+                api_key=api_key,
+                on_done=tick,
+            )
+        )
+    except (InferlabError, OSError) as exc:
+        print(f"inferlab bench: could not start against {target}: {exc}")
+        return 1
+    finally:
+        bar.close()
+        if proxy is not None:
+            stats = proxy.app.state.proxy.completions.stats
+            print(
+                f"proxy batches: {stats.batches}, sizes {dict(sorted(stats.batch_sizes.items()))}"
+            )
+            proxy.stop()
+    summary = load.summary(slo)
+    print(f"inferlab bench: {args.mode} against {base_url}\n")
+    print(summary.table())
+    if args.save_json:
+        _save(args.save_json, args, summary, load.records)
+        print(f"\nsaved to {args.save_json}")
+    return 0
+
+
+def _seconds(milliseconds: float | None) -> float | None:
+    return None if milliseconds is None else milliseconds / 1000
+
+
+def _save(path: str, args: argparse.Namespace, summary: Any, records: list[RequestResult]) -> None:
+    options = {
+        k: (str(v) if isinstance(v, Lengths) else v) for k, v in vars(args).items() if k != "run"
+    }
+    document = {
+        "options": options,
+        "summary": asdict(summary),
+        "records": [asdict(record) for record in records],
+    }
+    with open(path, "w") as file:
+        json.dump(document, file, indent=1, default=str)
