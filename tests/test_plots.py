@@ -23,6 +23,9 @@ FIGURES = {
     "request_timeline (simulated)": lambda: plots.request_timeline(SIMULATED),
     "request_timeline (records)": lambda: plots.request_timeline(RECORDS),
     "ttft_vs_e2e": lambda: plots.ttft_vs_e2e(RECORDS),
+    "inter_token_gaps": lambda: plots.inter_token_gaps(
+        {"one": RequestResult(0, 0, 0, 1, token_times_s=[0.1, 0.2, 0.35])}
+    ),
 }
 
 

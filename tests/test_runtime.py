@@ -14,7 +14,7 @@ def test_without_a_configured_server_the_embedded_one_starts_once(monkeypatch):
 def test_inferlab_base_url_selects_an_external_server(monkeypatch, live_server):
     monkeypatch.setenv("INFERLAB_BASE_URL", live_server.base_url + "/")
     assert inferlab.base_url() == live_server.base_url
-    assert inferlab.embedded_model() is None
+    assert inferlab.embedded_model() is None and inferlab.time_scale() == 1.0
 
 
 def test_an_unreachable_server_says_what_to_do(monkeypatch):

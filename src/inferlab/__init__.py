@@ -20,7 +20,7 @@ from .errors import (
 )
 from .model import SimulatedModel, Token
 from .profiles import PROFILES, Profile, get_profile
-from .runtime import base_url, embedded_model
+from .runtime import base_url, embedded_model, time_scale
 from .scheduler import Batching, simulate
 from .server import create_app
 
@@ -54,4 +54,5 @@ __all__ = [
     "embedded_model",
     "get_profile",
     "simulate",
+    "time_scale",
 ]

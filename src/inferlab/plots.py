@@ -82,6 +82,7 @@ def throughput_latency(
             label=f"{label} p99",
         )
     ax.set(xlabel="throughput (requests/s)", ylabel="latency (ms)", title=title)
+    ax.set_ylim(bottom=0)  # from zero, so a small rise looks small
     ax.legend(frameon=False, fontsize=8)
     return figure
 
@@ -173,4 +174,26 @@ def ttft_vs_e2e(records: Sequence[RequestResult], *, title: str = "First token v
     ax.plot([0, top], [0, top], color="grey", linestyle=":", linewidth=1, label="TTFT = e2e")
     ax.set(xlabel="end-to-end latency (ms)", ylabel="time to first token (ms)", title=title)
     ax.legend(frameon=False, fontsize=8)
+    return figure
+
+
+def inter_token_gaps(
+    streams: Mapping[str, RequestResult], *, title: str = "Gaps between tokens"
+) -> Figure:
+    """For each labelled streamed request, the gap before each token after the first.
+
+    A steady line is the decode step; a spike is a step that also prefilled newcomers.
+    """
+    figure, (ax,) = _figure()
+    for index, (label, record) in enumerate(streams.items()):
+        gaps = [gap * 1000 for gap in record.itl_s]
+        ax.plot(
+            range(2, len(gaps) + 2),
+            gaps,
+            color=PALETTE[index % len(PALETTE)],
+            label=label,
+            linewidth=1.5,
+        )
+    ax.set(xlabel="token number", ylabel="gap before this token (ms)", title=title, ylim=(0, None))
+    ax.legend(frameon=False)
     return figure

@@ -78,3 +78,10 @@ def embedded_model() -> SimulatedModel | None:
     model = embedded_server().app.state.model
     assert isinstance(model, SimulatedModel)
     return model
+
+
+def time_scale() -> float:
+    """Wall seconds per simulated second of the server in use: divide wall times by it to read
+    them as H100 times. 1 for an external server, which runs in real time."""
+    model = embedded_model()
+    return 1.0 if model is None else model.time_scale
