@@ -280,3 +280,29 @@ async def test_async_with_drains_on_exit():
     ) as batcher:
         future = batcher.submit_nowait("late")
     assert future.result() == "done:late"
+
+
+def test_changes_from_another_thread_all_apply_in_order():
+    """Two quick changes from a widget thread: the second must not undo the first."""
+    import threading
+
+    async def echo(items):
+        return items
+
+    async def scenario():
+        batcher = MicroBatcher(echo, max_batch_size=8)
+        await batcher.submit("bind")  # the batcher now lives on this loop
+        done = asyncio.Event()
+        loop = asyncio.get_running_loop()
+
+        def from_widgets():
+            batcher.configure(max_batch_size=1)
+            batcher.configure(batch_wait_timeout_s=0.5)
+            loop.call_soon_threadsafe(done.set)
+
+        threading.Thread(target=from_widgets).start()
+        await done.wait()
+        return batcher.settings
+
+    settings = asyncio.run(scenario())
+    assert (settings.max_batch_size, settings.batch_wait_timeout_s) == (1, 0.5)

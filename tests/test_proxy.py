@@ -241,3 +241,51 @@ def test_the_openai_client_works_through_the_proxy(live_server):
     assert [c.index for c in completion.choices] == [0, 1]
     assert chunks[-1].usage.completion_tokens == 3 and chat.choices[0].message.content
     assert models.data[0].id == "h100-llama3-8b"
+
+
+def test_callers_that_hang_up_are_dropped_not_sent(fake):
+    """One request stalls upstream; 20 more queue behind it and their callers give up. The
+    proxy must drop them: once the stall ends, the upstream has seen only the first."""
+    import threading
+
+    app, server = fake
+    app.state.mode = "stall"
+    proxy_app = create_proxy_app(server.base_url, max_batch_size=1, max_concurrent_batches=1)
+    batcher = proxy_app.state.proxy.completions
+    all_gone = threading.Event()
+    answered = batcher._on_answered
+
+    def counting(pending, future):  # a test hook: learn when the 20 cancellations landed
+        answered(pending, future)
+        if batcher.stats.cancelled >= 20:
+            all_gone.set()
+
+    batcher._on_answered = counting
+
+    async def impatient(url, i):
+        async with httpx.AsyncClient(timeout=0.3) as client:
+            try:
+                await client.post(f"{url}/completions", json={"prompt": f"q{i}"})
+            except httpx.TimeoutException:
+                pass  # the caller gives up and hangs up
+
+    try:
+        with ServerThread(proxy_app) as proxy:
+            first = threading.Thread(
+                target=lambda: httpx.post(
+                    f"{proxy.base_url}/completions", json={"prompt": "first"}, timeout=30
+                )
+            )
+            first.start()
+            assert app.state.arrived.wait(10)
+
+            async def crowd():
+                await asyncio.gather(*(impatient(proxy.base_url, i) for i in range(20)))
+
+            asyncio.run(crowd())
+            assert all_gone.wait(10), f"only {batcher.stats.cancelled} of 20 were dropped"
+            release_stall(app)
+            first.join(10)
+        assert [body["prompt"] for body in app.state.requests] == ["first"]
+    finally:
+        release_stall(app)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hmac
 import math
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -120,13 +120,15 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(InvalidRequestError, invalid_request)
 
 
-def api_key_dependency(api_key: str | None) -> Callable[[Request], None]:
+def api_key_dependency(api_key: str | None) -> Callable[[Request], Awaitable[None]]:
     """A FastAPI dependency that lets a request pass only with `Authorization: Bearer <key>`.
 
     With no key configured every request passes, as with vLLM's `--api-key` left unset.
+    It is `async` on purpose: FastAPI runs a plain `def` dependency on a thread pool, a thread
+    hop on every request.
     """
 
-    def require_api_key(request: Request) -> None:
+    async def require_api_key(request: Request) -> None:
         if api_key is None:
             return
         given = request.headers.get("authorization", "").encode()

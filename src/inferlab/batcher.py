@@ -80,22 +80,24 @@ class MicroBatcher(Generic[T, R]):
     def configure(self, **changes: Any) -> None:
         """Change settings while running, e.g. `configure(max_batch_size=16)`.
 
-        Safe from any thread (a notebook's widgets, say): the new settings are checked here, so
-        a bad value raises in the caller, then applied on the batcher's own event loop.
+        Safe from any thread (a notebook's widgets, say): the change is checked here, so a bad
+        value raises in the caller, then applied on the batcher's own event loop, in order.
         """
-        settings = replace(self.settings, **changes)
+        replace(self.settings, **changes)  # validate now, in the caller's thread
         loop = self._loop
         try:
             here = asyncio.get_running_loop()
         except RuntimeError:
             here = None
         if loop is not None and loop is not here and loop.is_running():
-            loop.call_soon_threadsafe(self._apply, settings)
+            # subtle: send the change, not the resulting settings. Two quick calls would
+            # otherwise both start from the old settings, and the second would undo the first.
+            loop.call_soon_threadsafe(self._apply, changes)
         else:
-            self._apply(settings)
+            self._apply(changes)
 
-    def _apply(self, settings: BatcherSettings) -> None:
-        self.settings = settings
+    def _apply(self, changes: dict[str, Any]) -> None:
+        self.settings = replace(self.settings, **changes)
         if self._loop is not None:
             self._maybe_dispatch()  # a bigger batch size or a shorter wait may free a batch now
 

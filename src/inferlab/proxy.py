@@ -79,6 +79,16 @@ class BatchingProxy:
             "request_timeout_s": self.request_timeout_s,
         }
 
+    def close_from_thread(self, timeout_s: float = 10.0) -> None:
+        """From another thread, answer everything queued or in flight (with errors) before the
+        server stops: uvicorn drains connections before the app's own shutdown, so a request
+        still waiting in a batcher then would only be cancelled, unanswered."""
+        for batcher in (self.completions, self.chats):
+            loop = batcher._loop
+            if loop is not None and loop.is_running():
+                closing = asyncio.run_coroutine_threadsafe(batcher.aclose(drain=False), loop)
+                closing.result(timeout_s)
+
     def configure(self, **changes: Any) -> None:
         """Change batching settings from any thread; raises ValueError/TypeError if invalid."""
         timeout = changes.pop("request_timeout_s", self.request_timeout_s)
@@ -113,16 +123,37 @@ def _json(reply: Reply) -> JSONResponse:
     return JSONResponse(reply.body, reply.status, reply.headers)
 
 
+async def _cancel_on_disconnect(request: Request, future: asyncio.Future[Reply]) -> None:
+    """A caller that hangs up stops waiting: cancel its future, so the batcher drops it (never
+    sent if still queued). uvicorn would otherwise let the handler run on, unheard."""
+    while not future.done():
+        message = await request.receive()  # the body is read; what comes next is a disconnect
+        if message["type"] == "http.disconnect":
+            future.cancel()
+            return
+
+
 async def _answer(
-    future: asyncio.Future[Reply], events: asyncio.Queue[str | None], stream: bool
+    future: asyncio.Future[Reply],
+    events: asyncio.Queue[str | None],
+    stream: bool,
+    request: Request,
 ) -> Response:
     """Wait for the caller's reply; a stream starts only once its first chunk exists, so
     errors before that still get their proper status code."""
     if not stream:
+        watcher = asyncio.ensure_future(_cancel_on_disconnect(request, future))
         try:
             return _json(await future)
+        except asyncio.CancelledError:
+            if not future.cancelled():
+                raise  # we ourselves are being cancelled (shutdown)
+            # The caller hung up; nobody will read this, but the handler must still end.
+            return _json(Reply(400, error_body("the client closed the request", 400)))
         except Exception as exc:
             return _json(_reply_for(exc))
+        finally:
+            watcher.cancel()
     first = asyncio.ensure_future(events.get())
     try:
         await asyncio.wait({first, future}, return_when=asyncio.FIRST_COMPLETED)
@@ -197,29 +228,30 @@ def create_proxy_app(
     v1 = APIRouter(prefix="/v1", dependencies=guard)
 
     @v1.post("/completions")
-    async def completions(request: ProxyCompletionRequest) -> Response:
+    async def completions(request: ProxyCompletionRequest, raw: Request) -> Response:
         body = request.model_dump(exclude_unset=True)
         include_usage = bool(request.stream_options and request.stream_options.include_usage)
         call = Call(body, request.prompts, request.n, request.stream, include_usage)
-        return await _submit(proxy.completions, call, call.events, request.stream)
+        return await _submit(proxy.completions, call, call.events, request.stream, raw)
 
     @v1.post("/chat/completions")
-    async def chat_completions(request: ProxyChatRequest) -> Response:
+    async def chat_completions(request: ProxyChatRequest, raw: Request) -> Response:
         events: asyncio.Queue[str | None] = asyncio.Queue()
         body = request.model_dump(exclude_unset=True)
-        return await _submit(proxy.chats, (body, events), events, request.stream)
+        return await _submit(proxy.chats, (body, events), events, request.stream, raw)
 
     async def _submit(
         batcher: MicroBatcher[Any, Reply],
         item: Any,
         events: asyncio.Queue[str | None],
         stream: bool,
+        raw: Request,
     ) -> Response:
         try:
             future = batcher.submit_nowait(item, timeout_s=proxy.request_timeout_s)
         except OverloadedError as exc:
             return _json(_reply_for(exc))
-        return await _answer(future, events, stream)
+        return await _answer(future, events, stream, raw)
 
     @v1.get("/models")
     async def models() -> Response:
