@@ -1,0 +1,137 @@
+"""The dashboard as a person uses it: JupyterLab in headless Chromium, a slider moved by keys.
+
+Needs Debian's `chromium` (no browser download) and Playwright for Python. `.ci/run` installs
+both; in CI (CI=true) a missing browser fails this test, elsewhere it is reported as skipped.
+The screenshot lands in out/dashboard.png, to be looked at.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+TOKEN = "inferlab-browser-test"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def _require(condition: bool, reason: str) -> None:
+    if not condition:
+        if os.environ.get("CI"):
+            pytest.fail(f"{reason} (CI must run the browser test)")
+        pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def jupyterlab(tmp_path_factory):
+    _require(Path(CHROMIUM).exists(), f"no Chromium at {CHROMIUM}: apt-get install chromium")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [
+        sys.executable,
+        "-m",
+        "jupyter",
+        "lab",
+        "--no-browser",
+        f"--port={port}",
+        "--ip=127.0.0.1",
+        f"--IdentityProvider.token={TOKEN}",
+        "--ServerApp.password=",
+        f"--ServerApp.root_dir={ROOT}",
+        "--LabApp.news_url=None",
+        # a workspace of its own: no tabs restored from anyone's earlier session
+        f"--LabApp.workspaces_dir={tmp_path_factory.mktemp('workspaces')}",
+    ]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        command.append("--allow-root")
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    lines: queue.Queue[str] = queue.Queue()
+    reader = threading.Thread(
+        target=lambda: [lines.put(line) for line in process.stderr], daemon=True
+    )
+    reader.start()
+    try:
+        while True:  # wait for the server to say it is up, reading its log as it comes
+            line = lines.get(timeout=60)
+            if "is running at" in line:
+                break
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(20)
+        reader.join(10)  # reads to the end of Jupyter's log, which ends with the process
+        process.stderr.close()
+
+
+def test_moving_the_batch_size_slider_changes_the_running_proxy(jupyterlab):
+    sync_api = (
+        pytest.importorskip("playwright.sync_api")
+        if not os.environ.get("CI")
+        else __import__("playwright.sync_api", fromlist=["sync_playwright"])
+    )
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(f"{jupyterlab}/lab/tree/notebooks/06_live_tuning.ipynb?reset&token={TOKEN}")
+        page.locator(".jp-NotebookPanel-notebook:visible").wait_for(timeout=60_000)
+        idle = page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']")
+        idle.first.wait_for(timeout=60_000)  # the kernel has started and is idle
+        page.locator(".lm-MenuBar-item", has_text="Run").first.click()
+        page.locator(".lm-Menu-item", has_text="Run All Cells").first.click()
+        dashboard = page.locator(".inferlab-dashboard")
+        dashboard.wait_for(timeout=120_000)
+        page.get_by_text("best: SloPoint", exact=False).wait_for(timeout=180_000)
+
+        settings = dashboard.locator("td.inferlab-proxy")
+        page.wait_for_function(
+            "() => document.querySelector('.inferlab-dashboard td.inferlab-proxy')"
+            "?.innerText.includes('batch 8')",
+            timeout=30_000,
+        )
+        before_numbers = dashboard.locator("td.inferlab-throughput").inner_text()
+
+        slider = dashboard.locator(".widget-slider", has_text="max batch size")
+        handle = slider.locator(".noUi-handle")
+        handle.focus()
+        for _ in range(4):
+            handle.press("ArrowRight")
+        page.wait_for_function(
+            "() => document.querySelector('.inferlab-dashboard td.inferlab-proxy')"
+            "?.innerText.includes('batch 12')",
+            timeout=30_000,
+        )
+        assert "batch 12" in settings.inner_text()
+        page.wait_for_function(
+            "(before) => document.querySelector('.inferlab-dashboard td.inferlab-throughput')"
+            "?.innerText !== before",
+            arg=before_numbers,
+            timeout=30_000,
+        )
+
+        (ROOT / "out").mkdir(exist_ok=True)
+        dashboard.scroll_into_view_if_needed()
+        page.screenshot(path=str(ROOT / "out" / "dashboard.png"))
+        text = dashboard.inner_text()
+        assert re.search(r"throughput\s+[\d.]+ req/s", text)
+        browser.close()
