@@ -16,12 +16,11 @@ import argparse
 import asyncio
 import random
 import statistics
-import subprocess
-import sys
 import time
 from collections.abc import Awaitable, Callable
 
 import httpx
+from _harness import spawn, stop, wait_until_up
 
 from inferlab import MicroBatcher
 
@@ -243,38 +242,12 @@ def http_table(quick: bool) -> None:
 
 
 def http_comparison(quick: bool, time_scale: float) -> None:
-    serve = [
-        sys.executable,
-        "-m",
-        "inferlab.cli",
-        "serve",
-        "--port",
-        "18801",
-        "--time-scale",
-        str(time_scale),
-        "--log-level",
-        "warning",
-    ]
-    server = subprocess.Popen(serve, stdout=subprocess.DEVNULL)
-    proxy = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "inferlab.cli",
-            "proxy",
-            "--upstream",
-            "http://127.0.0.1:18801/v1",
-            "--port",
-            "18802",
-            "--log-level",
-            "warning",
-        ],
-        stdout=subprocess.DEVNULL,
-    )
+    server = spawn("serve", "--port", "18801", "--time-scale", str(time_scale))
+    proxy = spawn("proxy", "--upstream", "http://127.0.0.1:18801/v1", "--port", "18802")
     try:
         direct_url, proxy_url = "http://127.0.0.1:18801/v1", "http://127.0.0.1:18802/v1"
         for url in (direct_url, proxy_url):
-            _wait_until_up(url)
+            wait_until_up(url)
         requests = 30 if quick else 100
         body = {"prompt": "Hello", "max_tokens": 4, "ignore_eos": True}
         with httpx.Client(timeout=30) as client:
@@ -295,20 +268,7 @@ def http_comparison(quick: bool, time_scale: float) -> None:
             f"proxy adds {results['via proxy'] - results['direct']:+.2f} ms"
         )
     finally:
-        for process in (proxy, server):
-            process.terminate()
-            process.wait(10)
-
-
-def _wait_until_up(base_url: str, timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(base_url + "/models", timeout=1.0).raise_for_status()
-            return
-        except httpx.HTTPError:
-            time.sleep(0.1)  # a benchmark script: polling a starting process is fine
-    raise RuntimeError(f"nothing answered at {base_url}")
+        stop(proxy, server)
 
 
 if __name__ == "__main__":

@@ -18,11 +18,11 @@ import asyncio
 import collections
 import json
 import random
-import subprocess
 import sys
 import time
 
 import httpx
+from _harness import spawn, stop, wait_until_up
 
 UPSTREAM_PORT, PROXY_PORT = 18901, 18902
 CLEAR = {"200", "429", "502", "504", "stream-error"}  # stream-error: an error event, then [DONE]
@@ -109,58 +109,34 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=1000)
     parser.add_argument("--duration-s", type=float, default=60.0)
     args = parser.parse_args()
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "inferlab.cli",
-            "serve",
-            "--port",
-            str(UPSTREAM_PORT),
-            "--max-num-seqs",
-            "1024",
-            "--log-level",
-            "warning",
-        ],
-        stdout=subprocess.DEVNULL,
-    )
-    proxy = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "inferlab.cli",
-            "proxy",
-            "--upstream",
-            f"http://127.0.0.1:{UPSTREAM_PORT}/v1",
-            "--port",
-            str(PROXY_PORT),
-            "--max-batch-size",
-            "64",
-            "--batch-wait-timeout-s",
-            "0.01",
-            "--max-concurrent-batches",
-            "4",
-            "--max-queue-size",
-            "500",
-            "--request-timeout-s",
-            "2",
-            "--log-level",
-            "warning",
-        ],
-        stdout=subprocess.DEVNULL,
+    server = spawn("serve", "--port", str(UPSTREAM_PORT), "--max-num-seqs", "1024")
+    proxy = spawn(
+        "proxy",
+        "--upstream",
+        f"http://127.0.0.1:{UPSTREAM_PORT}/v1",
+        "--port",
+        str(PROXY_PORT),
+        "--max-batch-size",
+        "64",
+        "--batch-wait-timeout-s",
+        "0.01",
+        "--max-concurrent-batches",
+        "4",
+        "--max-queue-size",
+        "500",
+        "--request-timeout-s",
+        "2",
     )
     try:
         for port in (UPSTREAM_PORT, PROXY_PORT):
-            _wait_until_up(f"http://127.0.0.1:{port}/health")
+            wait_until_up(f"http://127.0.0.1:{port}/health")
         print(f"{args.clients} clients for {args.duration_s:.0f} s through the proxy:")
         started = time.monotonic()
         outcomes = asyncio.run(soak(args.clients, args.duration_s))
         elapsed = time.monotonic() - started
         metrics = httpx.get(f"http://127.0.0.1:{PROXY_PORT}/metrics").text
     finally:
-        for process in (proxy, server):
-            process.terminate()
-            process.wait(10)
+        stop(proxy, server)
     total = sum(outcomes.values())
     unclear = {k: v for k, v in outcomes.items() if k not in CLEAR}
     print(f"\n{total} requests in {elapsed:.0f} s ({total / elapsed:.0f}/s):")
@@ -177,17 +153,6 @@ def main() -> int:
     )
     print(f"\nverdict: {verdict}")
     return 0 if not unclear else 1
-
-
-def _wait_until_up(url: str, timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(url, timeout=1.0).raise_for_status()
-            return
-        except httpx.HTTPError:
-            time.sleep(0.1)  # a benchmark script: polling a starting process is fine
-    raise RuntimeError(f"nothing answered at {url}")
 
 
 if __name__ == "__main__":

@@ -21,12 +21,11 @@ import asyncio
 import json
 import re
 import statistics
-import subprocess
-import sys
 import time
 from importlib import resources
 
 import httpx
+from _harness import spawn, stop, wait_until_up
 
 from inferlab import SimulatedModel, get_profile
 
@@ -184,26 +183,12 @@ def capacity_table(quick: bool) -> None:
     header = ("streams", "open at once", "worst lag", "lag", "tokens")
     print("{:>8} {:>13} {:>10} {:>7} {:>8}  verdict".format(*header))
     port = 18765
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "inferlab.cli",
-            "serve",
-            "--port",
-            str(port),
-            "--max-num-seqs",
-            "4096",
-            "--kv-capacity-tokens",
-            "4000000",
-            "--log-level",
-            "warning",
-        ],
-        stdout=subprocess.DEVNULL,
+    server = spawn(
+        "serve", "--port", str(port), "--max-num-seqs", "4096", "--kv-capacity-tokens", "4000000"
     )
     try:
         base_url = f"http://127.0.0.1:{port}/v1"
-        _wait_until_up(base_url)
+        wait_until_up(base_url)
         sustained = 0
         for streams in (1000,) if quick else (250, 500, 1000, 1500, 2000):
             worst_s, lag, peak, tokens = asyncio.run(stream_burst(base_url, streams, TOKENS))
@@ -215,19 +200,7 @@ def capacity_table(quick: bool) -> None:
             )
         print(f"\nmost concurrent streams with the clock <= {LAG_LIMIT:.0%} behind: {sustained}")
     finally:
-        server.terminate()
-        server.wait(10)
-
-
-def _wait_until_up(base_url: str, timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(base_url + "/models", timeout=1.0).raise_for_status()
-            return
-        except httpx.HTTPError:
-            time.sleep(0.1)  # a benchmark script, not a test: polling a starting process is fine
-    raise RuntimeError(f"the server at {base_url} did not start")
+        stop(server)
 
 
 def main() -> None:

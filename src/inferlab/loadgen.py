@@ -140,17 +140,38 @@ def _stopped(request: PlannedRequest, scheduled_s: float) -> RequestResult:
     )
 
 
-class _InFlight:
-    """Counts requests in flight, and samples that count on a clock for Little's law."""
+class _Tracker:
+    """Keeps every record of a run, and counts requests in flight (sampled on a clock, so that
+    Little's law can be checked against an independent measurement)."""
 
-    def __init__(self) -> None:
-        self.now = 0
+    def __init__(self, on_done: Callable[[RequestResult], None] | None) -> None:
+        self.in_flight = 0
         self.samples: list[int] = []
+        self.records: list[RequestResult] = []
+        self.on_done = on_done
+        self.started_s = time.perf_counter()
 
     async def sample_every(self, interval_s: float) -> None:
         while True:
-            self.samples.append(self.now)
+            self.samples.append(self.in_flight)
             await asyncio.sleep(interval_s)  # a sampling clock, not a wait for something
+
+    async def send(self, send: Send, request: PlannedRequest, scheduled_s: float) -> None:
+        self.in_flight += 1
+        try:
+            record = await send(request, scheduled_s)
+        except asyncio.CancelledError:  # the run hit its time limit: still a record, an error
+            self.records.append(_stopped(request, scheduled_s))
+            raise
+        finally:
+            self.in_flight -= 1
+        self.records.append(record)
+        if self.on_done is not None:
+            self.on_done(record)
+
+    def result(self) -> LoadRun:
+        records = sorted(self.records, key=lambda record: record.index)
+        return LoadRun(records, self.started_s, time.perf_counter(), self.samples)
 
 
 async def run_open_loop(
@@ -168,27 +189,17 @@ async def run_open_loop(
     burstiness 1 is Poisson, lower is burstier. `max_concurrency` caps requests in flight."""
     rng = random.Random(seed)
     limit = asyncio.Semaphore(max_concurrency) if max_concurrency else None
-    in_flight, records = _InFlight(), []
+    tracker = _Tracker(on_done)
 
     async def one(request: PlannedRequest, scheduled_s: float) -> None:
-        if limit is not None:
-            await limit.acquire()
-        in_flight.now += 1
-        try:
-            record = await send(request, scheduled_s)
-        except asyncio.CancelledError:  # the run hit its time limit: still a record, an error
-            records.append(_stopped(request, scheduled_s))
-            raise
-        finally:
-            in_flight.now -= 1
-            if limit is not None:
-                limit.release()
-        records.append(record)
-        if on_done is not None:
-            on_done(record)
+        if limit is None:
+            await tracker.send(send, request, scheduled_s)
+            return
+        async with limit:
+            await tracker.send(send, request, scheduled_s)
 
-    started = time.perf_counter()
-    sampler = asyncio.ensure_future(in_flight.sample_every(0.01))
+    started = tracker.started_s
+    sampler = asyncio.ensure_future(tracker.sample_every(0.01))
     tasks: list[asyncio.Task[None]] = []
     due_s = started
     try:
@@ -206,9 +217,7 @@ async def run_open_loop(
             task.cancel()  # past the time limit: stop, do not hang
         sampler.cancel()
         await asyncio.gather(*tasks, sampler, return_exceptions=True)
-    return LoadRun(
-        sorted(records, key=lambda r: r.index), started, time.perf_counter(), in_flight.samples
-    )
+    return tracker.result()
 
 
 async def run_closed_loop(
@@ -222,28 +231,15 @@ async def run_closed_loop(
 ) -> LoadRun:
     """`users` callers, each sending its next request only after its answer (and a think)."""
     queue = list(reversed(planned))
-    in_flight, records = _InFlight(), []
-    started = time.perf_counter()
+    tracker = _Tracker(on_done)
 
     async def user() -> None:
-        while queue and time.perf_counter() - started < time_limit_s:
-            request = queue.pop()
-            in_flight.now += 1
-            scheduled_s = time.perf_counter()
-            try:
-                record = await send(request, scheduled_s)
-            except asyncio.CancelledError:
-                records.append(_stopped(request, scheduled_s))
-                raise
-            finally:
-                in_flight.now -= 1
-            records.append(record)
-            if on_done is not None:
-                on_done(record)
+        while queue and time.perf_counter() - tracker.started_s < time_limit_s:
+            await tracker.send(send, queue.pop(), time.perf_counter())
             if think_time_s:
                 await asyncio.sleep(think_time_s)  # the user reads before asking again
 
-    sampler = asyncio.ensure_future(in_flight.sample_every(0.01))
+    sampler = asyncio.ensure_future(tracker.sample_every(0.01))
     workers = [asyncio.ensure_future(user()) for _ in range(users)]
     try:
         await asyncio.wait(workers, timeout=time_limit_s)
@@ -251,9 +247,7 @@ async def run_closed_loop(
         for worker in [*workers, sampler]:
             worker.cancel()
         await asyncio.gather(*workers, sampler, return_exceptions=True)
-    return LoadRun(
-        sorted(records, key=lambda r: r.index), started, time.perf_counter(), in_flight.samples
-    )
+    return tracker.result()
 
 
 async def run_load(
