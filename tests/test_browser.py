@@ -40,6 +40,14 @@ def _require(condition: bool, reason: str) -> None:
         pytest.skip(reason)
 
 
+def _settings_without_windowing(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("settings")
+    tracker = folder / "@jupyterlab" / "notebook-extension" / "tracker.jupyterlab-settings"
+    tracker.parent.mkdir(parents=True)
+    tracker.write_text('{"windowingMode": "none"}')
+    return folder
+
+
 @pytest.fixture(scope="module")
 def jupyterlab(tmp_path_factory):
     _require(Path(CHROMIUM).exists(), f"no Chromium at {CHROMIUM}: apt-get install chromium")
@@ -58,8 +66,10 @@ def jupyterlab(tmp_path_factory):
         "--ServerApp.password=",
         f"--ServerApp.root_dir={ROOT}",
         "--LabApp.news_url=None",
-        # a workspace of its own: no tabs restored from anyone's earlier session
+        # a workspace and settings of its own: no tabs restored from anyone's earlier session,
+        # and no notebook windowing, which drops cells scrolled out of view from the page
         f"--LabApp.workspaces_dir={tmp_path_factory.mktemp('workspaces')}",
+        f"--LabApp.user_settings_dir={_settings_without_windowing(tmp_path_factory)}",
     ]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         command.append("--allow-root")
@@ -100,8 +110,9 @@ def test_moving_the_batch_size_slider_changes_the_running_proxy(jupyterlab):
         page.locator(".lm-MenuBar-item", has_text="Run").first.click()
         page.locator(".lm-Menu-item", has_text="Run All Cells").first.click()
         dashboard = page.locator(".inferlab-dashboard")
-        dashboard.wait_for(timeout=120_000)
-        page.get_by_text("best: SloPoint", exact=False).wait_for(timeout=180_000)
+        dashboard.wait_for(state="attached", timeout=120_000)
+        page.get_by_text("best: SloPoint", exact=False).wait_for(state="attached", timeout=180_000)
+        dashboard.scroll_into_view_if_needed()  # run-all scrolled to the end; come back up
 
         settings = dashboard.locator("td.inferlab-proxy")
         page.wait_for_function(
