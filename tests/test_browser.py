@@ -40,6 +40,13 @@ def _require(condition: bool, reason: str) -> None:
         pytest.skip(reason)
 
 
+def _copy_of_the_notebook(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """JupyterLab autosaves what it runs: serve a copy, so a test run never edits the course."""
+    folder = tmp_path_factory.mktemp("course")
+    shutil.copy(ROOT / "notebooks" / "06_live_tuning.ipynb", folder)
+    return folder
+
+
 def _settings_without_windowing(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("settings")
     tracker = folder / "@jupyterlab" / "notebook-extension" / "tracker.jupyterlab-settings"
@@ -64,7 +71,7 @@ def jupyterlab(tmp_path_factory):
         "--ip=127.0.0.1",
         f"--IdentityProvider.token={TOKEN}",
         "--ServerApp.password=",
-        f"--ServerApp.root_dir={ROOT}",
+        f"--ServerApp.root_dir={_copy_of_the_notebook(tmp_path_factory)}",
         "--LabApp.news_url=None",
         # a workspace and settings of its own: no tabs restored from anyone's earlier session,
         # and no notebook windowing, which drops cells scrolled out of view from the page
@@ -103,15 +110,21 @@ def test_moving_the_batch_size_slider_changes_the_running_proxy(jupyterlab):
             executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
         )
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(f"{jupyterlab}/lab/tree/notebooks/06_live_tuning.ipynb?reset&token={TOKEN}")
+        page.goto(f"{jupyterlab}/lab/tree/06_live_tuning.ipynb?reset&token={TOKEN}")
         page.locator(".jp-NotebookPanel-notebook:visible").wait_for(timeout=60_000)
         idle = page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']")
         idle.first.wait_for(timeout=60_000)  # the kernel has started and is idle
+        # Stored outputs would satisfy the waits below before anything ran: clear them.
+        page.locator(".lm-MenuBar-item", has_text="Edit").first.click()
+        page.locator(".lm-Menu-item", has_text="Clear Outputs of All Cells").first.click()
         page.locator(".lm-MenuBar-item", has_text="Run").first.click()
         page.locator(".lm-Menu-item", has_text="Run All Cells").first.click()
         dashboard = page.locator(".inferlab-dashboard")
         dashboard.wait_for(state="attached", timeout=120_000)
         page.get_by_text("best: SloPoint", exact=False).wait_for(state="attached", timeout=180_000)
+        page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").first.wait_for(
+            timeout=60_000
+        )  # the last cell has finished: the notebook no longer moves controls
         dashboard.scroll_into_view_if_needed()  # run-all scrolled to the end; come back up
 
         settings = dashboard.locator("td.inferlab-proxy")

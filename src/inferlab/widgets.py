@@ -202,7 +202,7 @@ class BatchingDashboard:
             layout=wide,
         )
         self.run_button = widgets.ToggleButton(False, description="start", icon="play")
-        self.numbers = widgets.HTML(layout=widgets.Layout(height="240px"))
+        self.numbers = widgets.HTML(layout=widgets.Layout(height="300px"))  # 9 rows, no jumps
         self.bars = widgets.HTML(layout=widgets.Layout(height="150px"))
         self.slo = widgets.HTML()
         self.batch_size.observe(lambda c: self.proxy.configure(max_batch_size=c["new"]), "value")
