@@ -1,4 +1,5 @@
-"""The small data types behind MicroBatcher: its public stats and its private bookkeeping."""
+"""The small parts behind MicroBatcher: its settings and stats, its bookkeeping, and how a
+batch's callers are answered: each exactly once, whatever the handler did."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from enum import Enum
 from typing import Any, Generic, TypeVar
 
 from ._clock import Cancellable
+from .errors import BatchFailedError
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -76,3 +78,37 @@ class BatcherSettings:
         check_at_least("batch_wait_timeout_s", self.batch_wait_timeout_s, 0)
         check_at_least("max_concurrent_batches", self.max_concurrent_batches, 1)
         check_at_least("max_queue_size", self.max_queue_size, 1)
+
+
+def answer(waiting: list[_Pending[T, R]], results: list[R], stats: BatcherStats) -> None:
+    """Give each caller its result, in order; a wrong count fails them all, clearly."""
+    if not isinstance(results, list) or len(results) != len(waiting):
+        count = len(results) if isinstance(results, list) else type(results).__name__
+        message = (
+            f"the batch handler returned {count} results for {len(waiting)} items; "
+            "it must return a list with one result per item, in order"
+        )
+        fail(waiting, BatchFailedError(message), stats)
+        return
+    for pending, result in zip(waiting, results, strict=True):  # lengths checked above
+        if not pending.future.done():
+            stats.completed += 1
+            pending.future.set_result(result)
+
+
+def fail(waiting: list[_Pending[T, R]], error: BaseException, stats: BatcherStats) -> None:
+    """Give every caller still waiting the same error."""
+    for pending in waiting:
+        if not pending.future.done():
+            stats.failed += 1
+            pending.future.set_exception(error)
+
+
+def retry_after_s(queued: int, settings: BatcherSettings, stats: BatcherStats) -> float:
+    """How long an overloaded caller should wait: the batches ahead of it, at their recent pace.
+
+    40 queued, batches of 8, one at a time, 30 ms each -> 5 batches ahead -> 0.15 s.
+    """
+    batches_ahead = queued / settings.max_batch_size / settings.max_concurrent_batches
+    per_batch_s = stats.mean_batch_duration_s or settings.batch_wait_timeout_s
+    return max(settings.batch_wait_timeout_s, batches_ahead * per_batch_s)

@@ -28,7 +28,17 @@ from dataclasses import replace
 from functools import partial
 from typing import Any, Generic, TypeVar
 
-from ._batch_types import BatcherSettings, BatcherStats, _Batch, _Pending, _State, check_at_least
+from ._batch_types import (
+    BatcherSettings,
+    BatcherStats,
+    _Batch,
+    _Pending,
+    _State,
+    answer,
+    check_at_least,
+    fail,
+    retry_after_s,
+)
 from ._clock import Cancellable, LoopClock, TimerClock
 from .errors import BatchFailedError, OverloadedError, RequestTimeoutError
 
@@ -129,7 +139,7 @@ class MicroBatcher(Generic[T, R]):
             self.stats.rejected += 1
             raise OverloadedError(
                 f"the queue is full ({self.settings.max_queue_size} items waiting)",
-                retry_after_s=self._retry_after_s(),
+                retry_after_s=retry_after_s(self._pending, self.settings, self.stats),
             )
         now = self._clock.now()
         key = self._group_key(item) if self._group_key is not None else None
@@ -177,13 +187,6 @@ class MicroBatcher(Generic[T, R]):
                 del self._groups[pending.key]
         pending.queued = False
         self._pending -= 1
-
-    def _retry_after_s(self) -> float:
-        batches_ahead = (
-            self._pending / self.settings.max_batch_size / self.settings.max_concurrent_batches
-        )
-        per_batch_s = self.stats.mean_batch_duration_s or self.settings.batch_wait_timeout_s
-        return max(self.settings.batch_wait_timeout_s, batches_ahead * per_batch_s)
 
     # ---------------------------------------------------------------------------------------
     # Deciding when to send
@@ -275,45 +278,27 @@ class MicroBatcher(Generic[T, R]):
         try:
             if waiting:
                 results = await self._handler([p.item for p in waiting])
-                self._answer(waiting, results)
+                answer(waiting, results, self.stats)
         except asyncio.CancelledError:
-            self._fail(waiting, BatchFailedError("the batch was cancelled before it finished"))
+            fail(
+                waiting, BatchFailedError("the batch was cancelled before it finished"), self.stats
+            )
         except Exception as exc:
-            self._fail(waiting, exc)
+            fail(waiting, exc, self.stats)
         except BaseException as exc:
-            self._fail(waiting, BatchFailedError(f"the batch handler raised {exc!r}"))
+            fail(waiting, BatchFailedError(f"the batch handler raised {exc!r}"), self.stats)
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                 raise  # answered everyone; now let the process stop as asked
 
     def _on_batch_done(self, batch: _Batch, started_s: float, task: asyncio.Task[None]) -> None:
-        self._fail(batch.members, BatchFailedError("the batch was cancelled before it started"))
+        fail(
+            batch.members, BatchFailedError("the batch was cancelled before it started"), self.stats
+        )
         duration_s = self._clock.now() - started_s
         mean = self.stats.mean_batch_duration_s
         self.stats.mean_batch_duration_s = duration_s if not mean else 0.8 * mean + 0.2 * duration_s
         self._in_flight.discard(batch)
         self._maybe_dispatch()
-
-    def _answer(self, waiting: list[_Pending[T, R]], results: list[R]) -> None:
-        if not isinstance(results, list) or len(results) != len(waiting):
-            count = len(results) if isinstance(results, list) else type(results).__name__
-            self._fail(
-                waiting,
-                BatchFailedError(
-                    f"the batch handler returned {count} results for {len(waiting)} items; "
-                    "it must return a list with one result per item, in order"
-                ),
-            )
-            return
-        for pending, result in zip(waiting, results, strict=True):  # lengths checked above
-            if not pending.future.done():
-                self.stats.completed += 1
-                pending.future.set_result(result)
-
-    def _fail(self, waiting: list[_Pending[T, R]], error: BaseException) -> None:
-        for pending in waiting:
-            if not pending.future.done():
-                self.stats.failed += 1
-                pending.future.set_exception(error)
 
     # ---------------------------------------------------------------------------------------
     # Lifecycle

@@ -14,7 +14,6 @@ it is not counted, and `completion_tokens == count_tokens(text)` unless a stop s
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -33,6 +32,7 @@ from ._http import (
     error_body,
     install_error_handlers,
 )
+from ._openai_shapes import CHAT, COMPLETION, Shape, sse, usage
 from ._schemas import ChatCompletionRequest, CompletionRequest, _Sampling, render_chat
 from ._server_metrics import ServerMetrics
 from ._text import count_tokens
@@ -128,56 +128,6 @@ class _Timer:
             self.metrics.observe_choice(ttft_s, token.time_s - self.start_s, token.finish_reason)
 
 
-def _usage(choices: list[_Choice], completion_tokens: int) -> dict[str, int]:
-    # A prompt is prefilled once however many samples it has, so count it once.
-    prompt_tokens = sum(choice.prompt_tokens for choice in choices if choice.sample == 0)
-    return {
-        "prompt_tokens": prompt_tokens,
-        "completion_tokens": completion_tokens,
-        "total_tokens": prompt_tokens + completion_tokens,
-    }
-
-
-def _sse(payload: dict[str, Any] | str) -> str:
-    data = payload if isinstance(payload, str) else json.dumps(payload, separators=(",", ":"))
-    return f"data: {data}\n\n"
-
-
-# ---------------------------------------------------------------------------------------------
-# The two response shapes: text completions and chat completions
-
-
-@dataclass(frozen=True)
-class _Shape:
-    id_prefix: str
-    object: str
-    chunk_object: str
-    chat: bool
-
-    def choice(self, index: int, text: str, finish_reason: str | None) -> dict[str, Any]:
-        if self.chat:
-            message = {"role": "assistant", "content": text}
-            return {
-                "index": index,
-                "message": message,
-                "logprobs": None,
-                "finish_reason": finish_reason,
-            }
-        return {"index": index, "text": text, "logprobs": None, "finish_reason": finish_reason}
-
-    def delta(self, index: int, text: str, finish_reason: str | None, first: bool) -> dict:
-        if not self.chat:
-            return self.choice(index, text, finish_reason)
-        delta: dict[str, str] = {"role": "assistant", "content": text} if first else {}
-        if text and not first:
-            delta["content"] = text
-        return {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
-
-
-_COMPLETION = _Shape("cmpl-", "text_completion", "text_completion", chat=False)
-_CHAT = _Shape("chatcmpl-", "chat.completion", "chat.completion.chunk", chat=True)
-
-
 class _Responder:
     """Turns a request's merged token stream into one JSON body or an SSE stream."""
 
@@ -185,7 +135,7 @@ class _Responder:
         self,
         model: SimulatedModel,
         metrics: ServerMetrics,
-        shape: _Shape,
+        shape: Shape,
         choices: list[_Choice],
         request: _Sampling,
         echo: bool = False,
@@ -218,7 +168,7 @@ class _Responder:
             **self.head,
             "object": self.shape.object,
             "choices": [self.shape.choice(i, texts[i], finish[i]) for i in sorted(texts)],
-            "usage": _usage(self.choices, generated),
+            "usage": usage(self.choices, generated),
         }
 
     async def events(self) -> AsyncIterator[str]:
@@ -228,7 +178,7 @@ class _Responder:
         timer = _Timer(self.model, self.metrics)
         if self.echo:
             for choice in self.choices:
-                yield _sse(
+                yield sse(
                     {
                         **head,
                         "choices": [
@@ -245,14 +195,14 @@ class _Responder:
                     choice.index, text, token.finish_reason, first=choice.index not in started
                 )
                 started.add(choice.index)
-                yield _sse({**head, "choices": [delta]})
+                yield sse({**head, "choices": [delta]})
         except Exception as exc:  # headers are sent: the error can only travel in the stream
             status = 400 if isinstance(exc, InvalidRequestError) else 500
-            yield _sse(error_body(str(exc), status))
+            yield sse(error_body(str(exc), status))
         else:
             if self.request.include_usage_in_stream:
-                yield _sse({**head, "choices": [], "usage": _usage(self.choices, generated)})
-        yield _sse("[DONE]")
+                yield sse({**head, "choices": [], "usage": usage(self.choices, generated)})
+        yield sse("[DONE]")
 
     async def respond(self) -> Response:
         if self.request.stream:
@@ -333,7 +283,7 @@ def create_app(
     async def completions(request: CompletionRequest) -> Response:
         check_model(request.model)
         choices = _plan_choices(model, request.prompts, request, request.max_tokens)
-        responder = _Responder(model, metrics, _COMPLETION, choices, request, request.echo, slots)
+        responder = _Responder(model, metrics, COMPLETION, choices, request, request.echo, slots)
         return await responder.respond()
 
     @v1.post("/chat/completions")
@@ -341,7 +291,7 @@ def create_app(
         check_model(request.model)
         prompt = render_chat(request.messages)
         choices = _plan_choices(model, [prompt], request, request.completion_limit)
-        return await _Responder(model, metrics, _CHAT, choices, request, slots=slots).respond()
+        return await _Responder(model, metrics, CHAT, choices, request, slots=slots).respond()
 
     app.include_router(v1)
 

@@ -14,9 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import random
-import threading
-import time
 from collections import Counter
 from typing import Any, ClassVar
 
@@ -31,6 +28,7 @@ from ._dashboard_views import (
     numbers_html,
     slo_html,
 )
+from ._live_load import LoadThread
 from ._live_stats import CounterWindow, LiveSnapshot, LiveWindow
 from ._serving import ServerThread
 from .proxy import create_proxy_app
@@ -38,74 +36,6 @@ from .runtime import base_url as default_base_url
 from .runtime import embedded_model
 
 __all__ = ["BatchingDashboard", "SloPoint", "best_point"]
-
-MAX_IN_FLIGHT = 2000  # the load thread's own bound: past it, arrivals count as dropped
-
-
-class _LoadThread:
-    """Open-loop Poisson arrivals on their own thread and event loop; rate and length live."""
-
-    def __init__(self, url: str, model: str, window: LiveWindow, rate: float, tokens: int):
-        self.url, self.model, self.window = url, model, window
-        self.rate, self.output_tokens = rate, tokens
-        self._loop = asyncio.new_event_loop()
-        # subtle: created here, not in the thread, so stop() works even before the thread runs;
-        # call_soon_threadsafe queues the set() until the loop starts.
-        self._stopping = asyncio.Event()
-        self._thread = threading.Thread(target=self._run, name="inferlab load", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def _run(self) -> None:
-        try:
-            self._loop.run_until_complete(self._main())
-        finally:
-            self._loop.close()
-
-    def stop(self) -> None:
-        if not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(self._stopping.set)
-        self._thread.join(10)
-
-    async def _main(self) -> None:
-        pools = [
-            httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=64)) for _ in range(8)
-        ]  # small pools: httpx's cost per request grows with a pool
-        rng, in_flight, index = random.Random(0), set(), 0
-        try:
-            while not self._stopping.is_set():
-                try:  # the arrival schedule, and an early wake-up when asked to stop
-                    await asyncio.wait_for(self._stopping.wait(), rng.expovariate(self.rate))
-                except asyncio.TimeoutError:
-                    pass
-                if len(in_flight) >= MAX_IN_FLIGHT:
-                    self.window.add(0.0, ok=False)
-                    continue
-                task = asyncio.ensure_future(self._one(pools[index % len(pools)], index))
-                in_flight.add(task)
-                task.add_done_callback(in_flight.discard)
-                index += 1
-        finally:
-            for task in list(in_flight):
-                task.cancel()
-            await asyncio.gather(*in_flight, return_exceptions=True)
-            for pool in pools:
-                await pool.aclose()
-
-    async def _one(self, http: httpx.AsyncClient, index: int) -> None:
-        body = {
-            "model": self.model,
-            "prompt": f"Live request {index}",
-            "max_tokens": self.output_tokens,
-            "ignore_eos": True,
-        }
-        started = time.perf_counter()
-        try:
-            ok = (await http.post(f"{self.url}/completions", json=body)).status_code == 200
-        except httpx.HTTPError:
-            ok = False
-        self.window.add(time.perf_counter() - started, ok)
 
 
 class BatchingDashboard:
@@ -139,7 +69,7 @@ class BatchingDashboard:
         self.proxy_server = ServerThread(app).start()
         self.proxy = app.state.proxy
         self._model_name = httpx.get(f"{self.upstream}/models", timeout=10).json()["data"][0]["id"]
-        self._load: _LoadThread | None = None
+        self._load: LoadThread | None = None
         self._refresher: asyncio.Task[None] | None = None
         self.last: LiveSnapshot | None = None
         self.mean_batch_size = 0.0  # over the window, as of the last refresh
@@ -254,7 +184,7 @@ class BatchingDashboard:
     def start(self) -> None:
         if self._load is None:
             self.window.reset()
-            self._load = _LoadThread(
+            self._load = LoadThread(
                 self.proxy_server.base_url,
                 self._model_name,
                 self.window,

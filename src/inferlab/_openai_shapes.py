@@ -1,0 +1,61 @@
+"""The OpenAI API's response shapes: a completion, a chat completion, and their stream chunks.
+
+Two shapes, one difference: a text completion's choice carries `text`, a chat completion's a
+`message` (or, streamed, a `delta` that opens with the assistant's role). Usage counts a prompt
+once however many samples it has, as vLLM does.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .server import _Choice
+
+
+def usage(choices: list[_Choice], completion_tokens: int) -> dict[str, int]:
+    # A prompt is prefilled once however many samples it has, so count it once.
+    prompt_tokens = sum(choice.prompt_tokens for choice in choices if choice.sample == 0)
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }
+
+
+def sse(payload: dict[str, Any] | str) -> str:
+    data = payload if isinstance(payload, str) else json.dumps(payload, separators=(",", ":"))
+    return f"data: {data}\n\n"
+
+
+@dataclass(frozen=True)
+class Shape:
+    id_prefix: str
+    object: str
+    chunk_object: str
+    chat: bool
+
+    def choice(self, index: int, text: str, finish_reason: str | None) -> dict[str, Any]:
+        if self.chat:
+            message = {"role": "assistant", "content": text}
+            return {
+                "index": index,
+                "message": message,
+                "logprobs": None,
+                "finish_reason": finish_reason,
+            }
+        return {"index": index, "text": text, "logprobs": None, "finish_reason": finish_reason}
+
+    def delta(self, index: int, text: str, finish_reason: str | None, first: bool) -> dict:
+        if not self.chat:
+            return self.choice(index, text, finish_reason)
+        delta: dict[str, str] = {"role": "assistant", "content": text} if first else {}
+        if text and not first:
+            delta["content"] = text
+        return {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+
+
+COMPLETION = Shape("cmpl-", "text_completion", "text_completion", chat=False)
+CHAT = Shape("chatcmpl-", "chat.completion", "chat.completion.chunk", chat=True)
