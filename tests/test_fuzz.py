@@ -66,6 +66,14 @@ _loop = asyncio.new_event_loop()
 _app = create_app(SimulatedModel(clock=VirtualClock()))
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _close_the_loops():
+    """The fuzz drives its own event loops (hypothesis calls plain functions); close them after."""
+    yield
+    _loop.close()
+    _proxy_loop.close()
+
+
 async def _post(path: str, body: str, app=_app) -> httpx.Response:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://fuzz") as client:

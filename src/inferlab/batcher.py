@@ -338,6 +338,13 @@ class MicroBatcher(Generic[T, R]):
         await self._idle.wait()
         self._state = _State.CLOSED
 
+    def close_from_thread(self, *, drain: bool = False, timeout_s: float = 10.0) -> None:
+        """`aclose()` from another thread (a notebook's, a server's shutdown), waiting for it."""
+        loop = self._loop
+        if loop is not None and loop.is_running():
+            closing = asyncio.run_coroutine_threadsafe(self.aclose(drain=drain), loop)
+            closing.result(timeout_s)
+
     async def __aenter__(self) -> MicroBatcher[T, R]:
         self._bind_loop()
         return self

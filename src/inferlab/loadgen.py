@@ -20,6 +20,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -277,17 +278,23 @@ async def run_load(
     except BaseException:
         await first.aclose()
         raise
-    async_clients = [first] + [
-        AsyncClient(base_url, api_key=api_key, model=model, max_connections=30)
-        for _ in range(math.ceil(concurrency / 25) - 1)
-    ]
-    sync_client = Client(base_url, api_key=api_key, model=model)
-    threads = ThreadPoolExecutor(max_workers=min(concurrency, 256), thread_name_prefix="sync")
-    try:
+    async with AsyncExitStack() as resources:  # whatever this mode opened is closed at the end
+        resources.push_async_callback(first.aclose)
         if mode == "sync":
-            send = sync_sender(sync_client, threads)
+            client = resources.enter_context(Client(base_url, api_key=api_key, model=model))
+            threads = ThreadPoolExecutor(
+                max_workers=min(concurrency, 256), thread_name_prefix="sync"
+            )
+            resources.callback(threads.shutdown, wait=False, cancel_futures=True)
+            send = sync_sender(client, threads)
         else:
-            send = async_sender(async_clients, stream=mode == "stream")
+            clients = [first] + [
+                AsyncClient(base_url, api_key=api_key, model=model, max_connections=30)
+                for _ in range(math.ceil(concurrency / 25) - 1)
+            ]
+            for extra in clients[1:]:
+                resources.push_async_callback(extra.aclose)
+            send = async_sender(clients, stream=mode == "stream")
         if users is not None:
             return await run_closed_loop(
                 send,
@@ -307,8 +314,3 @@ async def run_load(
             time_limit_s=time_limit_s,
             on_done=on_done,
         )
-    finally:
-        for client in async_clients:
-            await client.aclose()
-        sync_client.close()
-        threads.shutdown(wait=False, cancel_futures=True)

@@ -237,6 +237,8 @@ class SimulatedModel:
         loop = asyncio.get_running_loop()
         if self._task is not None and self._loop is loop and not self._task.done():
             return
+        if self._loop is not loop:  # their readers died with the old loop: forget them
+            self._streams.clear()
         self._loop = loop
         self._wake = asyncio.Event()
         self.scheduler.waiting.clear()

@@ -84,10 +84,7 @@ class BatchingProxy:
         server stops: uvicorn drains connections before the app's own shutdown, so a request
         still waiting in a batcher then would only be cancelled, unanswered."""
         for batcher in (self.completions, self.chats):
-            loop = batcher._loop
-            if loop is not None and loop.is_running():
-                closing = asyncio.run_coroutine_threadsafe(batcher.aclose(drain=False), loop)
-                closing.result(timeout_s)
+            batcher.close_from_thread(drain=False, timeout_s=timeout_s)
 
     def configure(self, **changes: Any) -> None:
         """Change batching settings from any thread; raises ValueError/TypeError if invalid."""

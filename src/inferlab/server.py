@@ -117,7 +117,7 @@ class _Timer:
     """Times each choice on the model's clock for the TTFT and latency histograms."""
 
     def __init__(self, model: SimulatedModel, metrics: ServerMetrics):
-        self.model, self.metrics = model, metrics
+        self.metrics = metrics
         self.start_s = model.clock.now()
         self.first_token_s: dict[int, float] = {}
 
