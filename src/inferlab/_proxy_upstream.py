@@ -28,6 +28,9 @@ from ._wire import DONE, choice_text, read_sse_line
 
 Json = dict[str, Any]
 
+# What may differ between callers of one batch; everything else must match to share it.
+_PER_CALLER = {"prompt", "stream_options", "user"}
+
 
 @dataclass(eq=False)
 class Call:
@@ -48,6 +51,13 @@ class Call:
             "completion_tokens": completion_tokens,
             "total_tokens": prompt_tokens + completion_tokens,
         }
+
+
+def batch_key(call: Call) -> str:
+    """Calls with the same key may share one upstream request."""
+    return json.dumps(
+        {k: v for k, v in call.body.items() if k not in _PER_CALLER}, sort_keys=True, default=str
+    )
 
 
 @dataclass

@@ -5,6 +5,7 @@
     │                            for the context window, or larger than the whole KV cache
     ├── ServerUnavailableError   no server answered at the base URL
     ├── APIStatusError           a server answered with an error body (OpenAI's shape)
+    ├── JobFailedError           a job ended `failed` or `cancelled`: no result to give
     └── BatchingError            a MicroBatcher could not answer with a result:
         ├── OverloadedError      its queue is full; try again after `retry_after_s`  (HTTP 429)
         ├── RequestTimeoutError  no answer before the caller's deadline (also a TimeoutError) (504)
@@ -53,6 +54,14 @@ class APIStatusError(InferlabError):
         self.type = type
         self.code = code
         self.param = param
+
+
+class JobFailedError(InferlabError):
+    """A job of the job API ended without a result; `job` says how (its status and error)."""
+
+    def __init__(self, message: str, *, job: object):
+        super().__init__(message)
+        self.job = job
 
 
 class BatchingError(InferlabError):

@@ -38,13 +38,10 @@ from ._http import (
     install_error_handlers,
     retry_after_header,
 )
-from ._proxy_upstream import Call, Reply, Upstream, UpstreamError
+from ._proxy_upstream import Call, Reply, Upstream, UpstreamError, batch_key
 from ._schemas import ProxyChatRequest, ProxyCompletionRequest
 from .batcher import MicroBatcher
 from .errors import BatchFailedError, OverloadedError, RequestTimeoutError
-
-# What may differ between callers of one batch; everything else must match to share it.
-_PER_CALLER = {"prompt", "stream_options", "user"}
 
 
 class BatchingProxy:
@@ -54,7 +51,7 @@ class BatchingProxy:
         self.upstream = upstream
         self.request_timeout_s = request_timeout_s
         self.completions: MicroBatcher[Call, Reply] = MicroBatcher(
-            upstream.complete, group_key=_batch_key, **batching
+            upstream.complete, group_key=batch_key, **batching
         )
         self.chats: MicroBatcher[tuple[Any, asyncio.Queue[str | None]], Reply] = MicroBatcher(
             self._forward_chats, **{**batching, "max_batch_size": 64}
@@ -93,12 +90,6 @@ class BatchingProxy:
             raise ValueError(f"request_timeout_s must be > 0, got {timeout}")
         self.completions.configure(**changes)
         self.request_timeout_s = timeout
-
-
-def _batch_key(call: Call) -> str:
-    return json.dumps(
-        {k: v for k, v in call.body.items() if k not in _PER_CALLER}, sort_keys=True, default=str
-    )
 
 
 def _reply_for(exc: BaseException) -> Reply:

@@ -1,0 +1,229 @@
+"""Clients for the job API: submit now, collect later.
+
+    jobs = JobClient("http://127.0.0.1:9100")            # the job server, not the model server
+    job = jobs.submit("Write a haiku about queues", max_tokens=32)
+    print(job.status)                                     # queued: the acknowledgement
+    done = jobs.wait(job.id)                              # long-polls until it finished
+    print(jobs.result(job.id)["choices"][0]["text"])      # or raises JobFailedError
+
+`AsyncJobClient` is the same with `await`, for many jobs at once (the load generator uses it).
+Both long-poll rather than poll: one request waits on the server until the job finishes (or
+`poll_s` passes), so a finished job is seen at once, and an idle client costs nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from .._wire import error_from_response
+from ..errors import JobFailedError
+
+Json = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class JobInfo:
+    """A job as the API showed it, at one moment."""
+
+    id: str
+    status: str
+    created_at: float
+    attempts: int = 0
+    started_at: float | None = None
+    finished_at: float | None = None
+    result: Json | None = None
+    error: Json | None = None
+    raw: Json = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_json(cls, body: Json) -> JobInfo:
+        names = ("status", "created_at", "attempts", "started_at", "finished_at", "result", "error")
+        return cls(id=body["id"], raw=body, **{name: body.get(name) for name in names})
+
+    @property
+    def finished(self) -> bool:
+        return self.status in ("succeeded", "failed", "cancelled")
+
+    @property
+    def text(self) -> str:
+        """The first choice's text, once succeeded."""
+        return (self.result or {}).get("choices", [{}])[0].get("text", "")
+
+
+def _submission(
+    prompt: str | list[str] | None,
+    request: Json | None,
+    callback_url: str | None,
+    max_attempts: int | None,
+    params: Json,
+) -> Json:
+    if (prompt is None) == (request is None):
+        raise TypeError("pass a prompt (and completion parameters), or a whole request")
+    body: Json = {"request": request if request is not None else {"prompt": prompt, **params}}
+    if callback_url is not None:
+        body["callback_url"] = callback_url
+    if max_attempts is not None:
+        body["max_attempts"] = max_attempts
+    return body
+
+
+def _read(response: httpx.Response) -> Json:
+    if response.status_code >= 400:
+        raise error_from_response(response.status_code, response.content)
+    body: Json = response.json()
+    return body
+
+
+def _result(job: JobInfo) -> Json:
+    if job.status == "succeeded" and job.result is not None:
+        return job.result
+    if not job.finished:
+        raise TimeoutError(f"job {job.id} is still {job.status}")
+    reason = (job.error or {}).get("message", "no error recorded")
+    raise JobFailedError(f"job {job.id} ended {job.status}: {reason}", job=job)
+
+
+def _headers(api_key: str | None, idempotency_key: str | None = None) -> dict[str, str]:
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    if idempotency_key is not None:
+        headers["Idempotency-Key"] = idempotency_key
+    return headers
+
+
+class JobClient:
+    """The job API from blocking code (notebooks, scripts)."""
+
+    def __init__(
+        self, base_url: str, *, api_key: str | None = None, poll_s: float = 30.0, timeout_s=60.0
+    ):
+        self.base_url = base_url.rstrip("/").removesuffix("/v1")
+        self.poll_s = poll_s
+        self._http = httpx.Client(
+            base_url=self.base_url, headers=_headers(api_key), timeout=timeout_s + poll_s
+        )
+
+    def submit(
+        self,
+        prompt: str | list[str] | None = None,
+        *,
+        request: Json | None = None,
+        callback_url: str | None = None,
+        idempotency_key: str | None = None,
+        max_attempts: int | None = None,
+        **params: Any,
+    ) -> JobInfo:
+        """Queue a completion; returns at once with the job (status "queued")."""
+        body = _submission(prompt, request, callback_url, max_attempts, params)
+        response = self._http.post("/v1/jobs", json=body, headers=_headers(None, idempotency_key))
+        return JobInfo.from_json(_read(response))
+
+    def status(self, job_id: str, *, wait_s: float = 0.0) -> JobInfo:
+        response = self._http.get(f"/v1/jobs/{job_id}", params={"wait_s": wait_s})
+        return JobInfo.from_json(_read(response))
+
+    def wait(self, job_id: str, *, timeout_s: float | None = None) -> JobInfo:
+        """The job once finished, or as it is when `timeout_s` runs out."""
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while True:
+            left = self.poll_s if deadline is None else deadline - time.monotonic()
+            job = self.status(job_id, wait_s=max(0.0, min(self.poll_s, left)))
+            if job.finished or left <= 0:
+                return job
+
+    def result(self, job_id: str, *, timeout_s: float | None = None) -> Json:
+        """The completion body; raises JobFailedError if it failed or was cancelled, and
+        TimeoutError if it is not done in time."""
+        return _result(self.wait(job_id, timeout_s=timeout_s))
+
+    def cancel(self, job_id: str) -> JobInfo:
+        return JobInfo.from_json(_read(self._http.delete(f"/v1/jobs/{job_id}")))
+
+    def list(self, status: str | None = None, *, limit: int = 100) -> list[JobInfo]:
+        params: Json = {"limit": limit, **({"status": status} if status else {})}
+        body = _read(self._http.get("/v1/jobs", params=params))
+        return [JobInfo.from_json(job) for job in body["data"]]
+
+    def stats(self) -> Json:
+        """Jobs by status, and the number of workers."""
+        return _read(self._http.get("/admin/workers"))
+
+    def scale(self, workers: int) -> Json:
+        return _read(self._http.put("/admin/workers", json={"workers": workers}))
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> JobClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class AsyncJobClient:
+    """The job API from asyncio code: thousands of jobs in flight from one thread."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        api_key: str | None = None,
+        poll_s: float = 30.0,
+        timeout_s: float = 60.0,
+        max_connections: int = 25,
+    ):
+        self.base_url = base_url.rstrip("/").removesuffix("/v1")
+        self.poll_s = poll_s
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url,
+            headers=_headers(api_key),
+            timeout=timeout_s + poll_s,
+            limits=httpx.Limits(max_connections=max_connections),
+        )
+
+    async def submit(
+        self,
+        prompt: str | list[str] | None = None,
+        *,
+        request: Json | None = None,
+        callback_url: str | None = None,
+        idempotency_key: str | None = None,
+        max_attempts: int | None = None,
+        **params: Any,
+    ) -> JobInfo:
+        body = _submission(prompt, request, callback_url, max_attempts, params)
+        headers = _headers(None, idempotency_key)
+        return JobInfo.from_json(
+            _read(await self._http.post("/v1/jobs", json=body, headers=headers))
+        )
+
+    async def status(self, job_id: str, *, wait_s: float = 0.0) -> JobInfo:
+        response = await self._http.get(f"/v1/jobs/{job_id}", params={"wait_s": wait_s})
+        return JobInfo.from_json(_read(response))
+
+    async def wait(self, job_id: str, *, timeout_s: float | None = None) -> JobInfo:
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while True:
+            left = self.poll_s if deadline is None else deadline - time.monotonic()
+            job = await self.status(job_id, wait_s=max(0.0, min(self.poll_s, left)))
+            if job.finished or left <= 0:
+                return job
+
+    async def result(self, job_id: str, *, timeout_s: float | None = None) -> Json:
+        return _result(await self.wait(job_id, timeout_s=timeout_s))
+
+    async def cancel(self, job_id: str) -> JobInfo:
+        return JobInfo.from_json(_read(await self._http.delete(f"/v1/jobs/{job_id}")))
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncJobClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()

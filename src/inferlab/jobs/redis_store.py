@@ -1,0 +1,164 @@
+"""The same store in Redis, for workers on several machines sharing one queue.
+
+    store = RedisJobStore("redis://queue-host:6379/0")
+
+Keys, under one prefix (default "inferlab:jobs:"):
+
+    job:<id>          hash: data (the Job as JSON), version, status
+    ready             sorted set: id -> when a worker may claim it (queued or lease end)
+    callbacks         sorted set: id -> when its webhook is due
+    status:<status>   sorted set: id -> created_at (lists and counts)
+    idem:<key>        the id of the job an idempotency key made
+
+Adding a job and compare-and-set each run as one Lua script, which Redis executes atomically:
+no other client's command runs in between. Durability is Redis's to give: run it with
+`appendonly yes` (and `appendfsync always` for the SQLite store's promise) if a restart of Redis
+must not lose jobs. The scripts build key names from the prefix, so this does not run on a
+Redis Cluster, where a script may only touch the keys it is given.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._records import UNFINISHED, Job, Status
+from .store import QueueFullError
+
+_ADD = """
+local p, id = ARGV[1], ARGV[2]
+local idem = ARGV[7]
+if idem ~= '' then
+  local existing = redis.call('GET', p .. 'idem:' .. idem)
+  if existing then return {0, redis.call('HGET', p .. 'job:' .. existing, 'data')} end
+end
+local unfinished = 0
+for i = 9, #ARGV do unfinished = unfinished + redis.call('ZCARD', p .. 'status:' .. ARGV[i]) end
+if unfinished >= tonumber(ARGV[8]) then return {-1, tostring(unfinished)} end
+redis.call('HSET', p .. 'job:' .. id, 'data', ARGV[3], 'version', ARGV[4], 'status', ARGV[5])
+redis.call('ZADD', p .. 'status:' .. ARGV[5], ARGV[6], id)
+redis.call('ZADD', p .. 'ready', ARGV[6], id)
+if idem ~= '' then redis.call('SET', p .. 'idem:' .. idem, id) end
+return {1, ''}
+"""
+
+_REPLACE = """
+local p, id = ARGV[1], ARGV[2]
+local key = p .. 'job:' .. id
+local current = redis.call('HMGET', key, 'version', 'status')
+if not current[1] or tonumber(current[1]) ~= tonumber(ARGV[4]) - 1 then return 0 end
+redis.call('HSET', key, 'data', ARGV[3], 'version', ARGV[4], 'status', ARGV[5])
+if current[2] ~= ARGV[5] then
+  local created = redis.call('ZSCORE', p .. 'status:' .. current[2], id)
+  redis.call('ZREM', p .. 'status:' .. current[2], id)
+  redis.call('ZADD', p .. 'status:' .. ARGV[5], created, id)
+end
+if ARGV[6] == '' then redis.call('ZREM', p .. 'ready', id)
+else redis.call('ZADD', p .. 'ready', ARGV[6], id) end
+if ARGV[7] == '' then redis.call('ZREM', p .. 'callbacks', id)
+else redis.call('ZADD', p .. 'callbacks', ARGV[7], id) end
+return 1
+"""
+
+
+def _score(value: float | None) -> str:
+    return "" if value is None else repr(value)
+
+
+class RedisJobStore:
+    """Jobs in Redis (needs the `redis` package, redis-py, and a Redis server 6 or newer)."""
+
+    def __init__(self, url: str = "redis://127.0.0.1:6379/0", *, prefix: str = "inferlab:jobs:"):
+        import redis.asyncio as redis  # imported here: only this backend needs it
+
+        self.url = url
+        self.prefix = prefix
+        self._redis: Any = redis.Redis.from_url(url)
+        self._add = self._redis.register_script(_ADD)
+        self._replace = self._redis.register_script(_REPLACE)
+
+    async def add(self, job: Job, *, max_unfinished: int) -> tuple[Job, bool]:
+        outcome, text = await self._add(
+            args=[
+                self.prefix,
+                job.id,
+                job.to_json(),
+                job.version,
+                job.status.value,
+                repr(job.created_at),
+                job.idempotency_key or "",
+                max_unfinished,
+                *(status.value for status in UNFINISHED),
+            ]
+        )
+        if outcome == -1:
+            raise QueueFullError(int(text))
+        if outcome == 0:
+            return Job.from_json(text), False
+        return job, True
+
+    async def get(self, job_id: str) -> Job | None:
+        data = await self._redis.hget(self.prefix + "job:" + job_id, "data")
+        return None if data is None else Job.from_json(data)
+
+    async def replace(self, job: Job) -> bool:
+        written = await self._replace(
+            args=[
+                self.prefix,
+                job.id,
+                job.to_json(),
+                job.version,
+                job.status.value,
+                _score(job.ready_at),
+                _score(job.callback_at),
+            ]
+        )
+        return bool(written)
+
+    async def due_work(self, now: float, limit: int) -> list[Job]:
+        return await self._load(await self._due("ready", now, limit))
+
+    async def due_callbacks(self, now: float, limit: int) -> list[Job]:
+        return await self._load(await self._due("callbacks", now, limit))
+
+    async def _due(self, index: str, now: float, limit: int) -> list[bytes]:
+        ids: list[bytes] = await self._redis.zrangebyscore(
+            self.prefix + index, "-inf", now, start=0, num=limit
+        )
+        return ids
+
+    async def next_due_at(self) -> float | None:
+        times = []
+        for index in ("ready", "callbacks"):
+            first = await self._redis.zrange(self.prefix + index, 0, 0, withscores=True)
+            times += [score for _, score in first]
+        return min(times) if times else None
+
+    async def list(self, status: Status | None, limit: int) -> list[Job]:
+        statuses = [status] if status is not None else list(Status)
+        newest: list[tuple[float, bytes]] = []
+        for one in statuses:
+            found = await self._redis.zrevrange(
+                self.prefix + "status:" + one.value, 0, limit - 1, withscores=True
+            )
+            newest += [(score, job_id) for job_id, score in found]
+        newest.sort(reverse=True)
+        return await self._load([job_id for _, job_id in newest[:limit]])
+
+    async def counts(self) -> dict[Status, int]:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for status in Status:
+                pipe.zcard(self.prefix + "status:" + status.value)
+            sizes = await pipe.execute()
+        return dict(zip(Status, sizes, strict=True))
+
+    async def _load(self, ids: list[bytes]) -> list[Job]:
+        if not ids:
+            return []
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for job_id in ids:
+                pipe.hget(self.prefix + "job:" + job_id.decode(), "data")
+            found = await pipe.execute()
+        return [Job.from_json(data) for data in found if data is not None]
+
+    async def close(self) -> None:
+        await self._redis.aclose()

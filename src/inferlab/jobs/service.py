@@ -1,0 +1,204 @@
+"""The job service: one store, its workers, its webhook sender, and the upstream they call.
+
+`JobService` is what the HTTP routes (app.py) talk to; it holds no HTTP itself, so the same
+calls work from a test or a notebook. Submitting writes the job to the store before it returns:
+the acknowledgement is a promise kept across crashes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from .._proxy_upstream import Call, Reply, Upstream, batch_key
+from ..batcher import MicroBatcher
+from ._board import JobBoard
+from ._records import Job, Json, Status, cancel, new_job, request_hash
+from .retry import Backoff
+from .store import JobStore, QueueFullError
+from .webhooks import WebhookSender, check_callback_url
+from .workers import WorkerPool
+
+
+class JobError(Exception):
+    """A request the service refuses: `status` is the HTTP status to answer with."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        retry_after_s: float | None = None,
+    ):
+        super().__init__(message)
+        self.status, self.param, self.code, self.retry_after_s = status, param, code, retry_after_s
+
+
+@dataclass
+class Submitted:
+    job: Job
+    created: bool  # False: an earlier submission with the same idempotency key
+
+
+class JobService:
+    def __init__(
+        self,
+        store: JobStore,
+        upstream: Upstream,
+        *,
+        workers: int = 4,
+        max_queue_size: int = 10_000,
+        max_attempts: int = 3,
+        lease_s: float = 10.0,
+        attempt_timeout_s: float = 300.0,
+        backoff: Backoff | None = None,
+        webhook_secret: str | None = None,
+        allow_callback_hosts: Iterable[str] = (),
+        fallback_poll_s: float = 0.5,
+        **batching: Any,
+    ):
+        if max_queue_size < 1 or max_attempts < 1:
+            raise ValueError("max_queue_size and max_attempts must be >= 1")
+        self.store, self.upstream = store, upstream
+        self.max_queue_size = max_queue_size
+        self.max_attempts = max_attempts
+        self.webhook_secret = webhook_secret
+        self.allow_callback_hosts = tuple(allow_callback_hosts)
+        self.board = JobBoard(fallback_poll_s)
+        self.batcher: MicroBatcher[Call, Reply] = MicroBatcher(
+            upstream.complete, group_key=batch_key, **batching
+        )
+        self.pool = WorkerPool(
+            store,
+            self.batcher,
+            self.board,
+            workers=workers,
+            lease_s=lease_s,
+            attempt_timeout_s=attempt_timeout_s,
+            backoff=backoff,
+        )
+        self.webhooks = WebhookSender(store, self.board, webhook_secret) if webhook_secret else None
+        self._sender: asyncio.Task[None] | None = None
+        self._started_s = time.monotonic()
+
+    async def start(self) -> None:
+        self.pool.start()
+        if self.webhooks is not None:
+            self._sender = asyncio.ensure_future(self.webhooks.run())
+
+    async def aclose(self) -> None:
+        await self.pool.aclose()
+        if self._sender is not None:
+            self._sender.cancel()
+            await asyncio.gather(self._sender, return_exceptions=True)
+        await self.batcher.aclose(drain=False)
+        await self.upstream.aclose()
+        await self.store.close()
+
+    async def submit(
+        self,
+        request: Json,
+        *,
+        callback_url: str | None = None,
+        idempotency_key: str | None = None,
+        max_attempts: int | None = None,
+    ) -> Submitted:
+        if callback_url is not None:
+            if self.webhook_secret is None:
+                raise JobError(
+                    400,
+                    "this job server has no webhook secret, so it cannot sign callbacks: "
+                    "start it with --webhook-secret (or INFERLAB_WEBHOOK_SECRET)",
+                    param="callback_url",
+                )
+            refused = check_callback_url(callback_url, self.allow_callback_hosts)
+            if refused:
+                raise JobError(400, refused, param="callback_url")
+        job = new_job(
+            request,
+            now=time.time(),
+            max_attempts=max_attempts or self.max_attempts,
+            callback_url=callback_url,
+            idempotency_key=idempotency_key,
+        )
+        try:
+            stored, created = await self.store.add(job, max_unfinished=self.max_queue_size)
+        except QueueFullError as exc:
+            raise JobError(
+                429, str(exc), retry_after_s=self._retry_after_s(exc.unfinished)
+            ) from exc
+        if not created and stored.request_hash != request_hash(request):
+            raise JobError(
+                409,
+                f"Idempotency-Key {idempotency_key!r} was already used for another request "
+                f"(job {stored.id}); use a new key for a new request",
+                code="idempotency_key_reused",
+            )
+        if created:
+            self.board.post(stored)
+        return Submitted(stored, created)
+
+    def _retry_after_s(self, unfinished: int) -> float:
+        # How long the jobs ahead would take at the rate the workers finish them, roughly.
+        rate = self.batcher.stats.completed / max(1e-9, time.monotonic() - self._started_s)
+        return min(60.0, unfinished / rate) if rate > 0 else 1.0
+
+    async def get(self, job_id: str, *, wait_s: float = 0.0) -> Job:
+        """The job; with wait_s, not before it has finished or wait_s has passed."""
+        deadline = time.monotonic() + wait_s
+        while True:
+            mark = self.board.mark(job_id)
+            job = await self.store.get(job_id)
+            if job is None:
+                raise JobError(404, f"no job {job_id!r}", param="id", code="job_not_found")
+            remaining = deadline - time.monotonic()
+            if job.status.finished or remaining <= 0:
+                return job
+            await self.board.wait(mark, remaining)
+
+    async def changes(self, job_id: str) -> AsyncIterator[Job]:
+        """Yield the job at every change of status, from the current one to the last."""
+        seen: Status | None = None
+        while True:
+            mark = self.board.mark(job_id)
+            job = await self.store.get(job_id)
+            if job is None:
+                raise JobError(404, f"no job {job_id!r}", param="id", code="job_not_found")
+            if job.status is not seen:
+                seen = job.status
+                yield job
+            if job.status.finished:
+                return
+            await self.board.wait(mark, self.board.fallback_s)
+
+    async def cancel(self, job_id: str) -> Job:
+        while True:
+            job = await self.get(job_id)
+            if job.status.finished:
+                raise JobError(
+                    409,
+                    f"job {job_id} already finished ({job.status.value}); nothing to cancel",
+                    code="job_finished",
+                )
+            cancelled = cancel(job, now=time.time())
+            if await self.store.replace(cancelled):
+                self.board.post(cancelled)
+                return cancelled
+            # It changed under us (claimed, renewed, finished): look again.
+
+    async def list(self, status: Status | None, limit: int) -> list[Job]:
+        return await self.store.list(status, limit)
+
+    async def stats(self) -> Json:
+        counts = await self.store.counts()
+        return {
+            "workers": self.pool.workers,
+            "busy_workers": self.pool.busy,
+            **{status.value: counts[status] for status in Status},
+            "max_queue_size": self.max_queue_size,
+        }

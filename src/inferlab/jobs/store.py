@@ -1,0 +1,208 @@
+"""Where jobs live: a small interface, and SQLite behind it (Redis in redis_store.py).
+
+A store keeps jobs and answers three questions quickly: which jobs may a worker claim now
+(`due_work`), which finished jobs still owe a webhook (`due_callbacks`), and when is the next
+of either (`next_due_at`). It changes a job only by compare-and-set (`replace`), so the state
+machine in _records.py runs unchanged over any store, and racing writers cannot both win.
+
+SQLite: one file, WAL journal, `synchronous=FULL`: when `add()` returns, the job is on disk,
+and the 202 that follows is a promise the process can keep after a SIGKILL or a power cut.
+Every call runs on one thread of its own, so the event loop never waits on the disk and the
+connection is never shared between threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Protocol, TypeVar
+
+from ._records import UNFINISHED, Job, Status
+
+T = TypeVar("T")
+
+
+class QueueFullError(Exception):
+    """The store holds `max_unfinished` queued or running jobs already."""
+
+    def __init__(self, unfinished: int):
+        super().__init__(f"the job queue is full ({unfinished} jobs waiting or running)")
+        self.unfinished = unfinished
+
+
+class JobStore(Protocol):
+    async def add(self, job: Job, *, max_unfinished: int) -> tuple[Job, bool]:
+        """Store a new job; returns (job, True). With an idempotency key already used, returns
+        (that earlier job, False) and stores nothing. Raises QueueFullError."""
+        ...
+
+    async def get(self, job_id: str) -> Job | None: ...
+
+    async def replace(self, job: Job) -> bool:
+        """Write `job` if the stored one still has `job.version - 1`; False if it changed."""
+        ...
+
+    async def due_work(self, now: float, limit: int) -> list[Job]: ...
+
+    async def due_callbacks(self, now: float, limit: int) -> list[Job]: ...
+
+    async def next_due_at(self) -> float | None: ...
+
+    async def list(self, status: Status | None, limit: int) -> list[Job]:
+        """Newest first."""
+        ...
+
+    async def counts(self) -> dict[Status, int]: ...
+
+    async def close(self) -> None: ...
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    status TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    created_at REAL NOT NULL,
+    ready_at REAL,          -- claimable from (queued: not_before; running: lease end)
+    callback_at REAL,       -- a webhook is due from
+    idempotency_key TEXT UNIQUE,
+    data TEXT NOT NULL      -- the whole Job as JSON
+);
+CREATE INDEX IF NOT EXISTS jobs_ready ON jobs (ready_at) WHERE ready_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS jobs_callback ON jobs (callback_at) WHERE callback_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, created_at);
+"""
+
+
+class SQLiteJobStore:
+    """Jobs in one SQLite file (":memory:" for a throwaway store)."""
+
+    def __init__(self, path: str | Path = "jobs.db"):
+        self.path = str(path)
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inferlab-sqlite")
+        self._db: sqlite3.Connection = self._thread.submit(self._open).result()
+
+    def _open(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, isolation_level=None)  # transactions are explicit
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        db.execute("PRAGMA busy_timeout=5000")  # another process may hold the write lock
+        db.executescript(_SCHEMA)
+        return db
+
+    async def _run(self, work: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._thread, work)
+
+    async def add(self, job: Job, *, max_unfinished: int) -> tuple[Job, bool]:
+        def add() -> tuple[Job, bool]:
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")  # take the write lock: count and insert as one
+            try:
+                if job.idempotency_key is not None:
+                    row = db.execute(
+                        "SELECT data FROM jobs WHERE idempotency_key = ?", (job.idempotency_key,)
+                    ).fetchone()
+                    if row is not None:
+                        return Job.from_json(row[0]), False
+                (unfinished,) = db.execute(
+                    "SELECT COUNT(*) FROM jobs WHERE status IN (?, ?)",
+                    tuple(s.value for s in UNFINISHED),
+                ).fetchone()
+                if unfinished >= max_unfinished:
+                    raise QueueFullError(unfinished)
+                db.execute(
+                    "INSERT INTO jobs VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        job.id,
+                        job.status.value,
+                        job.version,
+                        job.created_at,
+                        job.ready_at,
+                        job.callback_at,
+                        job.idempotency_key,
+                        job.to_json(),
+                    ),
+                )
+                db.execute("COMMIT")
+                return job, True
+            finally:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+
+        return await self._run(add)
+
+    async def get(self, job_id: str) -> Job | None:
+        rows = await self._select("SELECT data FROM jobs WHERE id = ?", (job_id,))
+        return rows[0] if rows else None
+
+    async def replace(self, job: Job) -> bool:
+        def replace() -> bool:
+            cursor = self._db.execute(
+                "UPDATE jobs SET status = ?, version = ?, ready_at = ?, callback_at = ?, data = ? "
+                "WHERE id = ? AND version = ?",
+                (
+                    job.status.value,
+                    job.version,
+                    job.ready_at,
+                    job.callback_at,
+                    job.to_json(),
+                    job.id,
+                    job.version - 1,
+                ),
+            )
+            return cursor.rowcount == 1
+
+        return await self._run(replace)
+
+    async def due_work(self, now: float, limit: int) -> list[Job]:
+        return await self._select(
+            "SELECT data FROM jobs WHERE ready_at <= ? ORDER BY ready_at LIMIT ?", (now, limit)
+        )
+
+    async def due_callbacks(self, now: float, limit: int) -> list[Job]:
+        return await self._select(
+            "SELECT data FROM jobs WHERE callback_at <= ? ORDER BY callback_at LIMIT ?",
+            (now, limit),
+        )
+
+    async def next_due_at(self) -> float | None:
+        def next_due() -> float | None:
+            (work,) = self._db.execute("SELECT MIN(ready_at) FROM jobs").fetchone()
+            (callback,) = self._db.execute("SELECT MIN(callback_at) FROM jobs").fetchone()
+            times = [t for t in (work, callback) if t is not None]
+            return min(times) if times else None
+
+        return await self._run(next_due)
+
+    async def list(self, status: Status | None, limit: int) -> list[Job]:
+        if status is None:
+            return await self._select(
+                "SELECT data FROM jobs ORDER BY created_at DESC LIMIT ?", (limit,)
+            )
+        return await self._select(
+            "SELECT data FROM jobs WHERE status = ? ORDER BY created_at DESC LIMIT ?",
+            (status.value, limit),
+        )
+
+    async def counts(self) -> dict[Status, int]:
+        def counts() -> dict[Status, int]:
+            found = dict(self._db.execute("SELECT status, COUNT(*) FROM jobs GROUP BY status"))
+            return {status: found.get(status.value, 0) for status in Status}
+
+        return await self._run(counts)
+
+    async def _select(self, sql: str, params: tuple[object, ...]) -> list[Job]:
+        def select() -> list[Job]:
+            return [Job.from_json(row[0]) for row in self._db.execute(sql, params)]
+
+        return await self._run(select)
+
+    async def close(self) -> None:
+        def close() -> None:
+            self._db.close()
+
+        await self._run(close)
+        self._thread.shutdown(wait=True)

@@ -1,0 +1,159 @@
+"""Webhooks: POST each finished job to its `callback_url`, signed, retried, and only where allowed.
+
+The request a receiver gets:
+
+    POST <callback_url>
+    Content-Type: application/json
+    Inferlab-Job-Id: job-3f2a...
+    Inferlab-Signature: t=1764000000,v1=5257a869e7ec...
+    {"id": "job-3f2a...", "object": "job", "status": "succeeded", "result": {...}, ...}
+
+`v1` is the hex HMAC-SHA256, keyed with the shared secret, of `"<t>." + body`: the timestamp is
+signed with the body so that a captured request cannot be replayed later. A receiver recomputes
+it over the raw bytes it received (before parsing them), compares in constant time, and rejects
+old timestamps: `verify_signature` does all three. Any 2xx is delivered; anything else is tried
+again with backoff, up to `max_attempts`, and the outcome is shown on the job. Delivery is at
+least once: a receiver should treat a job id it has seen as a duplicate.
+
+Where a callback may go: by default only to this machine (loopback), so that a job API open to
+others cannot be used to make requests inside your network (server-side request forgery). Name
+other hosts in `allow_hosts`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import replace
+from urllib.parse import urlsplit
+
+import httpx
+
+from ._board import JobBoard
+from ._records import Callback, Job
+from .retry import Backoff
+from .store import JobStore
+
+log = logging.getLogger(__name__)
+
+SIGNATURE_HEADER = "Inferlab-Signature"
+JOB_ID_HEADER = "Inferlab-Job-Id"
+
+
+def sign(secret: str, body: bytes, timestamp: int) -> str:
+    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
+    return f"t={timestamp},v1={digest.hexdigest()}"
+
+
+def verify_signature(
+    secret: str, body: bytes, header: str, *, tolerance_s: float = 300.0, now: float | None = None
+) -> bool:
+    """True if `header` signs `body` with `secret`, and is no older than `tolerance_s`."""
+    try:
+        fields = dict(part.split("=", 1) for part in header.split(","))
+        timestamp = int(fields["t"])
+        expected = sign(secret, body, timestamp)
+    except (KeyError, ValueError):
+        return False
+    fresh = abs((time.time() if now is None else now) - timestamp) <= tolerance_s
+    return fresh and hmac.compare_digest(expected, f"t={timestamp},v1={fields.get('v1', '')}")
+
+
+def check_callback_url(url: str, allow_hosts: Iterable[str] = ()) -> str | None:
+    """Why `url` may not receive webhooks, or None if it may."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "callback_url must be an http:// or https:// URL with a host"
+    host = parts.hostname.lower()
+    if host in {h.lower() for h in allow_hosts} or host == "localhost":
+        return None
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return None
+    except ValueError:
+        pass
+    return (
+        f"callback_url host {host!r} is not allowed: webhooks go to loopback addresses, "
+        "or to hosts the server was started with (--allow-callback-host)"
+    )
+
+
+class WebhookSender:
+    """Delivers due callbacks, as a task: `await sender.run()` until cancelled."""
+
+    def __init__(
+        self,
+        store: JobStore,
+        board: JobBoard,
+        secret: str,
+        *,
+        max_attempts: int = 5,
+        timeout_s: float = 10.0,
+        backoff: Backoff | None = None,
+        clock: Callable[[], float] = time.time,
+    ):
+        self.store, self.board, self.secret = store, board, secret
+        self.max_attempts = max_attempts
+        self.timeout_s = timeout_s
+        self.backoff = backoff or Backoff(base_s=1.0, cap_s=60.0)
+        self.clock = clock
+        self.delivered = 0
+        self.failed = 0
+
+    async def run(self) -> None:
+        async with httpx.AsyncClient(timeout=self.timeout_s) as http:
+            while True:
+                mark = self.board.mark()
+                try:
+                    due = await self.store.due_callbacks(self.clock(), limit=16)
+                    for job in due:
+                        await self._deliver(http, job)
+                    if due:
+                        continue
+                    next_at = await self.store.next_due_at()
+                    wait = self.board.fallback_s if next_at is None else next_at - self.clock()
+                except Exception:
+                    log.exception("webhook sender failed; it carries on")
+                    wait = self.board.fallback_s
+                await self.board.wait(mark, wait)
+
+    async def _deliver(self, http: httpx.AsyncClient, job: Job) -> None:
+        # Take the delivery first (compare-and-set), holding it for one timeout, so a second
+        # sender (another process) does not post the same callback at the same time.
+        attempt = job.callback.attempts + 1
+        now = self.clock()
+        taken = replace(
+            job,
+            version=job.version + 1,
+            callback=replace(job.callback, attempts=attempt, next_at=now + self.timeout_s + 1),
+        )
+        if not await self.store.replace(taken) or job.callback_url is None:
+            return
+        body = json.dumps(job.public(), separators=(",", ":")).encode()
+        headers = {
+            "Content-Type": "application/json",
+            JOB_ID_HEADER: job.id,
+            SIGNATURE_HEADER: sign(self.secret, body, int(self.clock())),
+        }
+        try:
+            response = await http.post(job.callback_url, content=body, headers=headers)
+            error = None if response.is_success else f"the receiver answered {response.status_code}"
+        except httpx.HTTPError as exc:
+            error = f"the receiver could not be reached ({exc!r})"
+        if error is None:
+            callback = Callback("delivered", attempt)
+            self.delivered += 1
+        elif attempt >= self.max_attempts:
+            callback = Callback("failed", attempt, last_error=error)
+            self.failed += 1
+        else:
+            next_at = self.clock() + self.backoff.delay_s(attempt)
+            callback = Callback("pending", attempt, next_at=next_at, last_error=error)
+        done = replace(taken, version=taken.version + 1, callback=callback)
+        if await self.store.replace(done):
+            self.board.post(done)
