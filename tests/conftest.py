@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
+import socket
+import subprocess
+import threading
 from collections.abc import AsyncIterator, Iterator
 
 import httpx
@@ -52,3 +56,46 @@ def keyed_server() -> Iterator[ServerThread]:
     """A real server that requires `Authorization: Bearer secret-key`."""
     with ServerThread(create_app(time_scale=FAST_TIME_SCALE, api_key="secret-key")) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real redis-server of our own on a free loopback port (or INFERLAB_TEST_REDIS_URL).
+
+    Where there is none, Redis tests are reported as skipped; in CI (CI=true) they fail instead,
+    since `.ci/run` installs redis-server and they must run there."""
+    if os.environ.get("INFERLAB_TEST_REDIS_URL"):
+        yield os.environ["INFERLAB_TEST_REDIS_URL"]
+        return
+    binary = shutil.which("redis-server")
+    if binary is None:
+        reason = "redis-server is not installed (apt-get install redis-server)"
+        if os.environ.get("CI"):
+            pytest.fail(f"{reason}: CI must run the Redis tests")
+        pytest.skip(reason)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    workdir = tmp_path_factory.mktemp("redis")
+    process = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", str(workdir)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert process.stdout is not None
+    for line in process.stdout:  # it says when it accepts connections: wait for that line
+        if "Ready to accept connections" in line:
+            break
+    else:
+        pytest.fail(f"redis-server exited with {process.wait()}")
+    # Keep reading its log, so that a full pipe never blocks it.
+    drain = threading.Thread(target=process.stdout.read, daemon=True)
+    drain.start()
+    try:
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        process.terminate()
+        process.wait(10)
+        drain.join(10)
+        process.stdout.close()

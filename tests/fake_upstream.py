@@ -3,6 +3,7 @@
 Modes: "llama" answers like llama.cpp (list streams open with `data: null`, chunks of different
 prompts interleave, usage counts the first prompt only); "no_lists" refuses list prompts like a
 server without batching support; "fail" answers 500; "stall" never answers until released.
+`state.fail_next = k` answers 500 to the next k requests, whatever the mode.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ def make_fake_upstream() -> FastAPI:
     app = FastAPI()
     app.state.mode = "llama"
     app.state.requests = []
+    app.state.fail_next = 0
     app.state.release = None  # an asyncio.Event, created on the server's loop when stalling
     app.state.loop = None  # that loop, so a test can release the stall from its own thread
     app.state.arrived = threading.Event()  # set at each request, for tests to wait on
@@ -37,6 +39,9 @@ def make_fake_upstream() -> FastAPI:
         app.state.arrived.set()
         prompts = body["prompt"] if isinstance(body["prompt"], list) else [body["prompt"]]
         mode = app.state.mode
+        if app.state.fail_next > 0:
+            app.state.fail_next -= 1
+            return JSONResponse({"error": {"message": "a passing hiccup"}}, 503)
         if mode == "fail":
             return JSONResponse({"error": {"message": "GPU fell over"}}, 500)
         if mode == "stall":

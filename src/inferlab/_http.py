@@ -80,7 +80,11 @@ def _describe_validation_error(exc: RequestValidationError) -> tuple[str, str | 
     if first.get("loc") == ("body",):
         return "The request body must be a JSON object (Content-Type: application/json).", None
     # Union members show up in the location ("prompt.str"); the field name is what users know.
-    location = [str(p) for p in first.get("loc", ()) if p != "body" and not _is_type_name(p)]
+    # Where it was (body, query, path, header) is plain from the name; leave it out.
+    loc = first.get("loc", ())
+    if loc and loc[0] in ("body", "query", "path", "header"):
+        loc = loc[1:]
+    location = [str(p) for p in loc if not _is_type_name(p)]
     param = ".".join(location) or None
     message = str(first.get("msg", "invalid request")).removeprefix("Value error, ")
     if first.get("type") == "missing":

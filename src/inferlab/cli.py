@@ -3,11 +3,13 @@
 inferlab serve --port 8000 --batching continuous --time-scale 1
 inferlab doctor                                   # the embedded server, or INFERLAB_BASE_URL
 inferlab doctor --base-url http://127.0.0.1:8080/v1   # your llama-server, vLLM or Ollama
+inferlab jobs --upstream http://127.0.0.1:8000/v1 --db jobs.db --workers 4
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -56,6 +58,43 @@ def _proxy(args: argparse.Namespace) -> int:
         flush=True,
     )
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, **UVICORN_DEFAULTS)
+    return 0
+
+
+def _jobs(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from .jobs import RedisJobStore, SQLiteJobStore, create_jobs_app
+
+    store = RedisJobStore(args.redis_url) if args.redis_url else SQLiteJobStore(args.db)
+    app = create_jobs_app(
+        args.upstream,
+        store=store,
+        upstream_api_key=args.upstream_api_key,
+        api_key=args.api_key,
+        allow_callback_hosts=args.allow_callback_host,
+        workers=args.workers,
+        max_queue_size=args.max_queue_size,
+        max_attempts=args.max_attempts,
+        lease_s=args.lease_s,
+        webhook_secret=args.webhook_secret or os.environ.get("INFERLAB_WEBHOOK_SECRET"),
+        max_batch_size=args.max_batch_size,
+        batch_wait_timeout_s=args.batch_wait_timeout_s,
+    )
+    where = args.redis_url or args.db
+    print(
+        f"inferlab: job API on http://{args.host}:{args.port}/v1/jobs -> {args.upstream} "
+        f"(jobs in {where})",
+        flush=True,
+    )
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        timeout_graceful_shutdown=5,  # long-polls and event streams must not hold a restart
+        **UVICORN_DEFAULTS,
+    )
     return 0
 
 
@@ -133,6 +172,36 @@ def build_parser() -> argparse.ArgumentParser:
     proxy.add_argument("--upstream-api-key", default=None)
     proxy.add_argument("--log-level", default="info")
     proxy.set_defaults(run=_proxy)
+
+    jobs = commands.add_parser("jobs", help="run the job API (queue, workers, webhooks)")
+    jobs.add_argument("--upstream", required=True, help="the server's base URL, ending in /v1")
+    jobs.add_argument("--host", default="127.0.0.1")
+    jobs.add_argument("--port", type=int, default=9100)
+    jobs.add_argument("--db", default="jobs.db", help="SQLite file for the jobs (default store)")
+    jobs.add_argument("--redis-url", default=None, help="keep jobs in Redis instead")
+    jobs.add_argument("--workers", type=int, default=4, help="jobs in flight at once")
+    jobs.add_argument("--max-queue-size", type=int, default=10_000, help="429 beyond this")
+    jobs.add_argument("--max-attempts", type=int, default=3)
+    jobs.add_argument(
+        "--lease-s", type=float, default=10.0, help="a dead worker's job is retried after this"
+    )
+    jobs.add_argument("--max-batch-size", type=int, default=8)
+    jobs.add_argument("--batch-wait-timeout-s", type=float, default=0.01)
+    jobs.add_argument(
+        "--webhook-secret",
+        default=None,
+        help="HMAC key that signs webhooks (default: INFERLAB_WEBHOOK_SECRET; none: no webhooks)",
+    )
+    jobs.add_argument(
+        "--allow-callback-host",
+        action="append",
+        default=[],
+        help="a host webhooks may go to, besides loopback (repeatable)",
+    )
+    jobs.add_argument("--api-key", default=None, help="require 'Authorization: Bearer KEY'")
+    jobs.add_argument("--upstream-api-key", default=None)
+    jobs.add_argument("--log-level", default="info")
+    jobs.set_defaults(run=_jobs)
 
     bench = commands.add_parser("bench", help="load a server and print serving metrics")
     from ._bench import add_arguments

@@ -27,16 +27,17 @@ from .store import QueueFullError
 _ADD = """
 local p, id = ARGV[1], ARGV[2]
 local idem = ARGV[7]
+local ready = ARGV[9]
 if idem ~= '' then
   local existing = redis.call('GET', p .. 'idem:' .. idem)
   if existing then return {0, redis.call('HGET', p .. 'job:' .. existing, 'data')} end
 end
 local unfinished = 0
-for i = 9, #ARGV do unfinished = unfinished + redis.call('ZCARD', p .. 'status:' .. ARGV[i]) end
+for i = 10, #ARGV do unfinished = unfinished + redis.call('ZCARD', p .. 'status:' .. ARGV[i]) end
 if unfinished >= tonumber(ARGV[8]) then return {-1, tostring(unfinished)} end
 redis.call('HSET', p .. 'job:' .. id, 'data', ARGV[3], 'version', ARGV[4], 'status', ARGV[5])
 redis.call('ZADD', p .. 'status:' .. ARGV[5], ARGV[6], id)
-redis.call('ZADD', p .. 'ready', ARGV[6], id)
+redis.call('ZADD', p .. 'ready', ready, id)
 if idem ~= '' then redis.call('SET', p .. 'idem:' .. idem, id) end
 return {1, ''}
 """
@@ -87,6 +88,7 @@ class RedisJobStore:
                 repr(job.created_at),
                 job.idempotency_key or "",
                 max_unfinished,
+                _score(job.ready_at),
                 *(status.value for status in UNFINISHED),
             ]
         )

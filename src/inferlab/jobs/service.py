@@ -58,6 +58,8 @@ class JobService:
         attempt_timeout_s: float = 300.0,
         backoff: Backoff | None = None,
         webhook_secret: str | None = None,
+        webhook_max_attempts: int = 5,
+        webhook_backoff: Backoff | None = None,
         allow_callback_hosts: Iterable[str] = (),
         fallback_poll_s: float = 0.5,
         **batching: Any,
@@ -82,7 +84,17 @@ class JobService:
             attempt_timeout_s=attempt_timeout_s,
             backoff=backoff,
         )
-        self.webhooks = WebhookSender(store, self.board, webhook_secret) if webhook_secret else None
+        self.webhooks = (
+            WebhookSender(
+                store,
+                self.board,
+                webhook_secret,
+                max_attempts=webhook_max_attempts,
+                backoff=webhook_backoff,
+            )
+            if webhook_secret
+            else None
+        )
         self._sender: asyncio.Task[None] | None = None
         self._started_s = time.monotonic()
 
@@ -162,17 +174,18 @@ class JobService:
             await self.board.wait(mark, remaining)
 
     async def changes(self, job_id: str) -> AsyncIterator[Job]:
-        """Yield the job at every change of status, from the current one to the last."""
-        seen: Status | None = None
+        """Yield the job as it is, then at every change of its status or of its webhook's
+        delivery, until it finished and its webhook (if any) was delivered or given up."""
+        seen: tuple[Status, str] | None = None
         while True:
             mark = self.board.mark(job_id)
             job = await self.store.get(job_id)
             if job is None:
                 raise JobError(404, f"no job {job_id!r}", param="id", code="job_not_found")
-            if job.status is not seen:
-                seen = job.status
+            if (job.status, job.callback.state) != seen:
+                seen = (job.status, job.callback.state)
                 yield job
-            if job.status.finished:
+            if job.status.finished and job.callback.state != "pending":
                 return
             await self.board.wait(mark, self.board.fallback_s)
 

@@ -1,0 +1,353 @@
+"""The job API end to end: real HTTP servers on loopback, in front of a fake upstream that fails,
+stalls or refuses on demand. Nothing here waits on the clock: long-polls and event streams
+return when the server says something changed."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import httpx
+import pytest
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from inferlab import ServerThread
+from inferlab.errors import APIStatusError, JobFailedError
+from inferlab.jobs import (
+    SIGNATURE_HEADER,
+    Backoff,
+    JobClient,
+    RedisJobStore,
+    SQLiteJobStore,
+    create_jobs_app,
+    verify_signature,
+)
+
+from .fake_upstream import make_fake_upstream, release_stall
+
+QUICK = Backoff(base_s=0.01, cap_s=0.02)  # retries at once, near enough
+SECRET = "test-secret"
+
+
+@pytest.fixture(scope="module")
+def fake():
+    app = make_fake_upstream()
+    with ServerThread(app) as server:
+        yield app, server
+
+
+@pytest.fixture(autouse=True)
+def _reset_fake(fake):
+    app, _ = fake
+    app.state.mode, app.state.requests, app.state.release, app.state.fail_next = (
+        "llama",
+        [],
+        None,
+        0,
+    )
+    app.state.arrived.clear()
+    yield
+    release_stall(app)
+
+
+@pytest.fixture
+def start_jobs(fake, tmp_path):
+    """start_jobs(**options) -> JobClient for a job server in front of the fake upstream."""
+    servers, clients = [], []
+
+    def start(upstream_url=None, store=None, **options):
+        options = {"backoff": QUICK, "webhook_secret": SECRET, **options}
+        app = create_jobs_app(
+            upstream_url or fake[1].base_url,
+            store=store or SQLiteJobStore(tmp_path / f"jobs{len(servers)}.db"),
+            **options,
+        )
+        server = ServerThread(app).start()
+        servers.append(server)
+        clients.append(JobClient(server.base_url, poll_s=10))
+        return clients[-1]
+
+    yield start
+    for client in clients:
+        client.close()
+    release_stall(fake[0])
+    for server in servers:
+        server.stop()
+
+
+def events(client: JobClient, job_id: str, *, until: str | None = None) -> list[dict]:
+    """The job's Server-Sent Events, read until the stream ends (or a status `until`)."""
+    seen = []
+    with client._http.stream("GET", f"/v1/jobs/{job_id}/events") as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        for line in response.iter_lines():
+            if line.startswith("data: "):
+                seen.append(json.loads(line[6:]))
+                if seen[-1]["status"] == until:
+                    break
+    return seen
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def any_store(request, tmp_path):
+    if request.param == "sqlite":
+        return SQLiteJobStore(tmp_path / "any.db")
+    return RedisJobStore(request.getfixturevalue("redis_url"), prefix=f"{tmp_path.name}:")
+
+
+def test_submit_is_acknowledged_at_once_and_the_result_fetched_later(start_jobs, any_store):
+    jobs = start_jobs(store=any_store)
+    response = jobs._http.post("/v1/jobs", json={"request": {"prompt": "a b", "max_tokens": 3}})
+    assert response.status_code == 202
+    ack = response.json()
+    assert ack["status"] == "queued" and ack["id"].startswith("job-") and ack["created_at"] > 0
+    assert response.headers["location"] == f"/v1/jobs/{ack['id']}"
+
+    done = jobs.wait(ack["id"])
+    assert done.status == "succeeded" and done.attempts == 1
+    assert done.text == " a_b_0 a_b_1 a_b_2"
+    assert done.created_at <= done.started_at <= done.finished_at
+    assert jobs.result(ack["id"])["choices"][0]["index"] == 0
+
+
+def test_concurrent_jobs_share_upstream_batches(start_jobs, fake):
+    jobs = start_jobs(workers=8, max_batch_size=8, batch_wait_timeout_s=0.05)
+    fake[0].state.mode = "stall"  # the first batch holds; the rest gather behind it
+    ids = [jobs.submit(f"p{i}", max_tokens=2).id for i in range(9)]
+    fake[0].state.arrived.wait(10)
+    release_stall(fake[0])
+    assert all(jobs.wait(i).status == "succeeded" for i in ids)
+    sizes = [
+        len(body["prompt"]) if isinstance(body["prompt"], list) else 1
+        for body in fake[0].state.requests
+    ]
+    assert sum(sizes) == 9 and max(sizes) > 1
+
+
+def test_a_long_poll_returns_unfinished_when_its_wait_runs_out(start_jobs, fake):
+    jobs = start_jobs()
+    fake[0].state.mode = "stall"
+    job = jobs.submit("slow", max_tokens=2)
+    assert fake[0].state.arrived.wait(10)
+    assert jobs.status(job.id, wait_s=0.2).status == "running"
+    release_stall(fake[0])
+    assert jobs.status(job.id, wait_s=30).status == "succeeded"
+
+
+def test_events_stream_each_status_change_then_end(start_jobs, fake):
+    jobs = start_jobs()
+    fake[0].state.mode = "stall"
+    job = jobs.submit("watched", max_tokens=2)
+    assert fake[0].state.arrived.wait(10)
+    reader = threading.Thread(target=lambda: seen.extend(events(jobs, job.id)))
+    seen: list[dict] = []
+    reader.start()
+    release_stall(fake[0])
+    reader.join(30)
+    assert [event["status"] for event in seen] == ["running", "succeeded"]
+    assert seen[-1]["result"]["choices"][0]["text"]
+
+
+def test_a_running_job_can_be_cancelled_and_its_late_result_is_discarded(start_jobs, fake):
+    jobs = start_jobs(workers=1)
+    fake[0].state.mode = "stall"
+    job = jobs.submit("doomed", max_tokens=2)
+    assert fake[0].state.arrived.wait(10)
+    assert jobs.cancel(job.id).status == "cancelled"
+    with pytest.raises(APIStatusError) as again:
+        jobs.cancel(job.id)
+    assert again.value.status_code == 409
+    fake[0].state.mode = "llama"
+    release_stall(fake[0])
+    # One worker: the next job runs only after the cancelled one's attempt has ended.
+    assert jobs.wait(jobs.submit("next", max_tokens=2).id).status == "succeeded"
+    assert jobs.status(job.id).status == "cancelled"
+    with pytest.raises(JobFailedError, match="cancelled"):
+        jobs.result(job.id)
+
+
+def test_a_queued_job_cancelled_is_never_sent(start_jobs, fake):
+    jobs = start_jobs(workers=0)
+    job = jobs.submit("never", max_tokens=2)
+    assert jobs.cancel(job.id).status == "cancelled"
+    jobs.scale(2)
+    assert jobs.wait(jobs.submit("after", max_tokens=2).id).status == "succeeded"
+    assert [body["prompt"] for body in fake[0].state.requests] == ["after"]
+
+
+def test_the_same_idempotency_key_returns_the_same_job(start_jobs, fake):
+    jobs = start_jobs()
+    first = jobs.submit("once", max_tokens=2, idempotency_key="order-42")
+    response = jobs._http.post(
+        "/v1/jobs",
+        json={"request": {"prompt": "once", "max_tokens": 2}},
+        headers={"Idempotency-Key": "order-42"},
+    )
+    assert response.status_code == 202 and response.json()["id"] == first.id
+    assert response.headers["idempotent-replayed"] == "true"
+    jobs.wait(first.id)
+    with pytest.raises(APIStatusError) as reused:
+        jobs.submit("something else", max_tokens=2, idempotency_key="order-42")
+    assert reused.value.status_code == 409 and reused.value.code == "idempotency_key_reused"
+    assert len(fake[0].state.requests) == 1
+
+
+def test_retryable_failures_are_retried_until_one_succeeds(start_jobs, fake, any_store):
+    jobs = start_jobs(store=any_store, max_attempts=3)
+    fake[0].state.fail_next = 2
+    done = jobs.wait(jobs.submit("flaky", max_tokens=2).id)
+    assert (done.status, done.attempts) == ("succeeded", 3), (done, fake[0].state.requests)
+    assert len(fake[0].state.requests) == 3, fake[0].state.requests
+
+
+def test_a_job_out_of_attempts_is_a_dead_letter_with_its_last_error(start_jobs, fake):
+    jobs = start_jobs(max_attempts=3)
+    fake[0].state.mode = "fail"
+    job = jobs.submit("hopeless", max_tokens=2)
+    done = jobs.wait(job.id)
+    assert (done.status, done.attempts) == ("failed", 3)
+    assert done.error["message"].startswith("gave up after 3 attempts")
+    assert "GPU fell over" in done.error["message"] and done.error["status"] == 502
+    assert [dead.id for dead in jobs.list("failed")] == [job.id]
+    with pytest.raises(JobFailedError, match="gave up"):
+        jobs.result(job.id)
+
+
+def test_a_bad_request_fails_at_once_and_does_not_fail_its_batch(start_jobs, fake):
+    jobs = start_jobs(workers=4, batch_wait_timeout_s=0.05, max_attempts=3)
+    fake[0].state.mode = "stall"
+    first = jobs.submit("holder", max_tokens=2)
+    assert fake[0].state.arrived.wait(10)
+    poison = jobs.submit("poison pill", max_tokens=2)
+    fine = jobs.submit("fine", max_tokens=2)
+    fake[0].state.mode = "llama"
+    release_stall(fake[0])
+    dead = jobs.wait(poison.id)
+    assert (dead.status, dead.attempts, dead.error["status"]) == ("failed", 1, 400)
+    assert "poisoned prompt" in dead.error["message"]
+    assert jobs.wait(fine.id).status == jobs.wait(first.id).status == "succeeded"
+
+
+def test_an_unreachable_upstream_is_retried_then_reported(start_jobs):
+    jobs = start_jobs(upstream_url="http://127.0.0.1:9/v1", max_attempts=2)
+    done = jobs.wait(jobs.submit("nobody home", max_tokens=2).id)
+    assert (done.status, done.attempts) == ("failed", 2)
+    assert "could not be reached" in done.error["message"]
+
+
+def test_a_full_queue_answers_429_with_retry_after(start_jobs):
+    jobs = start_jobs(workers=0, max_queue_size=2)
+    jobs.submit("one", max_tokens=2)
+    jobs.submit("two", max_tokens=2)
+    response = jobs._http.post("/v1/jobs", json={"request": {"prompt": "three"}})
+    assert response.status_code == 429
+    assert int(response.headers["retry-after"]) >= 1
+    assert response.json()["error"]["type"] == "rate_limit_error"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status", "param"),
+    [
+        ("POST", "/v1/jobs", {}, 400, "request"),
+        ("POST", "/v1/jobs", {"request": {"prompt": 3}}, 400, "request.prompt"),
+        ("POST", "/v1/jobs", {"request": {"prompt": "x", "stream": True}}, 400, "request"),
+        ("POST", "/v1/jobs", {"request": {"prompt": "x"}, "colour": "red"}, 400, "colour"),
+        ("POST", "/v1/jobs", {"request": {"prompt": "x"}, "max_attempts": 0}, 400, "max_attempts"),
+        (
+            "POST",
+            "/v1/jobs",
+            {"request": {"prompt": "x"}, "callback_url": "http://10.1.2.3/x"},
+            400,
+            "callback_url",
+        ),
+        ("GET", "/v1/jobs/job-missing", None, 404, "id"),
+        ("DELETE", "/v1/jobs/job-missing", None, 404, "id"),
+        ("GET", "/v1/jobs/job-missing/events", None, 404, "id"),
+        ("GET", "/v1/jobs/job-x?wait_s=-1", None, 400, "wait_s"),
+        ("GET", "/v1/jobs/job-x?wait_s=3600", None, 400, "wait_s"),
+        ("GET", "/v1/jobs?status=lost", None, 400, "status"),
+    ],
+)
+def test_bad_input_gets_a_clear_4xx_in_openai_shape(start_jobs, method, path, body, status, param):
+    jobs = start_jobs()
+    response = jobs._http.request(method, path, json=body)
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert error["message"] and error["param"] == param
+
+
+def test_bad_json_and_bad_worker_counts_are_400s(start_jobs):
+    jobs = start_jobs()
+    response = jobs._http.post(
+        "/v1/jobs", content=b"{not json", headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 400
+    assert jobs._http.put("/admin/workers", json={"workers": -1}).status_code == 400
+    assert jobs._http.put("/admin/workers", json={}).status_code == 400
+    assert jobs.scale(3)["workers"] == 3
+
+
+def test_without_a_secret_there_are_no_webhooks(start_jobs):
+    jobs = start_jobs(webhook_secret=None)
+    with pytest.raises(APIStatusError, match="webhook secret") as refused:
+        jobs.submit("x", callback_url="http://127.0.0.1:1/hook")
+    assert refused.value.status_code == 400
+
+
+@pytest.fixture
+def receiver():
+    """A tiny webhook receiver: records each request; `failures` makes the first ones 500."""
+    app = FastAPI()
+    app.state.received, app.state.failures = [], 0
+    app.state.arrived = threading.Event()
+
+    @app.post("/hook")
+    async def hook(request: Request):
+        app.state.received.append((await request.body(), dict(request.headers)))
+        app.state.arrived.set()
+        if app.state.failures > 0:
+            app.state.failures -= 1
+            return JSONResponse({"error": "not now"}, 500)
+        return {"ok": True}
+
+    with ServerThread(app) as server:
+        yield app, server.base_url.removesuffix("/v1") + "/hook"
+
+
+def test_a_finished_job_is_posted_to_its_callback_signed(start_jobs, receiver):
+    app, url = receiver
+    jobs = start_jobs()
+    job = jobs.submit("call me", max_tokens=2, callback_url=url)
+    final = events(jobs, job.id)[-1]
+    assert final["callback"] == {"state": "delivered", "attempts": 1, "last_error": None}
+    [(body, headers)] = app.state.received
+    assert json.loads(body)["id"] == job.id and json.loads(body)["status"] == "succeeded"
+    assert headers["inferlab-job-id"] == job.id
+    assert verify_signature(SECRET, body, headers[SIGNATURE_HEADER.lower()])
+    assert not verify_signature("wrong-secret", body, headers[SIGNATURE_HEADER.lower()])
+
+
+def test_a_failing_receiver_is_retried_with_backoff_then_given_up(start_jobs, receiver):
+    app, url = receiver
+    app.state.failures = 2
+    jobs = start_jobs(webhook_backoff=QUICK, webhook_max_attempts=5)
+    job = jobs.submit("retry me", max_tokens=2, callback_url=url)
+    assert events(jobs, job.id)[-1]["callback"]["state"] == "delivered"
+    assert len(app.state.received) == 3
+
+    app.state.failures = 99
+    jobs = start_jobs(webhook_backoff=QUICK, webhook_max_attempts=2)
+    job = jobs.submit("give up", max_tokens=2, callback_url=url)
+    final = events(jobs, job.id)[-1]["callback"]
+    assert final["state"] == "failed" and final["attempts"] == 2
+    assert "answered 500" in final["last_error"]
+
+
+def test_metrics_show_queue_depth_and_workers(start_jobs):
+    jobs = start_jobs(workers=0)
+    jobs.submit("waiting", max_tokens=2)
+    text = jobs._http.get("/metrics").text
+    assert 'inferlab_jobs:jobs{status="queued"} 1.0' in text
+    assert "inferlab_jobs:workers 0.0" in text
+    assert jobs.stats()["queued"] == 1

@@ -1,0 +1,136 @@
+"""Every job store keeps the same promises: the state machine runs unchanged over any of them.
+
+Each test runs on SQLite and on a real Redis (skipped where no redis-server is installed)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+
+from inferlab.jobs import QueueFullError, RedisJobStore, SQLiteJobStore, Status
+from inferlab.jobs._records import cancel, claim, finish, new_job, renew
+
+pytestmark = pytest.mark.anyio
+
+NOW = 1_000_000.0
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+async def store(request, tmp_path):
+    if request.param == "sqlite":
+        store = SQLiteJobStore(tmp_path / "jobs.db")
+    else:
+        url = request.getfixturevalue("redis_url")
+        store = RedisJobStore(url, prefix=f"test:{uuid.uuid4().hex}:")
+    yield store
+    await store.close()
+
+
+def a_job(prompt="Hello", *, at=NOW, key=None, callback_url=None):
+    return new_job(
+        {"prompt": prompt, "max_tokens": 4},
+        now=at,
+        max_attempts=3,
+        idempotency_key=key,
+        callback_url=callback_url,
+    )
+
+
+async def test_a_job_comes_back_as_it_went_in(store):
+    job = a_job()
+    assert await store.add(job, max_unfinished=10) == (job, True)
+    assert await store.get(job.id) == job
+    assert await store.get("job-nope") is None
+
+
+async def test_an_idempotency_key_returns_the_first_job_and_stores_nothing_new(store):
+    first, _ = await store.add(a_job(key="k1"), max_unfinished=10)
+    again, created = await store.add(a_job("Other", key="k1"), max_unfinished=10)
+    assert (again.id, created) == (first.id, False)
+    assert sum((await store.counts()).values()) == 1
+
+
+async def test_the_queue_is_bounded_by_unfinished_jobs_only(store):
+    jobs = [a_job(str(i)) for i in range(3)]
+    for job in jobs[:2]:
+        await store.add(job, max_unfinished=2)
+    with pytest.raises(QueueFullError) as refused:
+        await store.add(jobs[2], max_unfinished=2)
+    assert refused.value.unfinished == 2
+    # A finished job frees its place.
+    assert await store.replace(cancel(jobs[0], now=NOW))
+    assert (await store.add(jobs[2], max_unfinished=2))[1]
+
+
+async def test_compare_and_set_lets_exactly_one_of_two_racing_writers_win(store):
+    job, _ = await store.add(a_job(), max_unfinished=10)
+    one = claim(job, worker="w1", now=NOW, lease_s=5)
+    two = claim(job, worker="w2", now=NOW, lease_s=5)
+    results = await asyncio.gather(store.replace(one), store.replace(two))
+    assert sorted(results) == [False, True]
+    winner = one if results[0] else two
+    assert await store.get(job.id) == winner
+
+
+async def test_due_work_is_queued_jobs_past_their_backoff_and_running_jobs_past_their_lease(store):
+    ready = a_job("ready", at=NOW - 2)
+    later = a_job("later", at=NOW - 1)
+    later = later.__class__(**{**later.__dict__, "not_before": NOW + 60})  # backing off
+    held = a_job("held", at=NOW - 3)
+    lapsed = a_job("lapsed", at=NOW - 4)
+    done = a_job("done", at=NOW - 5)
+    for job in (ready, later, held, lapsed, done):
+        await store.add(job, max_unfinished=10)
+    assert await store.replace(claim(held, worker="w", now=NOW, lease_s=30))
+    assert await store.replace(claim(lapsed, worker="w", now=NOW - 10, lease_s=5))
+    assert await store.replace(cancel(done, now=NOW))
+
+    due = await store.due_work(NOW, limit=10)
+    assert [job.id for job in due] == [lapsed.id, ready.id]  # oldest ready_at first
+    assert await store.next_due_at() == NOW - 5  # the lapsed lease ran out then
+    assert [job.id for job in await store.due_work(NOW, limit=1)] == [lapsed.id]
+
+
+async def test_a_renewed_lease_is_not_due(store):
+    job, _ = await store.add(a_job(), max_unfinished=10)
+    running = claim(job, worker="w", now=NOW, lease_s=5)
+    assert await store.replace(running)
+    assert await store.replace(renew(running, now=NOW + 4, lease_s=5))
+    assert await store.due_work(NOW + 6, limit=10) == []
+    assert len(await store.due_work(NOW + 9.5, limit=10)) == 1
+
+
+async def test_finished_jobs_with_a_callback_are_due_for_delivery(store):
+    job, _ = await store.add(a_job(callback_url="http://127.0.0.1:1/hook"), max_unfinished=10)
+    plain, _ = await store.add(a_job("plain"), max_unfinished=10)
+    for one in (job, plain):
+        running = claim(one, worker="w", now=NOW, lease_s=5)
+        assert await store.replace(running)
+        assert await store.replace(finish(running, now=NOW + 1, result={"choices": []}))
+    assert [j.id for j in await store.due_callbacks(NOW + 1, limit=10)] == [job.id]
+    assert await store.due_callbacks(NOW, limit=10) == []
+
+
+async def test_lists_are_newest_first_and_filter_by_status(store):
+    jobs = [a_job(str(i), at=NOW + i) for i in range(4)]
+    for job in jobs:
+        await store.add(job, max_unfinished=10)
+    assert await store.replace(cancel(jobs[1], now=NOW + 9))
+    assert [j.id for j in await store.list(None, 3)] == [jobs[3].id, jobs[2].id, jobs[1].id]
+    assert [j.id for j in await store.list(Status.CANCELLED, 10)] == [jobs[1].id]
+    counts = await store.counts()
+    assert counts[Status.QUEUED] == 3 and counts[Status.CANCELLED] == 1
+    assert counts[Status.RUNNING] == 0
+
+
+async def test_sqlite_jobs_outlive_the_store_that_wrote_them(tmp_path):
+    first = SQLiteJobStore(tmp_path / "jobs.db")
+    job, _ = await first.add(a_job(), max_unfinished=10)
+    await first.close()
+    second = SQLiteJobStore(tmp_path / "jobs.db")
+    try:
+        assert await second.get(job.id) == job
+    finally:
+        await second.close()
