@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import threading
 
-import httpx
 import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
