@@ -1,6 +1,8 @@
 import json
 import threading
 
+import pytest
+
 from inferlab import ServerThread, create_app
 from inferlab.cli import build_parser, main
 
@@ -58,14 +60,15 @@ def test_bench_prints_its_table_and_saves_every_record(live_server, capsys, tmp_
     assert len(document["records"]) == 12 and document["summary"]["failed"] == 0
 
 
-def test_bench_through_the_proxy_reports_its_batches(live_server, capsys):
+@pytest.mark.parametrize("mode", ["proxy", "jobs"])
+def test_bench_through_the_proxy_or_the_job_api_reports_its_batches(live_server, capsys, mode):
     code = main(
         [
             "bench",
             "--base-url",
             live_server.base_url,
             "--mode",
-            "proxy",
+            mode,
             "--num-prompts",
             "16",
             "--output-len",
@@ -75,7 +78,9 @@ def test_bench_through_the_proxy_reports_its_batches(live_server, capsys):
     )
     out = capsys.readouterr().out
     assert (
-        code == 0 and "proxy batches:" in out and "failed                                 0" in out
+        code == 0
+        and f"{mode} batches:" in out
+        and "failed                                 0" in out
     )
 
 

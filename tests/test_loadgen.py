@@ -108,3 +108,22 @@ def test_a_run_stops_at_its_time_limit_even_if_the_server_never_answers():
 def test_modes_are_checked():
     with pytest.raises(ValueError, match="mode must be"):
         asyncio.run(run_load("http://127.0.0.1:9/v1", Workload(), mode="carrier-pigeon"))
+
+
+def test_through_the_job_api_each_record_has_its_acknowledgement_before_its_result(
+    half_speed_server, tmp_path
+):
+    from inferlab.jobs import SQLiteJobStore, create_jobs_app
+
+    app = create_jobs_app(
+        half_speed_server.base_url, store=SQLiteJobStore(tmp_path / "j.db"), workers=8
+    )
+    with ServerThread(app) as jobs:
+        run = asyncio.run(
+            run_load(jobs.base_url, Workload(num_requests=12, output_tokens=fixed(8)), mode="jobs")
+        )
+    summary = run.summary()
+    assert summary.failed == 0 and summary.output_throughput > 0
+    assert all(r.sent_s < r.acked_s < r.done_s and r.output_tokens == 8 for r in run.records)
+    assert summary.ack is not None and summary.ack.p50 < summary.e2e.p50
+    assert "ack" in summary.table()

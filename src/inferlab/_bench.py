@@ -3,6 +3,7 @@
     inferlab bench --num-prompts 200 --request-rate 20 --output-len exp:128:1024
     inferlab bench --mode proxy --max-concurrency 64            # through a batching proxy
     inferlab bench --base-url http://127.0.0.1:8080/v1 --mode stream --save-json run.json
+    inferlab bench --mode jobs --request-rate 50           # through a job API (SQLite, 4 workers)
 
 It calls exactly what the notebooks call (`loadgen.run_load`), so the figures agree.
 """
@@ -13,7 +14,9 @@ import argparse
 import asyncio
 import json
 import math
+import tempfile
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
@@ -35,8 +38,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--mode",
         default="async",
-        choices=["sync", "async", "stream", "proxy"],
-        help="proxy: through a batching proxy started in front of the server",
+        choices=["sync", "async", "stream", "proxy", "jobs"],
+        help="proxy: through a batching proxy started in front of the server; jobs: through "
+        "a job API started in front of it (a temporary SQLite file)",
     )
     parser.add_argument("--num-prompts", type=int, default=100)
     parser.add_argument(
@@ -69,12 +73,9 @@ def run(args: argparse.Namespace, base_url: str, api_key: str | None) -> int:
     slo = None
     if args.slo_ttft_ms is not None or args.slo_e2e_ms is not None:
         slo = SLO(ttft_s=_seconds(args.slo_ttft_ms), e2e_s=_seconds(args.slo_e2e_ms))
-    proxy = None
-    if args.mode == "proxy":
-        from .proxy import create_proxy_app
-
-        proxy = ServerThread(create_proxy_app(base_url, upstream_api_key=api_key)).start()
-    target = proxy.base_url if proxy else base_url
+    resources = tempfile.TemporaryDirectory(prefix="inferlab-bench-")
+    front = _start_front(args.mode, base_url, api_key, resources)
+    target = front.base_url if front else base_url
     bar = tqdm(total=args.num_prompts, disable=args.no_progress, unit="req", leave=False)
 
     def tick(record: RequestResult) -> None:
@@ -86,13 +87,13 @@ def run(args: argparse.Namespace, base_url: str, api_key: str | None) -> int:
                 target,
                 workload,
                 mode="async" if args.mode == "proxy" else args.mode,
+                api_key=api_key if front is None else None,
                 request_rate=args.request_rate,
                 burstiness=args.burstiness,
                 max_concurrency=args.max_concurrency,
                 users=args.users,
                 think_time_s=args.think_time_s,
                 time_limit_s=args.time_limit_s,
-                api_key=api_key,
                 on_done=tick,
             )
         )
@@ -101,12 +102,16 @@ def run(args: argparse.Namespace, base_url: str, api_key: str | None) -> int:
         return 1
     finally:
         bar.close()
-        if proxy is not None:
-            stats = proxy.app.state.proxy.completions.stats
+        if front is not None:
+            state = front.app.state
+            batcher = state.proxy.completions if args.mode == "proxy" else state.service.batcher
+            stats = batcher.stats
             print(
-                f"proxy batches: {stats.batches}, sizes {dict(sorted(stats.batch_sizes.items()))}"
+                f"{args.mode} batches: {stats.batches}, "
+                f"sizes {dict(sorted(stats.batch_sizes.items()))}"
             )
-            proxy.stop()
+            front.stop()
+        resources.cleanup()
     summary = load.summary(slo)
     print(f"inferlab bench: {args.mode} against {base_url}\n")
     print(summary.table())
@@ -114,6 +119,24 @@ def run(args: argparse.Namespace, base_url: str, api_key: str | None) -> int:
         _save(args.save_json, args, summary, load.records)
         print(f"\nsaved to {args.save_json}")
     return 0
+
+
+def _start_front(
+    mode: str, base_url: str, api_key: str | None, resources: tempfile.TemporaryDirectory[str]
+) -> ServerThread | None:
+    """The batching proxy or the job API, started in front of the server for this run."""
+    if mode == "proxy":
+        from .proxy import create_proxy_app
+
+        return ServerThread(create_proxy_app(base_url, upstream_api_key=api_key)).start()
+    if mode == "jobs":
+        from .jobs import SQLiteJobStore, create_jobs_app
+
+        store = SQLiteJobStore(Path(resources.name) / "bench-jobs.db")
+        return ServerThread(
+            create_jobs_app(base_url, store=store, upstream_api_key=api_key)
+        ).start()
+    return None
 
 
 def _seconds(milliseconds: float | None) -> float | None:

@@ -26,6 +26,7 @@ from functools import partial
 from typing import Any
 
 from .client import AsyncClient, Client, Completion
+from .jobs.client import AsyncJobClient
 from .metrics import SLO, RequestResult, Summary, summarize
 from .workloads import PlannedRequest, Workload
 
@@ -33,6 +34,7 @@ from .workloads import PlannedRequest, Workload
 # Senders: one per mode; each turns a planned request into a RequestResult, errors included
 
 Send = Callable[[PlannedRequest, float], Awaitable[RequestResult]]
+MODES = ("async", "stream", "sync", "jobs")
 
 
 def _record(
@@ -104,6 +106,35 @@ def sync_sender(client: Client, threads: ThreadPoolExecutor, **params: Any) -> S
         except Exception as exc:
             answer = exc
         return _record(planned, scheduled_s, sent_s, answer)
+
+    return send
+
+
+def jobs_sender(clients: list[AsyncJobClient], **params: Any) -> Send:
+    """Submit each request as a job, then long-poll for its result: `acked_s` is when the
+    acknowledgement came, `done_s` when the finished job was seen."""
+
+    async def send(planned: PlannedRequest, scheduled_s: float) -> RequestResult:
+        client = clients[planned.index % len(clients)]
+        sent_s = time.perf_counter()
+        try:
+            job = await client.submit(
+                planned.prompt, max_tokens=planned.max_tokens, ignore_eos=True, **params
+            )
+            acked_s = time.perf_counter()
+            result = await client.result(job.id)
+        except Exception as exc:
+            return _record(planned, scheduled_s, sent_s, exc)
+        usage = result.get("usage") or {}
+        return RequestResult(
+            planned.index,
+            scheduled_s,
+            sent_s,
+            time.perf_counter(),
+            prompt_tokens=usage.get("prompt_tokens") or planned.prompt_tokens,
+            output_tokens=usage.get("completion_tokens") or 0,
+            acked_s=acked_s,
+        )
 
     return send
 
@@ -267,9 +298,10 @@ async def run_load(
     on_done: Callable[[RequestResult], None] | None = None,
 ) -> LoadRun:
     """Run `workload` against `base_url`: closed loop if `users` is given, else open loop at
-    `request_rate` (None: all at once). `mode`: "async", "stream" or "sync"."""
-    if mode not in {"async", "stream", "sync"}:
-        raise ValueError(f"mode must be 'async', 'stream' or 'sync', got {mode!r}")
+    `request_rate` (None: all at once). `mode`: "async", "stream", "sync", or "jobs" (then
+    `base_url` is a job server's: each request is submitted, and its result long-polled)."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
     planned = workload.requests()
     concurrency = min(len(planned), users or max_concurrency or len(planned)) or 1
     first = AsyncClient(base_url, api_key=api_key, model=model, max_connections=30)
@@ -287,6 +319,14 @@ async def run_load(
             )
             resources.callback(threads.shutdown, wait=False, cancel_futures=True)
             send = sync_sender(client, threads)
+        elif mode == "jobs":
+            job_clients = [
+                AsyncJobClient(base_url, api_key=api_key, max_connections=30)
+                for _ in range(math.ceil(concurrency / 25))
+            ]
+            for job_client in job_clients:
+                resources.push_async_callback(job_client.aclose)
+            send = jobs_sender(job_clients, model=model)
         else:
             clients = [first] + [
                 AsyncClient(base_url, api_key=api_key, model=model, max_connections=30)

@@ -37,6 +37,11 @@ class RequestResult:
     error: str | None = None
     prompt_tokens: int = 0
     output_tokens: int = 0
+    acked_s: float | None = None  # job API only: when the acknowledgement (202) arrived
+
+    @property
+    def ack_latency_s(self) -> float | None:
+        return None if self.acked_s is None else self.acked_s - self.sent_s
 
     @property
     def e2e_latency_s(self) -> float:
@@ -146,6 +151,7 @@ class Summary:
     queue_delay: Distribution
     errors: dict[str, int]
     littles_law: LittlesLaw | None = None
+    ack: Distribution | None = None  # job API runs: submit -> acknowledgement
 
     @property
     def error_rate(self) -> float:
@@ -163,7 +169,8 @@ class Summary:
         if self.goodput is not None:
             lines.append(f"{'goodput (req/s within SLO)':<28}{self.goodput:>12.2f}")
         lines.append(f"\n{'(ms)':<16}{'mean':>9}{'p50':>9}{'p90':>9}{'p95':>9}{'p99':>9}")
-        for name in ("e2e", "ttft", "tpot", "itl", "queue_delay"):
+        names = ["e2e", "ttft", "tpot", "itl", "queue_delay"] + (["ack"] if self.ack else [])
+        for name in names:
             d: Distribution = getattr(self, name)
             values = (d.mean, d.p50, d.p90, d.p95, d.p99)
             cells = ("-" if math.isnan(v) else f"{v * 1000:.1f}" for v in values)
@@ -222,4 +229,7 @@ def summarize(
         queue_delay=Distribution.of([r.queue_delay_s for r in records]),
         errors=errors,
         littles_law=law,
+        ack=Distribution.of(acks)
+        if (acks := [a for r in good if (a := r.ack_latency_s)])
+        else None,
     )

@@ -8,6 +8,7 @@
     GET    /v1/jobs/{id}/events     Server-Sent Events: one `status` event per change
     DELETE /v1/jobs/{id}            cancel (409 once it finished)
     GET    /v1/jobs?status=failed   newest first: the dead letters
+    GET    /v1/models               the upstream's, passed through
     GET    /admin/workers           queue depth by status, and the worker count
     PUT    /admin/workers           {"workers": 8}: scale while it runs
     GET    /health, GET /metrics
@@ -171,6 +172,17 @@ def create_jobs_app(
             return JSONResponse((await service.cancel(job_id)).public())
         except JobError as exc:
             return _error(exc)
+
+    @v1.get("/models")
+    async def models() -> Response:
+        """The upstream's models, so clients can pick one without knowing the upstream."""
+        try:
+            response = await upstream.http.get(upstream.base_url + "/models")
+        except Exception as exc:
+            raise OpenAIHTTPError(502, f"the upstream could not be reached ({exc!r})") from exc
+        return Response(
+            response.content, response.status_code, media_type=response.headers.get("content-type")
+        )
 
     app.include_router(v1)
 
