@@ -134,3 +134,19 @@ async def test_sqlite_jobs_outlive_the_store_that_wrote_them(tmp_path):
         assert await second.get(job.id) == job
     finally:
         await second.close()
+
+
+async def test_concurrent_adds_respect_the_bound_and_the_idempotency_key(store):
+    """Ten submissions at once into room for four: four stored, six refused. Then five at once
+    with one key: one job, the same for all. (SQLite commits such a group in one transaction.)"""
+    outcomes = await asyncio.gather(
+        *(store.add(a_job(str(i)), max_unfinished=4) for i in range(10)), return_exceptions=True
+    )
+    assert sum(isinstance(o, QueueFullError) for o in outcomes) == 6
+    assert (await store.counts())[Status.QUEUED] == 4
+
+    same_key = await asyncio.gather(
+        *(store.add(a_job(key="once"), max_unfinished=100) for _ in range(5))
+    )
+    assert len({job.id for job, _ in same_key}) == 1
+    assert [created for _, created in same_key].count(True) == 1

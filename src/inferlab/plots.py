@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from .jobs.client import QueueSample
 from .metrics import RequestResult
 from .scheduler import Sequence as SimulatedSequence
 
@@ -196,4 +197,43 @@ def inter_token_gaps(
         )
     ax.set(xlabel="token number", ylabel="gap before this token (ms)", title=title, ylim=(0, None))
     ax.legend(frameon=False)
+    return figure
+
+
+def queue_depth(
+    samples: Sequence[QueueSample],
+    *,
+    marks: Sequence[tuple[float, str]] = (),
+    time_scale: float = 1.0,
+    title: str = "Queue depth over time",
+) -> Figure:
+    """Jobs waiting and running, and workers, over time (`watch_queue` samples); `marks` draws a
+    labelled vertical line at each (time, label). Times are divided by `time_scale`."""
+    figure, (ax,) = _figure(width=7.2)
+    times = [s.t_s / time_scale for s in samples]
+    ax.fill_between(times, [s.queued for s in samples], step="post", alpha=0.25, color=PALETTE[0])
+    ax.step(times, [s.queued for s in samples], where="post", color=PALETTE[0], label="queued")
+    ax.step(times, [s.running for s in samples], where="post", color=PALETTE[2], label="running")
+    ax.step(
+        times,
+        [s.workers for s in samples],
+        where="post",
+        color=PALETTE[3],
+        linestyle="--",
+        label="workers",
+    )
+    for index, (at_s, label) in enumerate(marks):
+        ax.axvline(at_s / time_scale, color="grey", linestyle=":", linewidth=1)
+        ax.annotate(
+            label,
+            (at_s / time_scale, 1 - 0.08 * (index % 3 + 1)),
+            xycoords=("data", "axes fraction"),
+            xytext=(3, 0),
+            textcoords="offset points",
+            color="dimgrey",
+            fontsize=8,
+        )
+    ax.set(xlabel="time (s)", ylabel="jobs", title=title)
+    ax.set_ylim(bottom=0)
+    ax.legend(frameon=False, loc="center right")
     return figure

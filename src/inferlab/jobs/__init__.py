@@ -15,7 +15,7 @@ and client.py.
 
 from ._records import Job, Status
 from .app import create_jobs_app
-from .client import AsyncJobClient, JobClient, JobInfo
+from .client import AsyncJobClient, JobClient, JobInfo, QueueSample, watch_queue
 from .redis_store import RedisJobStore
 from .retry import Backoff
 from .service import JobService
@@ -33,6 +33,7 @@ __all__ = [
     "JobService",
     "JobStore",
     "QueueFullError",
+    "QueueSample",
     "RedisJobStore",
     "SQLiteJobStore",
     "Status",
@@ -41,4 +42,5 @@ __all__ = [
     "create_jobs_app",
     "sign",
     "verify_signature",
+    "watch_queue",
 ]

@@ -13,6 +13,7 @@ Both long-poll rather than poll: one request waits on the server until the job f
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -219,6 +220,12 @@ class AsyncJobClient:
     async def cancel(self, job_id: str) -> JobInfo:
         return JobInfo.from_json(_read(await self._http.delete(f"/v1/jobs/{job_id}")))
 
+    async def stats(self) -> Json:
+        return _read(await self._http.get("/admin/workers"))
+
+    async def scale(self, workers: int) -> Json:
+        return _read(await self._http.put("/admin/workers", json={"workers": workers}))
+
     async def aclose(self) -> None:
         await self._http.aclose()
 
@@ -227,3 +234,39 @@ class AsyncJobClient:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
+
+
+@dataclass(frozen=True)
+class QueueSample:
+    """The job server's queue at one moment; `t_s` counts from the watch's `started_s`."""
+
+    t_s: float
+    queued: int
+    running: int
+    workers: int
+    finished: int
+
+
+async def watch_queue(
+    client: AsyncJobClient, stop: asyncio.Event, *, every_s: float = 0.05, started_s: float = 0.0
+) -> list[QueueSample]:
+    """Sample queue depth and workers every `every_s` until `stop` is set: a measurement on a
+    clock, like the in-flight count the load generator samples for Little's law."""
+    samples = []
+    while True:
+        stats = await client.stats()
+        finished = stats["succeeded"] + stats["failed"] + stats["cancelled"]
+        samples.append(
+            QueueSample(
+                time.perf_counter() - started_s,
+                stats["queued"],
+                stats["running"],
+                stats["workers"],
+                finished,
+            )
+        )
+        try:
+            await asyncio.wait_for(stop.wait(), every_s)
+            return samples
+        except asyncio.TimeoutError:
+            pass

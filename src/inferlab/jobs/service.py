@@ -72,6 +72,9 @@ class JobService:
         self.webhook_secret = webhook_secret
         self.allow_callback_hosts = tuple(allow_callback_hosts)
         self.board = JobBoard(fallback_poll_s)
+        # Workers bound how many jobs are in flight; let the batcher send several batches at
+        # once, so that adding workers adds throughput instead of a queue inside the batcher.
+        batching.setdefault("max_concurrent_batches", 8)
         self.batcher: MicroBatcher[Call, Reply] = MicroBatcher(
             upstream.complete, group_key=batch_key, **batching
         )

@@ -7,6 +7,7 @@ machine in _records.py runs unchanged over any store, and racing writers cannot 
 
 SQLite: one file, WAL journal, `synchronous=FULL`: when `add()` returns, the job is on disk,
 and the 202 that follows is a promise the process can keep after a SIGKILL or a power cut.
+Adds that arrive together share one transaction and one disk sync (group commit).
 Every call runs on one thread of its own, so the event loop never waits on the disk and the
 connection is never shared between threads.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -77,6 +79,28 @@ CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, created_at);
 """
 
 
+def _row(job: Job) -> tuple[object, ...]:
+    return (
+        job.id,
+        job.status.value,
+        job.version,
+        job.created_at,
+        job.ready_at,
+        job.callback_at,
+        job.idempotency_key,
+        job.to_json(),
+    )
+
+
+def _settle(future: asyncio.Future[T], outcome: T | BaseException) -> None:
+    if future.done():  # its caller gave up waiting (a client that hung up)
+        return
+    if isinstance(outcome, BaseException):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)
+
+
 class SQLiteJobStore:
     """Jobs in one SQLite file (":memory:" for a throwaway store)."""
 
@@ -84,6 +108,9 @@ class SQLiteJobStore:
         self.path = str(path)
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inferlab-sqlite")
         self._db: sqlite3.Connection = self._thread.submit(self._open).result()
+        self._adds: list[tuple[Job, int, asyncio.Future[tuple[Job, bool]]]] = []
+        self._adds_lock = threading.Lock()
+        self._commit_pending = False
 
     def _open(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, isolation_level=None)  # transactions are explicit
@@ -97,42 +124,52 @@ class SQLiteJobStore:
         return await asyncio.get_running_loop().run_in_executor(self._thread, work)
 
     async def add(self, job: Job, *, max_unfinished: int) -> tuple[Job, bool]:
-        def add() -> tuple[Job, bool]:
-            db = self._db
-            db.execute("BEGIN IMMEDIATE")  # take the write lock: count and insert as one
-            try:
-                if job.idempotency_key is not None:
-                    row = db.execute(
-                        "SELECT data FROM jobs WHERE idempotency_key = ?", (job.idempotency_key,)
-                    ).fetchone()
-                    if row is not None:
-                        return Job.from_json(row[0]), False
-                (unfinished,) = db.execute(
-                    "SELECT COUNT(*) FROM jobs WHERE status IN (?, ?)",
-                    tuple(s.value for s in UNFINISHED),
-                ).fetchone()
-                if unfinished >= max_unfinished:
-                    raise QueueFullError(unfinished)
-                db.execute(
-                    "INSERT INTO jobs VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        job.id,
-                        job.status.value,
-                        job.version,
-                        job.created_at,
-                        job.ready_at,
-                        job.callback_at,
-                        job.idempotency_key,
-                        job.to_json(),
-                    ),
-                )
-                db.execute("COMMIT")
-                return job, True
-            finally:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
+        # Group commit: adds that arrive while a commit is under way wait for the next one and
+        # share it. A burst of 100 submissions costs a few disk syncs, not 100 in a row.
+        future: asyncio.Future[tuple[Job, bool]] = asyncio.get_running_loop().create_future()
+        with self._adds_lock:
+            self._adds.append((job, max_unfinished, future))
+            start_commit = not self._commit_pending
+            self._commit_pending = True
+        if start_commit:
+            self._thread.submit(self._commit_adds)
+        return await future
 
-        return await self._run(add)
+    def _commit_adds(self) -> None:
+        """On the store's thread: insert every waiting add in one transaction, one sync."""
+        with self._adds_lock:
+            group, self._adds, self._commit_pending = self._adds, [], False
+        db = self._db
+        outcomes: list[tuple[Job, bool] | BaseException] = []
+        try:
+            db.execute("BEGIN IMMEDIATE")  # the write lock: count and insert as one
+            (unfinished,) = db.execute(
+                "SELECT COUNT(*) FROM jobs WHERE status IN (?, ?)",
+                tuple(s.value for s in UNFINISHED),
+            ).fetchone()
+            for job, max_unfinished, _ in group:
+                earlier = self._by_key(job.idempotency_key)
+                if earlier is not None:
+                    outcomes.append((earlier, False))
+                elif unfinished >= max_unfinished:
+                    outcomes.append(QueueFullError(unfinished))
+                else:
+                    db.execute("INSERT INTO jobs VALUES (?, ?, ?, ?, ?, ?, ?, ?)", _row(job))
+                    unfinished += 1
+                    outcomes.append((job, True))
+            db.execute("COMMIT")
+        except Exception as exc:  # the disk is full, say: every add of the group fails with it
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            outcomes = [exc] * len(group)
+        for (_, _, future), outcome in zip(group, outcomes, strict=True):
+            future.get_loop().call_soon_threadsafe(_settle, future, outcome)
+
+    def _by_key(self, key: str | None) -> Job | None:
+        if key is None:
+            return None
+        row = self._db.execute("SELECT data FROM jobs WHERE idempotency_key = ?", (key,)).fetchone()
+        return None if row is None else Job.from_json(row[0])
 
     async def get(self, job_id: str) -> Job | None:
         rows = await self._select("SELECT data FROM jobs WHERE id = ?", (job_id,))
