@@ -6,9 +6,10 @@ fields ignored, as real servers do, so that clients which send extra options sti
 
 from __future__ import annotations
 
+import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 MAX_PROMPTS_PER_REQUEST = 1024
 MAX_CHOICES_PER_PROMPT = 16
@@ -140,6 +141,16 @@ def render_chat(messages: list[ChatMessage]) -> str:
 
 class _PassThrough(BaseModel):
     model_config = ConfigDict(strict=True, extra="allow")
+
+    @model_validator(mode="after")
+    def _standard_json_only(self) -> _PassThrough:
+        # Python's JSON reader takes NaN and Infinity, which JSON itself has not: a field we
+        # pass on with one of them could not be sent upstream. Refuse it here, with a 400.
+        try:
+            json.dumps(self.model_extra, allow_nan=False)
+        except ValueError as exc:
+            raise ValueError("numbers must be finite (NaN and Infinity are not JSON)") from exc
+        return self
 
 
 class ProxyCompletionRequest(_PassThrough):
