@@ -350,3 +350,14 @@ def test_metrics_show_queue_depth_and_workers(start_jobs):
     assert 'inferlab_jobs:jobs{status="queued"} 1.0' in text
     assert "inferlab_jobs:workers 0.0" in text
     assert jobs.stats()["queued"] == 1
+
+
+def test_workers_of_another_process_share_one_redis_queue(start_jobs, redis_url, tmp_path):
+    """Server A only accepts (no workers); server B, sharing A's Redis, does the work. Neither
+    hears the other's changes directly: both find them in the store."""
+    prefix = f"shared:{tmp_path.name}:"
+    front = start_jobs(store=RedisJobStore(redis_url, prefix=prefix), workers=0)
+    back = start_jobs(store=RedisJobStore(redis_url, prefix=prefix), workers=2)
+    ids = [front.submit(f"shared {i}", max_tokens=2).id for i in range(6)]
+    assert {front.wait(job_id).status for job_id in ids} == {"succeeded"}
+    assert back.stats()["succeeded"] == 6 and front.stats()["workers"] == 0
