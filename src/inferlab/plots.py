@@ -94,9 +94,11 @@ def batch_size_tradeoff(
     latency_s: Sequence[float],
     *,
     throughput_label: str = "throughput (tokens/s)",
+    latency_label: str = "latency (ms)",
     title: str = "Bigger batches: more throughput, more latency",
 ) -> Figure:
-    """Throughput (left axis) and latency (right axis) against batch size, log-scaled."""
+    """Throughput (left axis) and latency (right axis) against batch size, log-scaled. Both
+    axes start at zero, so that a line's rise reads as the ratio it is."""
     figure, (ax,) = _figure()
     ax.plot(batch_sizes, throughput, "o-", color=PALETTE[0])
     ax.set(xlabel="batch size (sequences)", ylabel=throughput_label, title=title, xscale="log")
@@ -104,8 +106,34 @@ def batch_size_tradeoff(
     ax.yaxis.label.set_color(PALETTE[0])
     right: Axes = ax.twinx()
     right.plot(batch_sizes, [s * 1000 for s in latency_s], "s--", color=PALETTE[3])
-    right.set_ylabel("latency per step (ms)", color=PALETTE[3])
+    right.set_ylabel(latency_label, color=PALETTE[3])
     right.spines[["top"]].set_visible(False)
+    ax.set_ylim(bottom=0)
+    right.set_ylim(bottom=0)
+    return figure
+
+
+def roofline(
+    batch_sizes: Sequence[int],
+    measured_ms: Sequence[float],
+    *,
+    memory_ms: float,
+    compute_ms_per_sequence: float,
+    title: str = "Decode step time against batch size",
+) -> Figure:
+    """Measured step times over the two floors a step cannot beat: reading every weight once
+    (`memory_ms`, the same for any batch) and doing every sequence's arithmetic
+    (`compute_ms_per_sequence` each). Where the floors cross, batching stops being free."""
+    figure, (ax,) = _figure()
+    sizes = list(batch_sizes)
+    ax.plot(sizes, list(measured_ms), "o-", color=PALETTE[0], label="measured (H100)")
+    ax.plot(sizes, [memory_ms] * len(sizes), ":", color=PALETTE[2], label="reading the weights")
+    compute = [compute_ms_per_sequence * b for b in sizes]
+    ax.plot(sizes, compute, "--", color=PALETTE[3], label="arithmetic")
+    ax.set(xlabel="batch size (sequences)", ylabel="step time (ms)", title=title)
+    ax.set(xscale="log", yscale="log")
+    ax.set_xticks(sizes, [str(b) for b in sizes])
+    ax.legend(frameon=False)
     return figure
 
 

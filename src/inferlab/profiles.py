@@ -15,8 +15,11 @@ Left out on purpose: chunked prefill, speculative decoding, quantisation, tensor
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from importlib import resources
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -139,3 +142,13 @@ def get_profile(profile: str | Profile) -> Profile:
     except KeyError:
         known = ", ".join(sorted(PROFILES))
         raise ValueError(f"unknown profile {profile!r}; known profiles: {known}") from None
+
+
+def calibration() -> dict[str, Any]:
+    """The raw H100 measurements the profiles were fitted on (milliseconds, CUDA-graph replay
+    in `graph_ms`): `calibration()["models"]["llama3.1-8b"]["decode"]` is a list of
+    {"B", "ctx", "graph_ms", "eager_ms"}; `["meta"]` holds the GPU's measured ceilings
+    (`d2d_copy_TBps`, `bf16_gemm8192_TFLOPs`)."""
+    data = resources.files("inferlab").joinpath("data/h100_calibration.json").read_text()
+    loaded: dict[str, Any] = json.loads(data)
+    return loaded
