@@ -284,3 +284,18 @@ async def test_faults_fail_and_stall_a_share_of_requests_on_purpose(virtual_mode
     assert failed.status_code == 500 and "injected fault" in failed.json()["error"]["message"]
     assert healthy.status_code == 200 and changed.json()["fail_rate"] == 0.0
     assert served.status_code == 200 and refused.status_code == 400
+
+
+def test_a_cold_start_holds_everyone_until_the_first_request_has_warmed_the_server_up():
+    """Going cold at any time; the next request (at t=10) starts a 2 s warm-up, so a request
+    at 11.5 waits 0.5 s and one at 12.5 not at all. Warm stays warm until told otherwise."""
+    faults = Faults()
+    assert faults.warm_up_left_s(5.0) == 0.0
+    faults.update(cold_start_s=2.0)
+    assert [faults.warm_up_left_s(t) for t in (10.0, 11.5, 12.5, 30.0)] == [2.0, 0.5, 0.0, 0.0]
+    faults.update(fail_rate=0.1)  # other changes leave a warm server warm
+    assert faults.warm_up_left_s(40.0) == 0.0
+    faults.update(cold_start_s=0.0)
+    assert faults.warm_up_left_s(50.0) == 0.0
+    with pytest.raises(ValueError):
+        faults.update(cold_start_s=-1)

@@ -6,6 +6,8 @@ lets tests, the soak benchmark and the tail-latency lesson cause that on demand:
 
     app = create_app(faults=Faults(fail_rate=0.05, stall_rate=0.02, stall_s=3.0, seed=1))
     PUT /admin/faults {"fail_rate": 0.2}       # change them while it runs
+    PUT /admin/faults {"cold_start_s": 2.0}    # go cold: the next request starts a 2 s warm-up
+                                               # (loading weights), and everyone waits for it
 
 Only generation (POST /v1/...) is affected; /v1/models, /health, /metrics and /admin keep
 answering, as they do on a real server whose GPU is in trouble.
@@ -27,19 +29,27 @@ class Faults:
     fail_rate: float = 0.0  # share of requests answered with a 500 at once
     stall_rate: float = 0.0  # share of requests held for stall_s before being served
     stall_s: float = 0.0
+    cold_start_s: float = 0.0  # set > 0 to go cold: the next request starts a warm-up this long
     seed: int | None = None
     _rng: random.Random = field(init=False, repr=False)
+    _cold: bool = field(default=False, init=False, repr=False)
+    _warm_at: float = field(default=0.0, init=False, repr=False)  # loop time the warm-up ends
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
         self.update()
 
     def update(self, **changes: float) -> None:
-        """Change rates while serving; each must be a probability (stall_s: seconds >= 0)."""
+        """Change rates while serving; each must be a probability (stall_s: seconds >= 0).
+        Passing `cold_start_s` > 0 makes the server cold from now on, as a new replica is."""
         for name, value in changes.items():
-            if name not in {"fail_rate", "stall_rate", "stall_s"}:
+            if name not in {"fail_rate", "stall_rate", "stall_s", "cold_start_s"}:
                 raise TypeError(f"unknown fault setting {name!r}")
             setattr(self, name, value)
+        if not self.cold_start_s >= 0:
+            raise ValueError(f"cold_start_s must be >= 0, got {self.cold_start_s}")
+        if "cold_start_s" in changes:  # only saying so makes it cold, not other changes
+            self._cold = self.cold_start_s > 0
         for name in ("fail_rate", "stall_rate"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be between 0 and 1, got {getattr(self, name)}")
@@ -54,6 +64,12 @@ class Faults:
         if roll < self.fail_rate + self.stall_rate:
             return "stall"
         return None
+
+    def warm_up_left_s(self, now: float) -> float:
+        """How long a request arriving at loop time `now` waits for the server to warm up."""
+        if self._cold:  # the first request after going cold starts the warm-up
+            self._cold, self._warm_at = False, now + self.cold_start_s
+        return max(0.0, self._warm_at - now)
 
 
 class FaultInjection:
@@ -74,4 +90,7 @@ class FaultInjection:
                 return
             if fault == "stall":
                 await asyncio.sleep(self.faults.stall_s)  # the stall itself is the point
+            warming = self.faults.warm_up_left_s(asyncio.get_running_loop().time())
+            if warming > 0:
+                await asyncio.sleep(warming)
         await self.app(scope, receive, send)

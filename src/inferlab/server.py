@@ -309,6 +309,7 @@ def create_app(
             "fail_rate": faults.fail_rate,
             "stall_rate": faults.stall_rate,
             "stall_s": faults.stall_s,
+            "cold_start_s": faults.cold_start_s,
         }
 
     @app.get("/metrics")
