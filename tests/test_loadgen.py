@@ -127,3 +127,17 @@ def test_through_the_job_api_each_record_has_its_acknowledgement_before_its_resu
     assert all(r.sent_s < r.acked_s < r.done_s and r.output_tokens == 8 for r in run.records)
     assert summary.ack is not None and summary.ack.p50 < summary.e2e.p50
     assert "ack" in summary.table()
+
+
+def test_arrival_gaps_have_the_asked_rate_and_burstiness_sets_their_spread():
+    """Gamma gaps with shape k: mean 1/rate, squared coefficient of variation 1/k (Poisson: 1)."""
+    import statistics
+
+    from inferlab.workloads import arrival_times
+
+    for burstiness in (1.0, 0.25):
+        times = arrival_times(20_000, 10.0, burstiness=burstiness, seed=4)
+        gaps = [b - a for a, b in zip(times, times[1:])]
+        mean = statistics.fmean(gaps)
+        assert times[0] == 0.0 and mean == pytest.approx(0.1, rel=0.05)
+        assert statistics.pvariance(gaps) / mean**2 == pytest.approx(1 / burstiness, rel=0.1)

@@ -6,6 +6,7 @@ import pytest
 from matplotlib.figure import Figure
 
 from inferlab import plots, simulate
+from inferlab.jobs import QueueSample
 from inferlab.metrics import RequestResult
 from inferlab.profiles import H100_LLAMA3_8B
 
@@ -23,6 +24,15 @@ FIGURES = {
     "request_timeline (simulated)": lambda: plots.request_timeline(SIMULATED),
     "request_timeline (records)": lambda: plots.request_timeline(RECORDS),
     "ttft_vs_e2e": lambda: plots.ttft_vs_e2e(RECORDS),
+    "roofline": lambda: plots.roofline(
+        [1, 64], [8.1, 10.0], memory_ms=5.4, compute_ms_per_sequence=0.02
+    ),
+    "latency_vs_load": lambda: plots.latency_vs_load(
+        [0.5, 0.9], {"mean": [0.2, 0.6]}, predicted_s={"M/D/1": ([0.1, 0.9], [0.1, 0.6])}
+    ),
+    "queue_depth": lambda: plots.queue_depth(
+        [QueueSample(0.0, 5, 2, 2, 0), QueueSample(0.1, 3, 2, 2, 2)], marks=[(0.05, "scale")]
+    ),
     "inter_token_gaps": lambda: plots.inter_token_gaps(
         {"one": RequestResult(0, 0, 0, 1, token_times_s=[0.1, 0.2, 0.35])}
     ),

@@ -42,6 +42,9 @@ class Faults:
     def update(self, **changes: float) -> None:
         """Change rates while serving; each must be a probability (stall_s: seconds >= 0).
         Passing `cold_start_s` > 0 makes the server cold from now on, as a new replica is."""
+        if "seed" in changes:  # the same seed, the same requests hit: repeatable lessons
+            self.seed = changes.pop("seed")
+            self._rng = random.Random(self.seed)
         for name, value in changes.items():
             if name not in {"fail_rate", "stall_rate", "stall_s", "cold_start_s"}:
                 raise TypeError(f"unknown fault setting {name!r}")

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import random
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -28,7 +27,7 @@ from typing import Any
 from .client import AsyncClient, Client, Completion
 from .jobs.client import AsyncJobClient
 from .metrics import SLO, RequestResult, Summary, summarize
-from .workloads import PlannedRequest, Workload
+from .workloads import PlannedRequest, Workload, arrival_gaps
 
 # ---------------------------------------------------------------------------------------------
 # Senders: one per mode; each turns a planned request into a RequestResult, errors included
@@ -219,7 +218,7 @@ async def run_open_loop(
 ) -> LoadRun:
     """Requests arrive at `request_rate`/s (inf: all at once) with gamma-distributed gaps:
     burstiness 1 is Poisson, lower is burstier. `max_concurrency` caps requests in flight."""
-    rng = random.Random(seed)
+    gaps = arrival_gaps(request_rate, burstiness=burstiness, seed=seed)
     limit = asyncio.Semaphore(max_concurrency) if max_concurrency else None
     tracker = _Tracker(on_done)
 
@@ -241,7 +240,7 @@ async def run_open_loop(
             await asyncio.sleep(max(0.0, due_s - time.perf_counter()))
             tasks.append(asyncio.ensure_future(one(request, due_s)))
             if math.isfinite(request_rate):
-                due_s += rng.gammavariate(burstiness, 1 / (request_rate * burstiness))
+                due_s += next(gaps)
         remaining_s = max(0.0, time_limit_s - (time.perf_counter() - started))
         await asyncio.wait(tasks, timeout=remaining_s) if tasks else None
     finally:

@@ -113,6 +113,29 @@ def batch_size_tradeoff(
     return figure
 
 
+def latency_vs_load(
+    utilisation: Sequence[float],
+    measured_s: Mapping[str, Sequence[float]],
+    *,
+    predicted_s: Mapping[str, tuple[Sequence[float], Sequence[float]]] | None = None,
+    title: str = "Latency as load approaches capacity",
+) -> Figure:
+    """Measured latencies (points, one series per label) against utilisation (0 to 1), with
+    predicted curves drawn as lines: `predicted_s` maps a label to (utilisations, seconds)."""
+    figure, (ax,) = _figure()
+    for index, (label, values) in enumerate(measured_s.items()):
+        colour = PALETTE[index % len(PALETTE)]
+        ax.plot(utilisation, [v * 1000 for v in values], "o", color=colour, label=label)
+    for index, (label, (xs, ys)) in enumerate((predicted_s or {}).items()):
+        colour = PALETTE[(index + len(measured_s)) % len(PALETTE)]
+        ax.plot(xs, [y * 1000 for y in ys], "-", color=colour, label=label)
+    ax.set(xlabel="utilisation (arrival rate / capacity)", ylabel="latency (ms)", title=title)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(bottom=0)
+    ax.legend(frameon=False, loc="upper left")
+    return figure
+
+
 def roofline(
     batch_sizes: Sequence[int],
     measured_ms: Sequence[float],

@@ -11,7 +11,9 @@ two are the same.
 
 from __future__ import annotations
 
+import itertools
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 
@@ -86,3 +88,21 @@ class Workload:
                 PlannedRequest(index, " ".join(words), length, self.output_tokens.sample(rng))
             )
         return planned
+
+
+def arrival_gaps(request_rate: float, *, burstiness: float = 1.0, seed: int = 0) -> Iterator[float]:
+    """Endless gaps between arrivals, in seconds, for an open loop at `request_rate`/s: gamma
+    distributed with shape `burstiness` (1 is a Poisson process, lower is burstier), as in vLLM's
+    benchmark. The load generator and offline simulations draw from the same stream."""
+    rng = random.Random(seed)
+    while True:
+        yield rng.gammavariate(burstiness, 1 / (request_rate * burstiness))
+
+
+def arrival_times(
+    num_requests: int, request_rate: float, *, burstiness: float = 1.0, seed: int = 0
+) -> list[float]:
+    """The first `num_requests` arrival times (the first at 0 s): arrival_times(3, 2.0) are 0 s
+    and then two gaps of half a second on average."""
+    gaps = arrival_gaps(request_rate, burstiness=burstiness, seed=seed)
+    return list(itertools.accumulate((next(gaps) for _ in range(num_requests - 1)), initial=0.0))
