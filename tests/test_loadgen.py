@@ -131,13 +131,14 @@ def test_through_the_job_api_each_record_has_its_acknowledgement_before_its_resu
 
 def test_arrival_gaps_have_the_asked_rate_and_burstiness_sets_their_spread():
     """Gamma gaps with shape k: mean 1/rate, squared coefficient of variation 1/k (Poisson: 1)."""
+    import itertools
     import statistics
 
     from inferlab.workloads import arrival_times
 
     for burstiness in (1.0, 0.25):
         times = arrival_times(20_000, 10.0, burstiness=burstiness, seed=4)
-        gaps = [b - a for a, b in zip(times, times[1:])]
+        gaps = [b - a for a, b in itertools.pairwise(times)]
         mean = statistics.fmean(gaps)
         assert times[0] == 0.0 and mean == pytest.approx(0.1, rel=0.05)
         assert statistics.pvariance(gaps) / mean**2 == pytest.approx(1 / burstiness, rel=0.1)
