@@ -22,9 +22,10 @@ lab: $(BIN)/inferlab
 test: $(BIN)/inferlab
 	$(BIN)/python -m pytest
 
-# Grade your own labs/ (the default, in make test, grades the worked solutions).
+# Grade your own labs/ (the default, in make test, grades the worked solutions);
+# LAB_TESTS="-k 07" grades one lesson's exercises.
 check-lab: $(BIN)/inferlab
-	INFERLAB_CHECK=labs $(BIN)/python -m pytest tests/lab
+	INFERLAB_CHECK=labs $(BIN)/python -m pytest tests/lab $(LAB_TESTS)
 
 # Regenerate labs/ after editing solutions/.
 labs: $(BIN)/inferlab

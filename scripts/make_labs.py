@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SOLUTIONS, LABS = ROOT / "solutions", ROOT / "labs"
 
 _CODE_BLOCK = re.compile(
-    r"^(?P<indent>[ \t]*)# BEGIN SOLUTION \((?P<hint>[^)]*)\)\n.*?^[ \t]*# END SOLUTION\n",
+    r"^(?P<indent>[ \t]*)# BEGIN SOLUTION \((?P<hint>[^\n]*)\)[ \t]*\n.*?^[ \t]*# END SOLUTION\n",
     re.MULTILINE | re.DOTALL,
 )
 _ANSWER = re.compile(r"<!-- BEGIN ANSWER -->.*?<!-- END ANSWER -->", re.DOTALL)
@@ -38,7 +38,10 @@ def strip_code(source: str, filename: str) -> str:
             f"{indent}raise NotImplementedError(\n{indent}    {message!r}\n{indent})\n"
         )
 
-    return _CODE_BLOCK.sub(todo, source)
+    stripped = _CODE_BLOCK.sub(todo, source)
+    if "BEGIN SOLUTION" in stripped or "END SOLUTION" in stripped:  # a marker the pattern missed
+        raise ValueError(f"{filename}: a BEGIN/END SOLUTION marker is malformed or unpaired")
+    return stripped
 
 
 def strip_markdown(source: str) -> str:

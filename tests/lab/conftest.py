@@ -31,3 +31,12 @@ def load_lab_module(name: str) -> ModuleType:
 @pytest.fixture(scope="session")
 def queue_proxy() -> ModuleType:
     return load_lab_module("queue_proxy")
+
+
+@pytest.fixture(scope="session")
+def exercises() -> dict[str, ModuleType]:
+    """The exercise modules, by lesson number: exercises["07"].static_steps(...)."""
+    return {
+        path.stem.removeprefix("exercises_"): load_lab_module(path.stem)
+        for path in sorted((ROOT / "solutions").glob("exercises_*.py"))
+    }

@@ -1,0 +1,32 @@
+"""Exercises for lesson 00: what one request costs.
+
+Fill in each function (the TODOs), then run its notebook cell, and grade yourself:
+`make check-lab`.
+"""
+
+from __future__ import annotations
+
+from inferlab.profiles import Profile
+
+
+def predicted_latency_ms(profile: Profile, prompt_tokens: int, output_tokens: int) -> float:
+    """End-to-end latency of one request alone on the accelerator, in ms: one prefill step for
+    the prompt (which gives the first token), then one decode step per further token, each over
+    a context one token longer than the last. Use `profile.prefill_ms([prompt_tokens])` and
+    `profile.decode_ms([context])`."""
+    # TODO: prefill once, then decode_ms for contexts prompt+1 ... prompt+output-1
+    raise NotImplementedError(
+        'TODO in labs/exercises_00.py: prefill once, then decode_ms for contexts prompt+1 ... prompt+output-1'
+    )
+
+
+def ttft_and_tpot(sent_s: float, token_times_s: list[float]) -> tuple[float, float]:
+    """From when a request was sent and when each of its tokens arrived (seconds), return
+    (time to first token, time per output token after the first). With one token, TPOT is 0.
+
+    ttft_and_tpot(0.0, [0.1, 0.2, 0.4]) -> (0.1, 0.15)
+    """
+    # TODO: TTFT: first arrival minus sent; TPOT: last minus first over the gaps
+    raise NotImplementedError(
+        'TODO in labs/exercises_00.py: TTFT: first arrival minus sent; TPOT: last minus first over the gaps'
+    )

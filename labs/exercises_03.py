@@ -1,0 +1,26 @@
+"""Exercises for lesson 03: reading a stream."""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+
+def texts_from_sse(lines: list[str]) -> list[str]:
+    """The text pieces of a streamed completion, from its raw Server-Sent Event lines: each
+    `data: {json}` line carries choices[0]["text"]; `data: [DONE]` ends the stream; blank lines,
+    comments (`: ping`) and `data: null` (llama.cpp sends one) carry nothing. Chunks without
+    choices (a final usage chunk) carry nothing either."""
+    # TODO: skip non-data lines; stop at [DONE]; parse JSON; collect choice texts
+    raise NotImplementedError(
+        'TODO in labs/exercises_03.py: skip non-data lines; stop at [DONE]; parse JSON; collect choice texts'
+    )
+
+
+def longest_gap(token_times_s: list[float]) -> tuple[int, float]:
+    """Where a stream stuttered most: (index of the token that came after the longest gap,
+    that gap in seconds). longest_gap([0.1, 0.2, 0.5, 0.6]) -> (2, 0.3)."""
+    # TODO: the largest difference between consecutive times, and its index
+    raise NotImplementedError(
+        'TODO in labs/exercises_03.py: the largest difference between consecutive times, and its index'
+    )

@@ -1,0 +1,36 @@
+"""Exercises for lesson 00: what one request costs.
+
+Fill in each function (the TODOs), then run its notebook cell, and grade yourself:
+`make check-lab`.
+"""
+
+from __future__ import annotations
+
+from inferlab.profiles import Profile
+
+
+def predicted_latency_ms(profile: Profile, prompt_tokens: int, output_tokens: int) -> float:
+    """End-to-end latency of one request alone on the accelerator, in ms: one prefill step for
+    the prompt (which gives the first token), then one decode step per further token, each over
+    a context one token longer than the last. Use `profile.prefill_ms([prompt_tokens])` and
+    `profile.decode_ms([context])`."""
+    # BEGIN SOLUTION (prefill once, then decode_ms for contexts prompt+1 ... prompt+output-1)
+    total = profile.prefill_ms([prompt_tokens])
+    for generated in range(1, output_tokens):
+        total += profile.decode_ms([prompt_tokens + generated])
+    return total
+    # END SOLUTION
+
+
+def ttft_and_tpot(sent_s: float, token_times_s: list[float]) -> tuple[float, float]:
+    """From when a request was sent and when each of its tokens arrived (seconds), return
+    (time to first token, time per output token after the first). With one token, TPOT is 0.
+
+    ttft_and_tpot(0.0, [0.1, 0.2, 0.4]) -> (0.1, 0.15)
+    """
+    # BEGIN SOLUTION (TTFT: first arrival minus sent; TPOT: last minus first over the gaps)
+    ttft = token_times_s[0] - sent_s
+    gaps = len(token_times_s) - 1
+    tpot = (token_times_s[-1] - token_times_s[0]) / gaps if gaps else 0.0
+    return ttft, tpot
+    # END SOLUTION

@@ -1,0 +1,35 @@
+"""Exercises for lesson 07: counting the decode steps of static and continuous batching."""
+
+from __future__ import annotations
+
+
+def static_steps(output_lengths: list[int], slots: int) -> int:
+    """Decode steps static batching needs: requests are taken in order, `slots` at a time, and
+    each batch runs until its longest answer is done (one token per step per sequence).
+
+    static_steps([1, 5, 2, 2], 2) -> 5 + 2 = 7
+    """
+    # BEGIN SOLUTION (sum over consecutive groups of `slots` of the longest in each)
+    return sum(max(output_lengths[i : i + slots]) for i in range(0, len(output_lengths), slots))
+    # END SOLUTION
+
+
+def continuous_steps(output_lengths: list[int], slots: int) -> int:
+    """Decode steps continuous batching needs: at every step, free slots are filled with the
+    next waiting requests (in order), then every running sequence gets one token; a sequence
+    that has all its tokens leaves, freeing its slot for the next step.
+
+    continuous_steps([1, 5, 2, 2], 2) -> 5   (1 leaves after step 1; 2 runs steps 2-3; ...)
+    """
+    # BEGIN SOLUTION (simulate: admit into free slots, one token each, retire finished)
+    waiting = list(output_lengths)
+    running: list[int] = []  # tokens still to generate, per running sequence
+    steps = 0
+    while waiting or running:
+        while waiting and len(running) < slots:
+            running.append(waiting.pop(0))
+        running = [left - 1 for left in running]
+        running = [left for left in running if left > 0]
+        steps += 1
+    return steps
+    # END SOLUTION
