@@ -15,12 +15,6 @@ import pytest
 from inferlab import ServerThread, SimulatedModel, create_app
 from inferlab._clock import VirtualClock
 
-# The suite is hermetic: it never talks to a server configured for the course, and notebooks
-# (run by nbval in kernels that inherit this environment) use a fast embedded accelerator.
-os.environ.pop("INFERLAB_BASE_URL", None)
-os.environ.pop("INFERLAB_API_KEY", None)
-os.environ.setdefault("INFERLAB_TIME_SCALE", "0.05")
-
 FAST_TIME_SCALE = 0.01
 
 
