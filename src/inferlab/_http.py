@@ -14,9 +14,10 @@ import math
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import httpx
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -188,6 +189,17 @@ class BodySizeLimit:
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
         message = f"request body larger than {self.max_body_bytes} bytes"
         await error_response(message, 413)(scope, receive, send)
+
+
+async def relay(upstream_call: Awaitable[httpx.Response]) -> Response:
+    """An upstream's answer passed through as it is (a proxy's GET /v1/models, say); a 502 in
+    OpenAI's shape if the upstream could not be reached."""
+    try:
+        response = await upstream_call
+    except httpx.HTTPError as exc:
+        raise OpenAIHTTPError(502, f"the upstream could not be reached ({exc!r})") from exc
+    media_type = response.headers.get("content-type")
+    return Response(response.content, response.status_code, media_type=media_type)
 
 
 def retry_after_header(seconds: float) -> str:

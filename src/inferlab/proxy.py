@@ -36,6 +36,7 @@ from ._http import (
     api_key_dependency,
     error_body,
     install_error_handlers,
+    relay,
     retry_after_header,
 )
 from ._proxy_upstream import Call, Reply, Upstream, UpstreamError, batch_key
@@ -243,13 +244,7 @@ def create_proxy_app(
 
     @v1.get("/models")
     async def models() -> Response:
-        try:
-            response = await upstream.http.get(upstream.base_url + "/models")
-        except Exception as exc:
-            raise OpenAIHTTPError(502, f"the upstream could not be reached ({exc!r})") from exc
-        return Response(
-            response.content, response.status_code, media_type=response.headers.get("content-type")
-        )
+        return await relay(upstream.http.get(upstream.base_url + "/models"))
 
     app.include_router(v1)
 

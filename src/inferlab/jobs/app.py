@@ -35,14 +35,13 @@ from .._http import (
     BodySizeLimit,
     OpenAIHTTPError,
     api_key_dependency,
-    error_response,
     install_error_handlers,
-    retry_after_header,
+    relay,
 )
 from .._proxy_upstream import Upstream
 from .._schemas import ProxyCompletionRequest
 from ._records import Status
-from .service import JobError, JobService
+from .service import JobService
 from .store import JobStore, SQLiteJobStore
 
 MAX_WAIT_S = 60.0
@@ -61,15 +60,6 @@ class JobSubmission(BaseModel):
         if request.stream:
             raise ValueError("a job cannot be streamed: its result is fetched when it is done")
         return request
-
-
-def _error(exc: JobError) -> JSONResponse:
-    headers = (
-        {"Retry-After": retry_after_header(exc.retry_after_s)}
-        if exc.retry_after_s is not None
-        else None
-    )
-    return error_response(str(exc), exc.status, param=exc.param, code=exc.code, headers=headers)
 
 
 def create_jobs_app(
@@ -118,15 +108,12 @@ def create_jobs_app(
         submission: JobSubmission,
         idempotency_key: str | None = Header(None, max_length=255),
     ) -> Response:
-        try:
-            submitted = await service.submit(
-                submission.request.model_dump(exclude_unset=True),
-                callback_url=submission.callback_url,
-                idempotency_key=idempotency_key,
-                max_attempts=submission.max_attempts,
-            )
-        except JobError as exc:
-            return _error(exc)
+        submitted = await service.submit(
+            submission.request.model_dump(exclude_unset=True),
+            callback_url=submission.callback_url,
+            idempotency_key=idempotency_key,
+            max_attempts=submission.max_attempts,
+        )
         headers = {"Location": f"/v1/jobs/{submitted.job.id}"}
         if not submitted.created:
             headers["Idempotent-Replayed"] = "true"
@@ -141,18 +128,12 @@ def create_jobs_app(
 
     @v1.get("/jobs/{job_id}")
     async def get_job(job_id: str, wait_s: float = Query(0.0, ge=0.0, le=MAX_WAIT_S)) -> Response:
-        try:
-            return JSONResponse((await service.get(job_id, wait_s=wait_s)).public())
-        except JobError as exc:
-            return _error(exc)
+        return JSONResponse((await service.get(job_id, wait_s=wait_s)).public())
 
     @v1.get("/jobs/{job_id}/events")
     async def job_events(job_id: str) -> Response:
         changes = service.changes(job_id)
-        try:
-            first = await anext(changes)
-        except JobError as exc:
-            return _error(exc)
+        first = await anext(changes)  # an unknown job is a 404 before any event is sent
 
         async def stream() -> AsyncIterator[str]:
             job = first
@@ -168,21 +149,12 @@ def create_jobs_app(
 
     @v1.delete("/jobs/{job_id}")
     async def cancel_job(job_id: str) -> Response:
-        try:
-            return JSONResponse((await service.cancel(job_id)).public())
-        except JobError as exc:
-            return _error(exc)
+        return JSONResponse((await service.cancel(job_id)).public())
 
     @v1.get("/models")
     async def models() -> Response:
         """The upstream's models, so clients can pick one without knowing the upstream."""
-        try:
-            response = await upstream.http.get(upstream.base_url + "/models")
-        except Exception as exc:
-            raise OpenAIHTTPError(502, f"the upstream could not be reached ({exc!r})") from exc
-        return Response(
-            response.content, response.status_code, media_type=response.headers.get("content-type")
-        )
+        return await relay(upstream.http.get(upstream.base_url + "/models"))
 
     app.include_router(v1)
 

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from .._http import OpenAIHTTPError, retry_after_header
 from .._proxy_upstream import Call, Reply, Upstream, batch_key
 from ..batcher import MicroBatcher
 from ._board import JobBoard
@@ -23,20 +24,8 @@ from .webhooks import WebhookSender, check_callback_url
 from .workers import WorkerPool
 
 
-class JobError(Exception):
-    """A request the service refuses: `status` is the HTTP status to answer with."""
-
-    def __init__(
-        self,
-        status: int,
-        message: str,
-        *,
-        param: str | None = None,
-        code: str | None = None,
-        retry_after_s: float | None = None,
-    ):
-        super().__init__(message)
-        self.status, self.param, self.code, self.retry_after_s = status, param, code, retry_after_s
+class JobError(OpenAIHTTPError):
+    """A request the service refuses, with the HTTP status and OpenAI error body to answer."""
 
 
 @dataclass
@@ -144,9 +133,8 @@ class JobService:
         try:
             stored, created = await self.store.add(job, max_unfinished=self.max_queue_size)
         except QueueFullError as exc:
-            raise JobError(
-                429, str(exc), retry_after_s=self._retry_after_s(exc.unfinished)
-            ) from exc
+            retry_after = retry_after_header(self._retry_after_s(exc.unfinished))
+            raise JobError(429, str(exc), headers={"Retry-After": retry_after}) from exc
         if not created and stored.request_hash != request_hash(request):
             raise JobError(
                 409,
