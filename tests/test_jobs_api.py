@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Iterator
 
 import pytest
 from fastapi import FastAPI, Request
@@ -75,17 +76,18 @@ def start_jobs(fake, tmp_path):
         server.stop()
 
 
-def events(client: JobClient, job_id: str, *, until: str | None = None) -> list[dict]:
-    """The job's Server-Sent Events, read until the stream ends (or a status `until`)."""
-    seen = []
+def events_as_they_come(client: JobClient, job_id: str) -> Iterator[dict]:
+    """The job's Server-Sent Events, one by one, until the stream ends."""
     with client._http.stream("GET", f"/v1/jobs/{job_id}/events") as response:
         assert response.headers["content-type"].startswith("text/event-stream")
         for line in response.iter_lines():
             if line.startswith("data: "):
-                seen.append(json.loads(line[6:]))
-                if seen[-1]["status"] == until:
-                    break
-    return seen
+                yield json.loads(line[6:])
+
+
+def events(client: JobClient, job_id: str) -> list[dict]:
+    """All the job's Server-Sent Events, read until the stream ends."""
+    return list(events_as_they_come(client, job_id))
 
 
 @pytest.fixture(params=["sqlite", "redis"])
@@ -139,9 +141,17 @@ def test_events_stream_each_status_change_then_end(start_jobs, fake):
     fake[0].state.mode = "stall"
     job = jobs.submit("watched", max_tokens=2)
     assert fake[0].state.arrived.wait(10)
-    reader = threading.Thread(target=lambda: seen.extend(events(jobs, job.id)))
     seen: list[dict] = []
+    first_seen = threading.Event()
+
+    def read() -> None:
+        for event in events_as_they_come(jobs, job.id):
+            seen.append(event)
+            first_seen.set()
+
+    reader = threading.Thread(target=read)
     reader.start()
+    assert first_seen.wait(30)  # subscribed while the job was still running
     release_stall(fake[0])
     reader.join(30)
     assert [event["status"] for event in seen] == ["running", "succeeded"]
@@ -196,7 +206,7 @@ def test_retryable_failures_are_retried_until_one_succeeds(start_jobs, fake, any
     jobs = start_jobs(store=any_store, max_attempts=3)
     fake[0].state.fail_next = 2
     done = jobs.wait(jobs.submit("flaky", max_tokens=2).id)
-    assert (done.status, done.attempts) == ("succeeded", 3), (done, fake[0].state.requests)
+    assert (done.status, done.attempts) == ("succeeded", 3), (done.error, fake[0].state.requests)
     assert len(fake[0].state.requests) == 3, fake[0].state.requests
 
 

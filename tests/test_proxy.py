@@ -289,3 +289,23 @@ def test_callers_that_hang_up_are_dropped_not_sent(fake):
         assert [body["prompt"] for body in app.state.requests] == ["first"]
     finally:
         release_stall(app)
+
+
+async def test_non_finite_numbers_are_a_400_not_a_502(fake):
+    """Python reads `Infinity` and `NaN` as JSON, but they cannot be sent on: found by the
+    fuzz test, first in a passed-through field, then inside chat messages."""
+    _, client = proxy_client(fake[1].base_url)
+    async with client:
+        completion = await client.post(
+            "/completions",
+            content=b'{"prompt": "x", "logit_bias": {"1": Infinity}}',
+            headers={"content-type": "application/json"},
+        )
+        chat = await client.post(
+            "/chat/completions",
+            content=b'{"messages": [{"role": "user", "content": NaN}]}',
+            headers={"content-type": "application/json"},
+        )
+    assert completion.status_code == chat.status_code == 400
+    assert "finite" in completion.json()["error"]["message"]
+    assert fake[0].state.requests == []

@@ -147,7 +147,7 @@ class _PassThrough(BaseModel):
         # Python's JSON reader takes NaN and Infinity, which JSON itself has not: a field we
         # pass on with one of them could not be sent upstream. Refuse it here, with a 400.
         try:
-            json.dumps(self.model_extra, allow_nan=False)
+            json.dumps(self.model_dump(exclude_unset=True), allow_nan=False)
         except ValueError as exc:
             raise ValueError("numbers must be finite (NaN and Infinity are not JSON)") from exc
         return self

@@ -110,9 +110,11 @@ class WebhookSender:
             while True:
                 mark = self.board.mark()
                 try:
-                    due = await self.store.due_callbacks(self.clock(), limit=16)
+                    now = self.clock()
+                    due = await self.store.due_callbacks(now, limit=16)
                     for job in due:
-                        await self._deliver(http, job)
+                        if job.callback_at is not None and job.callback_at <= now:
+                            await self._deliver(http, job)  # (re-checked: see workers.py)
                     if due:
                         continue
                     next_at = await self.store.next_due_at()

@@ -147,6 +147,10 @@ class WorkerPool:
     async def _claim(self, me: str) -> Job | None:
         now = self.clock()
         for job in await self.store.due_work(now, limit=self._target + 8):
+            # subtle: a store may read the index and the job at different moments (Redis does),
+            # so the job may have been claimed in between: trust its own data, not the index.
+            if job.ready_at is None or job.ready_at > now:
+                continue
             taken = claim(job, worker=me, now=now, lease_s=self.lease_s)
             if not await self.store.replace(taken):
                 continue  # another worker was quicker
