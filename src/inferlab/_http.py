@@ -78,7 +78,7 @@ def _describe_validation_error(exc: RequestValidationError) -> tuple[str, str | 
     first = exc.errors()[0]
     if first.get("type") == "json_invalid":
         return "The request body is not valid JSON: " + str(first.get("ctx", {}).get("error")), None
-    if first.get("loc") == ("body",):
+    if first.get("loc") == ("body",) and first.get("type") != "value_error":
         return "The request body must be a JSON object (Content-Type: application/json).", None
     # Union members show up in the location ("prompt.str"); the field name is what users know.
     # Where it was (body, query, path, header) is plain from the name; leave it out.
