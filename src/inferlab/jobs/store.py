@@ -7,7 +7,7 @@ machine in _records.py runs unchanged over any store, and racing writers cannot 
 
 SQLite: one file, WAL journal, `synchronous=FULL`: when `add()` returns, the job is on disk,
 and the 202 that follows is a promise the process can keep after a SIGKILL or a power cut.
-Adds that arrive together share one transaction and one disk sync (group commit).
+Writes that arrive together share one transaction and one disk sync (group commit).
 Every call runs on one thread of its own, so the event loop never waits on the disk and the
 connection is never shared between threads.
 """
@@ -20,7 +20,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import Protocol, TypeVar, cast
 
 from ._records import UNFINISHED, Job, Status
 
@@ -92,7 +92,7 @@ def _row(job: Job) -> tuple[object, ...]:
     )
 
 
-def _settle(future: asyncio.Future[T], outcome: T | BaseException) -> None:
+def _settle(future: asyncio.Future[object], outcome: object) -> None:
     if future.done():  # its caller gave up waiting (a client that hung up)
         return
     if isinstance(outcome, BaseException):
@@ -108,8 +108,8 @@ class SQLiteJobStore:
         self.path = str(path)
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inferlab-sqlite")
         self._db: sqlite3.Connection = self._thread.submit(self._open).result()
-        self._adds: list[tuple[Job, int, asyncio.Future[tuple[Job, bool]]]] = []
-        self._adds_lock = threading.Lock()
+        self._writes: list[tuple[tuple[str, Job, int], asyncio.Future[object]]] = []
+        self._writes_lock = threading.Lock()
         self._commit_pending = False
 
     def _open(self) -> sqlite3.Connection:
@@ -123,33 +123,42 @@ class SQLiteJobStore:
     async def _run(self, work: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._thread, work)
 
+    # -- writes: group commit ------------------------------------------------------------------
+    # Writes that arrive while a commit is under way wait for the next one and share it: a burst
+    # of submissions, or 32 workers finishing at once, costs a few disk syncs, not one each.
+
     async def add(self, job: Job, *, max_unfinished: int) -> tuple[Job, bool]:
-        # Group commit: adds that arrive while a commit is under way wait for the next one and
-        # share it. A burst of 100 submissions costs a few disk syncs, not 100 in a row.
-        future: asyncio.Future[tuple[Job, bool]] = asyncio.get_running_loop().create_future()
-        with self._adds_lock:
-            self._adds.append((job, max_unfinished, future))
+        return cast(tuple[Job, bool], await self._write(("add", job, max_unfinished)))
+
+    async def replace(self, job: Job) -> bool:
+        return cast(bool, await self._write(("replace", job, 0)))
+
+    async def _write(self, write: tuple[str, Job, int]) -> object:
+        future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+        with self._writes_lock:
+            self._writes.append((write, future))
             start_commit = not self._commit_pending
             self._commit_pending = True
         if start_commit:
-            self._thread.submit(self._commit_adds)
+            self._thread.submit(self._commit_writes)
         return await future
 
-    def _commit_adds(self) -> None:
-        """On the store's thread: insert every waiting add in one transaction, one sync."""
-        with self._adds_lock:
-            group, self._adds, self._commit_pending = self._adds, [], False
+    def _commit_writes(self) -> None:
+        """On the store's thread: every waiting write in one transaction, one disk sync."""
+        with self._writes_lock:
+            group, self._writes, self._commit_pending = self._writes, [], False
         db = self._db
-        outcomes: list[tuple[Job, bool] | BaseException] = []
         try:
             db.execute("BEGIN IMMEDIATE")  # the write lock: count and insert as one
             (unfinished,) = db.execute(
                 "SELECT COUNT(*) FROM jobs WHERE status IN (?, ?)",
                 tuple(s.value for s in UNFINISHED),
             ).fetchone()
-            for job, max_unfinished, _ in group:
-                earlier = self._by_key(job.idempotency_key)
-                if earlier is not None:
+            outcomes: list[object] = []
+            for (kind, job, max_unfinished), _ in group:
+                if kind == "replace":
+                    outcomes.append(self._compare_and_set(job))
+                elif (earlier := self._by_key(job.idempotency_key)) is not None:
                     outcomes.append((earlier, False))
                 elif unfinished >= max_unfinished:
                     outcomes.append(QueueFullError(unfinished))
@@ -158,12 +167,28 @@ class SQLiteJobStore:
                     unfinished += 1
                     outcomes.append((job, True))
             db.execute("COMMIT")
-        except Exception as exc:  # the disk is full, say: every add of the group fails with it
+        except Exception as exc:  # the disk is full, say: every write of the group fails with it
             if db.in_transaction:
                 db.execute("ROLLBACK")
             outcomes = [exc] * len(group)
-        for (_, _, future), outcome in zip(group, outcomes, strict=True):
+        for (_, future), outcome in zip(group, outcomes, strict=True):
             future.get_loop().call_soon_threadsafe(_settle, future, outcome)
+
+    def _compare_and_set(self, job: Job) -> bool:
+        cursor = self._db.execute(
+            "UPDATE jobs SET status = ?, version = ?, ready_at = ?, callback_at = ?, data = ? "
+            "WHERE id = ? AND version = ?",
+            (
+                job.status.value,
+                job.version,
+                job.ready_at,
+                job.callback_at,
+                job.to_json(),
+                job.id,
+                job.version - 1,
+            ),
+        )
+        return cursor.rowcount == 1
 
     def _by_key(self, key: str | None) -> Job | None:
         if key is None:
@@ -171,28 +196,11 @@ class SQLiteJobStore:
         row = self._db.execute("SELECT data FROM jobs WHERE idempotency_key = ?", (key,)).fetchone()
         return None if row is None else Job.from_json(row[0])
 
+    # -- reads ---------------------------------------------------------------------------------
+
     async def get(self, job_id: str) -> Job | None:
         rows = await self._select("SELECT data FROM jobs WHERE id = ?", (job_id,))
         return rows[0] if rows else None
-
-    async def replace(self, job: Job) -> bool:
-        def replace() -> bool:
-            cursor = self._db.execute(
-                "UPDATE jobs SET status = ?, version = ?, ready_at = ?, callback_at = ?, data = ? "
-                "WHERE id = ? AND version = ?",
-                (
-                    job.status.value,
-                    job.version,
-                    job.ready_at,
-                    job.callback_at,
-                    job.to_json(),
-                    job.id,
-                    job.version - 1,
-                ),
-            )
-            return cursor.rowcount == 1
-
-        return await self._run(replace)
 
     async def due_work(self, now: float, limit: int) -> list[Job]:
         return await self._select(

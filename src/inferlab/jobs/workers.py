@@ -72,6 +72,7 @@ class WorkerPool:
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._busy: set[int] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._claiming = asyncio.Lock()
 
     @staticmethod
     def _check(workers: int) -> int:
@@ -128,7 +129,8 @@ class WorkerPool:
         while index < self._target:
             mark = self.board.mark()
             try:
-                job = await self._claim(me)
+                async with self._claiming:  # one claim at a time in this process: see _claim
+                    job = await self._claim(me)
                 if job is None:
                     await self.board.wait(mark, await self._until_due())
                     continue
@@ -146,7 +148,9 @@ class WorkerPool:
 
     async def _claim(self, me: str) -> Job | None:
         now = self.clock()
-        for job in await self.store.due_work(now, limit=self._target + 8):
+        # Workers of this process claim one at a time, so they never race each other for the
+        # same job, and a few candidates are enough (other processes may take some of them).
+        for job in await self.store.due_work(now, limit=8):
             # subtle: a store may read the index and the job at different moments (Redis does),
             # so the job may have been claimed in between: trust its own data, not the index.
             if job.ready_at is None or job.ready_at > now:
