@@ -6,10 +6,13 @@ BIN := $(VENV)/bin
 
 .PHONY: lab test check check-lab labs clean
 
-$(BIN)/inferlab: pyproject.toml
+$(BIN)/inferlab: pyproject.toml etc/jupyterlab_overrides.json
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[notebooks,dev]'
+	# offline rooms: JupyterLab must not ask to fetch news or check for updates
+	mkdir -p $(VENV)/share/jupyter/lab/settings
+	cp etc/jupyterlab_overrides.json $(VENV)/share/jupyter/lab/settings/overrides.json
 	touch $@
 
 # Containers often run as root, which JupyterLab refuses unless told it is deliberate.
