@@ -40,6 +40,7 @@ from ._batch_types import (
     retry_after_s,
 )
 from ._clock import Cancellable, LoopClock, TimerClock
+from ._loops import call_in_loop
 from .errors import BatchFailedError, OverloadedError, RequestTimeoutError
 
 T = TypeVar("T")
@@ -94,17 +95,9 @@ class MicroBatcher(Generic[T, R]):
         value raises in the caller, then applied on the batcher's own event loop, in order.
         """
         replace(self.settings, **changes)  # validate now, in the caller's thread
-        loop = self._loop
-        try:
-            here = asyncio.get_running_loop()
-        except RuntimeError:
-            here = None
-        if loop is not None and loop is not here and loop.is_running():
-            # subtle: send the change, not the resulting settings. Two quick calls would
-            # otherwise both start from the old settings, and the second would undo the first.
-            loop.call_soon_threadsafe(self._apply, changes)
-        else:
-            self._apply(changes)
+        # subtle: send the change, not the resulting settings. Two quick calls would otherwise
+        # both start from the old settings, and the second would undo the first.
+        call_in_loop(self._loop, self._apply, changes)
 
     def _apply(self, changes: dict[str, Any]) -> None:
         self.settings = replace(self.settings, **changes)

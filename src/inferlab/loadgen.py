@@ -9,7 +9,8 @@ Open loop: requests arrive on their own clock (Poisson at `request_rate`, or bur
 `burstiness` < 1, as in vLLM's benchmark), whether or not earlier ones have finished, as users
 of a public service do. Closed loop: `users` each wait for their answer (and think) before the
 next request, so a slow server slows its own load down. Mix them up and your measurements lie.
-Every run is bounded in requests and in time, and always stops.
+Every run is bounded in requests and in time, and always stops. How each mode sends one
+request (sync, async, streamed, as a job) is in senders.py.
 """
 
 from __future__ import annotations
@@ -17,126 +18,16 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
-from functools import partial
-from typing import Any
 
-from .client import AsyncClient, Client, Completion
+from .client import AsyncClient, Client
 from .jobs.client import AsyncJobClient
 from .metrics import SLO, RequestResult, Summary, summarize
+from .senders import MODES, Send, async_sender, jobs_sender, sync_sender
 from .workloads import PlannedRequest, Workload, arrival_gaps
-
-# ---------------------------------------------------------------------------------------------
-# Senders: one per mode; each turns a planned request into a RequestResult, errors included
-
-Send = Callable[[PlannedRequest, float], Awaitable[RequestResult]]
-MODES = ("async", "stream", "sync", "jobs")
-
-
-def _record(
-    planned: PlannedRequest, scheduled_s: float, sent_s: float, answer: Completion | BaseException
-) -> RequestResult:
-    if isinstance(answer, BaseException):  # the one place broad errors are caught: the boundary
-        return RequestResult(
-            planned.index,
-            scheduled_s,
-            sent_s,
-            time.perf_counter(),
-            ok=False,
-            error_type=type(answer).__name__,
-            error=str(answer)[:300],
-            prompt_tokens=planned.prompt_tokens,
-        )
-    timing = answer.timing
-    return RequestResult(
-        planned.index,
-        scheduled_s,
-        timing.sent_s,
-        timing.done_s,
-        first_token_s=timing.first_token_s,
-        token_times_s=list(timing.token_times_s),
-        prompt_tokens=answer.prompt_tokens or planned.prompt_tokens,
-        output_tokens=answer.completion_tokens or len(timing.token_times_s),
-    )
-
-
-def async_sender(clients: list[AsyncClient], *, stream: bool, **params: Any) -> Send:
-    """Send through AsyncClients (several small connection pools: httpx's pool does work per
-    request that grows with its size, so one pool of 1,000 connections is quadratic)."""
-
-    async def send(planned: PlannedRequest, scheduled_s: float) -> RequestResult:
-        client = clients[planned.index % len(clients)]
-        sent_s = time.perf_counter()
-        try:
-            answer: Completion | BaseException = await client.complete(
-                planned.prompt,
-                max_tokens=planned.max_tokens,
-                stream=stream,
-                ignore_eos=True,
-                **params,
-            )
-        except Exception as exc:
-            answer = exc
-        return _record(planned, scheduled_s, sent_s, answer)
-
-    return send
-
-
-def sync_sender(client: Client, threads: ThreadPoolExecutor, **params: Any) -> Send:
-    """Send with the blocking Client, each request holding a thread until its answer, as a
-    synchronous web app would: concurrency is capped by the number of threads."""
-
-    async def send(planned: PlannedRequest, scheduled_s: float) -> RequestResult:
-        sent_s = time.perf_counter()
-        call = partial(
-            client.complete,
-            planned.prompt,
-            max_tokens=planned.max_tokens,
-            ignore_eos=True,
-            **params,
-        )
-        try:
-            answer: Completion | BaseException = await asyncio.get_running_loop().run_in_executor(
-                threads, call
-            )
-        except Exception as exc:
-            answer = exc
-        return _record(planned, scheduled_s, sent_s, answer)
-
-    return send
-
-
-def jobs_sender(clients: list[AsyncJobClient], **params: Any) -> Send:
-    """Submit each request as a job, then long-poll for its result: `acked_s` is when the
-    acknowledgement came, `done_s` when the finished job was seen."""
-
-    async def send(planned: PlannedRequest, scheduled_s: float) -> RequestResult:
-        client = clients[planned.index % len(clients)]
-        sent_s = time.perf_counter()
-        try:
-            job = await client.submit(
-                planned.prompt, max_tokens=planned.max_tokens, ignore_eos=True, **params
-            )
-            acked_s = time.perf_counter()
-            result = await client.result(job.id)
-        except Exception as exc:
-            return _record(planned, scheduled_s, sent_s, exc)
-        usage = result.get("usage") or {}
-        return RequestResult(
-            planned.index,
-            scheduled_s,
-            sent_s,
-            time.perf_counter(),
-            prompt_tokens=usage.get("prompt_tokens") or planned.prompt_tokens,
-            output_tokens=usage.get("completion_tokens") or 0,
-            acked_s=acked_s,
-        )
-
-    return send
-
 
 # ---------------------------------------------------------------------------------------------
 # Runs

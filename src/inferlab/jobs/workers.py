@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from .._loops import call_in_loop
 from .._proxy_upstream import Call, Reply
 from ..batcher import MicroBatcher
 from ._board import JobBoard
@@ -95,16 +96,8 @@ class WorkerPool:
     def scale(self, workers: int) -> None:
         """Run `workers` workers from now on; callable from any thread."""
         self._target = self._check(workers)
-        if self._loop is None:
-            return
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is self._loop:
-            self._spawn()
-        else:
-            self._loop.call_soon_threadsafe(self._spawn)
+        if self._loop is not None and self._loop.is_running():  # else start() spawns them
+            call_in_loop(self._loop, self._spawn)
 
     def _spawn(self) -> None:
         for index in range(self._target):
