@@ -6,6 +6,7 @@
                         │ ──5xx / timeout, none left──────▶ failed      (a dead letter)
                         └ lease runs out (worker died) ───▶ claimable again, one attempt spent
     queued / running ──DELETE──▶ cancelled
+    finished, with a callback_url: pending ──take_delivery──▶ delivered | failed | pending again
 
 Stores keep jobs; they never decide anything. Every change is a new `Job` with `version + 1`,
 written only if the stored version is still the one it was made from (compare-and-set), so two
@@ -206,6 +207,24 @@ def finish(
         error=error if error is not None else job.error if final is Status.CANCELLED else None,
         callback=callback,
     )
+
+
+def take_delivery(job: Job, *, hold_until: float) -> Job:
+    """A webhook sender starts an attempt at delivering; nobody else tries before hold_until."""
+    callback = replace(job.callback, attempts=job.callback.attempts + 1, next_at=hold_until)
+    return _next(job, callback=callback)
+
+
+def delivery_outcome(
+    job: Job, *, error: str | None, give_up: bool, retry_at: float | None = None
+) -> Job:
+    """How the attempt `take_delivery` started ended: delivered, given up, or due again."""
+    attempts = job.callback.attempts
+    if error is None:
+        return _next(job, callback=Callback("delivered", attempts))
+    if give_up:
+        return _next(job, callback=Callback("failed", attempts, last_error=error))
+    return _next(job, callback=Callback("pending", attempts, next_at=retry_at, last_error=error))
 
 
 def cancel(job: Job, *, now: float) -> Job:

@@ -151,14 +151,18 @@ class JobService:
         rate = self.batcher.stats.completed / max(1e-9, time.monotonic() - self._started_s)
         return min(60.0, unfinished / rate) if rate > 0 else 1.0
 
+    async def _load(self, job_id: str) -> Job:
+        job = await self.store.get(job_id)
+        if job is None:
+            raise JobError(404, f"no job {job_id!r}", param="id", code="job_not_found")
+        return job
+
     async def get(self, job_id: str, *, wait_s: float = 0.0) -> Job:
         """The job; with wait_s, not before it has finished or wait_s has passed."""
         deadline = time.monotonic() + wait_s
         while True:
             mark = self.board.mark(job_id)
-            job = await self.store.get(job_id)
-            if job is None:
-                raise JobError(404, f"no job {job_id!r}", param="id", code="job_not_found")
+            job = await self._load(job_id)
             remaining = deadline - time.monotonic()
             if job.status.finished or remaining <= 0:
                 return job
@@ -170,9 +174,7 @@ class JobService:
         seen: tuple[Status, str] | None = None
         while True:
             mark = self.board.mark(job_id)
-            job = await self.store.get(job_id)
-            if job is None:
-                raise JobError(404, f"no job {job_id!r}", param="id", code="job_not_found")
+            job = await self._load(job_id)
             if (job.status, job.callback.state) != seen:
                 seen = (job.status, job.callback.state)
                 yield job

@@ -29,13 +29,12 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import replace
 from urllib.parse import urlsplit
 
 import httpx
 
 from ._board import JobBoard
-from ._records import Callback, Job
+from ._records import Job, delivery_outcome, take_delivery
 from .retry import Backoff
 from .store import JobStore
 
@@ -127,13 +126,7 @@ class WebhookSender:
     async def _deliver(self, http: httpx.AsyncClient, job: Job) -> None:
         # Take the delivery first (compare-and-set), holding it for one timeout, so a second
         # sender (another process) does not post the same callback at the same time.
-        attempt = job.callback.attempts + 1
-        now = self.clock()
-        taken = replace(
-            job,
-            version=job.version + 1,
-            callback=replace(job.callback, attempts=attempt, next_at=now + self.timeout_s + 1),
-        )
+        taken = take_delivery(job, hold_until=self.clock() + self.timeout_s + 1)
         if not await self.store.replace(taken) or job.callback_url is None:
             return
         body = json.dumps(job.public(), separators=(",", ":")).encode()
@@ -147,15 +140,16 @@ class WebhookSender:
             error = None if response.is_success else f"the receiver answered {response.status_code}"
         except httpx.HTTPError as exc:
             error = f"the receiver could not be reached ({exc!r})"
+        attempt = taken.callback.attempts
+        done = delivery_outcome(
+            taken,
+            error=error,
+            give_up=attempt >= self.max_attempts,
+            retry_at=self.clock() + self.backoff.delay_s(attempt),
+        )
         if error is None:
-            callback = Callback("delivered", attempt)
             self.delivered += 1
-        elif attempt >= self.max_attempts:
-            callback = Callback("failed", attempt, last_error=error)
+        elif done.callback.state == "failed":
             self.failed += 1
-        else:
-            next_at = self.clock() + self.backoff.delay_s(attempt)
-            callback = Callback("pending", attempt, next_at=next_at, last_error=error)
-        done = replace(taken, version=taken.version + 1, callback=callback)
         if await self.store.replace(done):
             self.board.post(done)
