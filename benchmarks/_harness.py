@@ -15,7 +15,7 @@ import httpx
 
 def spawn(*arguments: str) -> subprocess.Popen[bytes]:
     """Start `inferlab <arguments>` (serve or proxy) with warnings-only logging."""
-    command = [sys.executable, "-m", "inferlab.cli", *arguments, "--log-level", "warning"]
+    command = [sys.executable, "-m", "inferlab.cli.main", *arguments, "--log-level", "warning"]
     return subprocess.Popen(command, stdout=subprocess.DEVNULL)
 
 

@@ -27,9 +27,9 @@ import httpx
 from _harness import spawn, stop, wait_until_up
 
 from inferlab.jobs import AsyncJobClient
-from inferlab.loadgen import run_load
-from inferlab.metrics import percentile
-from inferlab.workloads import Workload, fixed
+from inferlab.load.loadgen import run_load
+from inferlab.load.metrics import percentile
+from inferlab.load.workloads import Workload, fixed
 
 MODEL_PORT, JOBS_PORT = 18911, 18912
 MODEL = f"http://127.0.0.1:{MODEL_PORT}/v1"

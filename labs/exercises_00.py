@@ -6,7 +6,7 @@ Fill in each function (the TODOs), then run its notebook cell, and grade yoursel
 
 from __future__ import annotations
 
-from inferlab.profiles import Profile
+from inferlab.engine import Profile
 
 
 def predicted_latency_ms(profile: Profile, prompt_tokens: int, output_tokens: int) -> float:

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from inferlab import ServerThread, SimulatedModel, create_app
-from inferlab._clock import VirtualClock
+from inferlab.engine.clock import VirtualClock
 
 FAST_TIME_SCALE = 0.01
 

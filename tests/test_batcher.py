@@ -14,7 +14,7 @@ from inferlab import (
     OverloadedError,
     RequestTimeoutError,
 )
-from inferlab._clock import ManualClock
+from inferlab.engine.clock import ManualClock
 
 pytestmark = pytest.mark.anyio
 

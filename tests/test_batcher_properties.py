@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from inferlab import MicroBatcher
-from inferlab._clock import ManualClock
+from inferlab.engine.clock import ManualClock
 
 operations = st.lists(
     st.one_of(

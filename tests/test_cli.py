@@ -4,7 +4,7 @@ import threading
 import pytest
 
 from inferlab import ServerThread, create_app
-from inferlab.cli import build_parser, main
+from inferlab.cli.main import build_parser, main
 
 
 def test_doctor_passes_against_a_healthy_server(live_server, capsys):

@@ -14,8 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from inferlab import ServerThread, SimulatedModel, create_app
-from inferlab._clock import VirtualClock
-from inferlab.proxy import create_proxy_app
+from inferlab.engine.clock import VirtualClock
+from inferlab.proxy.app import create_proxy_app
 
 ANSWER_WITHIN_S = 10.0
 

@@ -6,11 +6,11 @@ import random
 
 import pytest
 
-from inferlab._proxy_upstream import Reply, UpstreamError
 from inferlab.errors import RequestTimeoutError
 from inferlab.jobs import Backoff, Status, check_callback_url, sign, verify_signature
 from inferlab.jobs._records import Job, claim, finish, new_job, retry_later
 from inferlab.jobs.retry import outcome_of
+from inferlab.wire.upstream import Reply, UpstreamError
 
 
 def test_each_claim_spends_an_attempt_and_holds_a_lease():

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from inferlab.batcher import MicroBatcher
+from inferlab.batching.batcher import MicroBatcher
 from inferlab.jobs import SQLiteJobStore, Status, WorkerPool
 from inferlab.jobs._board import JobBoard
 from inferlab.jobs._records import claim, new_job

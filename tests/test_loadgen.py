@@ -11,10 +11,10 @@ import random
 import pytest
 
 from inferlab import ServerThread, create_app, simulate
-from inferlab._faults import Faults
-from inferlab.loadgen import run_load
-from inferlab.profiles import H100_LLAMA3_8B
-from inferlab.workloads import Lengths, Workload, exponential, fixed, uniform
+from inferlab.engine.profiles import H100_LLAMA3_8B
+from inferlab.load.loadgen import run_load
+from inferlab.load.workloads import Lengths, Workload, exponential, fixed, uniform
+from inferlab.serve.faults import Faults
 
 TIME_SCALE = 0.5
 TOLERANCE = 0.2
@@ -134,7 +134,7 @@ def test_arrival_gaps_have_the_asked_rate_and_burstiness_sets_their_spread():
     import itertools
     import statistics
 
-    from inferlab.workloads import arrival_times
+    from inferlab.load.workloads import arrival_times
 
     for burstiness in (1.0, 0.25):
         times = arrival_times(20_000, 10.0, burstiness=burstiness, seed=4)

@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from inferlab.metrics import SLO, RequestResult, percentile, summarize
+from inferlab.load.metrics import SLO, RequestResult, percentile, summarize
 
 
 def result(index, sent, done, tokens=10, first=None, ok=True, scheduled=None, error_type=None):

@@ -5,10 +5,11 @@ import io
 import pytest
 from matplotlib.figure import Figure
 
-from inferlab import plots, simulate
+from inferlab import simulate
+from inferlab.engine.profiles import H100_LLAMA3_8B
 from inferlab.jobs import QueueSample
-from inferlab.metrics import RequestResult
-from inferlab.profiles import H100_LLAMA3_8B
+from inferlab.lab import plots
+from inferlab.load.metrics import RequestResult
 
 SIMULATED = simulate(
     [(0.0, 32, n) for n in (4, 12, 6, 20)], H100_LLAMA3_8B, batching="static", max_num_seqs=2

@@ -1,7 +1,7 @@
 import pytest
 
 from inferlab import PROFILES, Profile, get_profile
-from inferlab.profiles import H100_LLAMA3_8B
+from inferlab.engine.profiles import H100_LLAMA3_8B
 
 EIGHT_B = H100_LLAMA3_8B
 

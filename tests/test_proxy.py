@@ -8,7 +8,7 @@ import openai
 import pytest
 
 from inferlab import ServerThread, count_tokens
-from inferlab.proxy import create_proxy_app
+from inferlab.proxy.app import create_proxy_app
 
 from .fake_upstream import make_fake_upstream, release_stall
 

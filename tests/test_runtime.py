@@ -1,7 +1,8 @@
 import pytest
 
 import inferlab
-from inferlab import ServerUnavailableError, runtime
+from inferlab import ServerUnavailableError
+from inferlab.lab import runtime
 
 
 def test_without_a_configured_server_the_embedded_one_starts_once(monkeypatch):

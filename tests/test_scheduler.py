@@ -9,7 +9,7 @@ check by hand.
 import pytest
 
 from inferlab import InvalidRequestError, simulate
-from inferlab.profiles import H100_LLAMA3_8B
+from inferlab.engine.profiles import H100_LLAMA3_8B
 
 FLAT_10MS = H100_LLAMA3_8B.with_overrides(
     name="flat-10ms",

@@ -5,8 +5,8 @@ import httpx
 import pytest
 
 from inferlab import SimulatedModel, count_tokens, create_app
-from inferlab._clock import VirtualClock
-from inferlab._faults import Faults
+from inferlab.engine.clock import VirtualClock
+from inferlab.serve.faults import Faults
 
 pytestmark = pytest.mark.anyio
 

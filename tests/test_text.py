@@ -4,7 +4,7 @@ import re
 import pytest
 
 from inferlab import count_tokens
-from inferlab._text import generate_tokens
+from inferlab.engine.text import generate_tokens
 
 
 def _take(prompt, n=200, **kw):

@@ -6,9 +6,9 @@ from collections import Counter
 import pytest
 
 import inferlab
-from inferlab._dashboard_views import SloPoint, best_point
-from inferlab._live_stats import CounterWindow, LiveWindow
-from inferlab.widgets import BatchingDashboard
+from inferlab.lab._dashboard_views import SloPoint, best_point
+from inferlab.lab._live_stats import CounterWindow, LiveWindow
+from inferlab.lab.widgets import BatchingDashboard
 
 
 class FakeClock:

@@ -14,7 +14,7 @@ import random
 import pytest
 
 from inferlab import get_profile, simulate
-from inferlab.metrics import percentile as reference_percentile
+from inferlab.load.metrics import percentile as reference_percentile
 
 
 def todo(call):

@@ -11,17 +11,51 @@ letters. Submit now, get an acknowledgement at once, collect the result later.
 The pieces, one module each: _records.py (a job and its state machine), store.py and
 redis_store.py (where jobs live), workers.py, retry.py, webhooks.py, service.py, app.py (HTTP)
 and client.py.
+
+May import: `engine`, `serve` (the shared HTTP scaffold and schemas), `wire`, `batching`.
+`jobs.client` imports none of the server side: a caller that only submits and collects loads
+httpx, not FastAPI.
 """
 
-from ._records import Job, Status
-from .app import create_jobs_app
-from .client import AsyncJobClient, JobClient, JobInfo, QueueSample, watch_queue
-from .redis_store import RedisJobStore
-from .retry import Backoff
-from .service import JobService
-from .store import JobStore, QueueFullError, SQLiteJobStore
-from .webhooks import SIGNATURE_HEADER, check_callback_url, sign, verify_signature
-from .workers import WorkerPool
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from ._records import Job, Status
+    from .app import create_jobs_app
+    from .client import AsyncJobClient, JobClient, JobInfo, QueueSample, watch_queue
+    from .redis_store import RedisJobStore
+    from .retry import Backoff
+    from .service import JobService
+    from .store import JobStore, QueueFullError, SQLiteJobStore
+    from .webhooks import SIGNATURE_HEADER, check_callback_url, sign, verify_signature
+    from .workers import WorkerPool
+
+_WHERE = {
+    "Job": "._records",
+    "Status": "._records",
+    "create_jobs_app": ".app",
+    "AsyncJobClient": ".client",
+    "JobClient": ".client",
+    "JobInfo": ".client",
+    "QueueSample": ".client",
+    "watch_queue": ".client",
+    "RedisJobStore": ".redis_store",
+    "Backoff": ".retry",
+    "JobService": ".service",
+    "JobStore": ".store",
+    "QueueFullError": ".store",
+    "SQLiteJobStore": ".store",
+    "SIGNATURE_HEADER": ".webhooks",
+    "check_callback_url": ".webhooks",
+    "sign": ".webhooks",
+    "verify_signature": ".webhooks",
+    "WorkerPool": ".workers",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _WHERE)
 
 __all__ = [
     "SIGNATURE_HEADER",

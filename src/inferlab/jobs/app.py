@@ -31,15 +31,15 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from .._http import (
+from ..serve._http import (
     BodySizeLimit,
     OpenAIHTTPError,
     api_key_dependency,
     install_error_handlers,
     relay,
 )
-from .._proxy_upstream import Upstream
-from .._schemas import ProxyCompletionRequest
+from ..serve.schemas import ProxyCompletionRequest
+from ..wire.upstream import Upstream
 from ._records import Status
 from .service import JobService
 from .store import JobStore, SQLiteJobStore
@@ -63,7 +63,7 @@ class JobSubmission(BaseModel):
 
 
 def create_jobs_app(
-    upstream_url: str | None = None,
+    upstream_url: str,
     *,
     store: JobStore | None = None,
     upstream_api_key: str | None = None,
@@ -78,10 +78,6 @@ def create_jobs_app(
     max_queue_size, max_attempts, lease_s, attempt_timeout_s, backoff, webhook_secret,
     fallback_poll_s, and the MicroBatcher's settings (max_batch_size, batch_wait_timeout_s, ...).
     """
-    if upstream_url is None:
-        from .. import runtime
-
-        upstream_url = runtime.base_url()
     upstream = Upstream(upstream_url, api_key=upstream_api_key, list_prompts=list_prompts)
     service = JobService(
         store or SQLiteJobStore("jobs.db"),

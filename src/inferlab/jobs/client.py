@@ -20,8 +20,8 @@ from typing import Any
 
 import httpx
 
-from .._wire import error_from_response
 from ..errors import JobFailedError
+from ..wire.sse import error_from_response
 
 Json = dict[str, Any]
 

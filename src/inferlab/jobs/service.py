@@ -13,9 +13,9 @@ from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from .._http import OpenAIHTTPError, retry_after_header
-from .._proxy_upstream import Call, Reply, Upstream, batch_key
-from ..batcher import MicroBatcher
+from ..batching.batcher import MicroBatcher
+from ..serve._http import OpenAIHTTPError, retry_after_header
+from ..wire.upstream import Call, Reply, Upstream, batch_key
 from ._board import JobBoard
 from ._records import Job, Json, Status, cancel, new_job, request_hash
 from .retry import Backoff

@@ -21,9 +21,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .._loops import call_in_loop
-from .._proxy_upstream import Call, Reply
-from ..batcher import MicroBatcher
+from ..batching.batcher import MicroBatcher
+from ..batching.loops import call_in_loop
+from ..wire.upstream import Call, Reply
 from ._board import JobBoard
 from ._records import Job, Status, claim, error_info, finish, renew, retry_later
 from .retry import Backoff, outcome_of

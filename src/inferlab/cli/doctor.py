@@ -10,7 +10,7 @@ import importlib.metadata
 import sys
 from collections.abc import Callable
 
-from .client import Client
+from ..wire.client import Client
 
 Check = tuple[str, bool, str]
 

@@ -13,15 +13,15 @@ import os
 import sys
 from collections.abc import Sequence
 
-from ._serving import UVICORN_DEFAULTS
-from .profiles import DEFAULT_PROFILE, PROFILES
-from .scheduler import Batching
+from ..engine.profiles import DEFAULT_PROFILE, PROFILES
+from ..engine.scheduler import Batching
+from ..serve.hosting import UVICORN_DEFAULTS
 
 
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from .server import create_app
+    from ..serve.app import create_app
 
     app = create_app(
         profile=args.profile,
@@ -40,7 +40,7 @@ def _serve(args: argparse.Namespace) -> int:
 def _proxy(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from .proxy import create_proxy_app
+    from ..proxy.app import create_proxy_app
 
     app = create_proxy_app(
         args.upstream,
@@ -64,7 +64,7 @@ def _proxy(args: argparse.Namespace) -> int:
 def _jobs(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from .jobs import RedisJobStore, SQLiteJobStore, create_jobs_app
+    from ..jobs import RedisJobStore, SQLiteJobStore, create_jobs_app
 
     store = RedisJobStore(args.redis_url) if args.redis_url else SQLiteJobStore(args.db)
     app = create_jobs_app(
@@ -99,14 +99,16 @@ def _jobs(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from . import _bench, runtime
+    from ..lab import runtime
+    from . import bench as _bench
 
     base_url = args.base_url or runtime.external_base_url() or runtime.embedded_server().base_url
     return _bench.run(args, base_url, args.api_key or runtime.api_key())
 
 
 def _doctor(args: argparse.Namespace) -> int:
-    from . import _doctor, runtime
+    from ..lab import runtime
+    from . import doctor as _doctor
 
     checks = _doctor.environment_checks()
     url = args.base_url or runtime.external_base_url()
@@ -204,7 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     jobs.set_defaults(run=_jobs)
 
     bench = commands.add_parser("bench", help="load a server and print serving metrics")
-    from ._bench import add_arguments
+    from .bench import add_arguments
 
     add_arguments(bench)
     bench.set_defaults(run=_bench)

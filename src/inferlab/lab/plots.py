@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from .metrics import RequestResult
-from .scheduler import Sequence as SimulatedSequence
+from ..engine.scheduler import Sequence as SimulatedSequence
+from ..load.metrics import RequestResult
 
 if TYPE_CHECKING:  # only a type here: figures do not need the job API loaded
-    from .jobs.client import QueueSample
+    from ..jobs.client import QueueSample
 
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
 

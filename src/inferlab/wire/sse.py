@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .errors import APIStatusError
+from ..errors import APIStatusError
 
 DONE = "[DONE]"
 

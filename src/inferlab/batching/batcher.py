@@ -28,7 +28,9 @@ from dataclasses import replace
 from functools import partial
 from typing import Any, Generic, TypeVar
 
-from ._batch_types import (
+from ..engine.clock import Cancellable, LoopClock, TimerClock
+from ..errors import BatchFailedError, OverloadedError, RequestTimeoutError
+from .guarantee import (
     BatcherSettings,
     BatcherStats,
     _Batch,
@@ -39,9 +41,7 @@ from ._batch_types import (
     fail,
     retry_after_s,
 )
-from ._clock import Cancellable, LoopClock, TimerClock
-from ._loops import call_in_loop
-from .errors import BatchFailedError, OverloadedError, RequestTimeoutError
+from .loops import call_in_loop
 
 T = TypeVar("T")
 R = TypeVar("R")

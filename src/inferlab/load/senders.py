@@ -16,8 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any
 
-from .client import AsyncClient, Client, Completion
-from .jobs.client import AsyncJobClient
+from ..jobs.client import AsyncJobClient
+from ..wire.client import AsyncClient, Client, Completion
 from .metrics import RequestResult
 from .workloads import PlannedRequest
 

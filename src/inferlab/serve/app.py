@@ -24,7 +24,9 @@ from typing import Any
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from ._faults import FaultInjection, Faults
+from ..engine.model import SimulatedModel, Token
+from ..engine.text import count_tokens
+from ..errors import InvalidRequestError
 from ._http import (
     BodySizeLimit,
     OpenAIHTTPError,
@@ -32,12 +34,10 @@ from ._http import (
     error_body,
     install_error_handlers,
 )
-from ._openai_shapes import CHAT, COMPLETION, Shape, sse, usage
-from ._schemas import ChatCompletionRequest, CompletionRequest, _Sampling, render_chat
-from ._server_metrics import ServerMetrics
-from ._text import count_tokens
-from .errors import InvalidRequestError
-from .model import SimulatedModel, Token
+from .faults import FaultInjection, Faults
+from .metrics import ServerMetrics
+from .schemas import ChatCompletionRequest, CompletionRequest, _Sampling, render_chat
+from .shapes import CHAT, COMPLETION, Shape, sse, usage
 
 DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
 

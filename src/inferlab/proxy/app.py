@@ -30,7 +30,9 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from ._http import (
+from ..batching.batcher import MicroBatcher
+from ..errors import BatchFailedError, OverloadedError, RequestTimeoutError
+from ..serve._http import (
     BodySizeLimit,
     OpenAIHTTPError,
     api_key_dependency,
@@ -39,10 +41,8 @@ from ._http import (
     relay,
     retry_after_header,
 )
-from ._proxy_upstream import Call, Reply, Upstream, UpstreamError, batch_key
-from ._schemas import ProxyChatRequest, ProxyCompletionRequest
-from .batcher import MicroBatcher
-from .errors import BatchFailedError, OverloadedError, RequestTimeoutError
+from ..serve.schemas import ProxyChatRequest, ProxyCompletionRequest
+from ..wire.upstream import Call, Reply, Upstream, UpstreamError, batch_key
 
 
 class BatchingProxy:

@@ -16,10 +16,10 @@ import threading
 
 import httpx
 
-from ._serving import ServerThread
-from .errors import ServerUnavailableError
-from .model import SimulatedModel
-from .server import create_app
+from ..engine.model import SimulatedModel
+from ..errors import ServerUnavailableError
+from ..serve.app import create_app
+from ..serve.hosting import ServerThread
 
 _lock = threading.Lock()
 _embedded: ServerThread | None = None

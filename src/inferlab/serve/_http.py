@@ -21,7 +21,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .errors import InvalidRequestError
+from ..errors import InvalidRequestError
 
 _ERROR_TYPES = {
     400: "invalid_request_error",

@@ -21,11 +21,11 @@ from typing import Any
 
 from tqdm import tqdm
 
-from ._serving import ServerThread
-from .errors import InferlabError
-from .loadgen import run_load
-from .metrics import SLO, RequestResult
-from .workloads import Lengths, Workload
+from ..errors import InferlabError
+from ..load.loadgen import run_load
+from ..load.metrics import SLO, RequestResult
+from ..load.workloads import Lengths, Workload
+from ..serve.hosting import ServerThread
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -126,11 +126,11 @@ def _start_front(
 ) -> ServerThread | None:
     """The batching proxy or the job API, started in front of the server for this run."""
     if mode == "proxy":
-        from .proxy import create_proxy_app
+        from ..proxy.app import create_proxy_app
 
         return ServerThread(create_proxy_app(base_url, upstream_api_key=api_key)).start()
     if mode == "jobs":
-        from .jobs import SQLiteJobStore, create_jobs_app
+        from ..jobs import SQLiteJobStore, create_jobs_app
 
         store = SQLiteJobStore(Path(resources.name) / "bench-jobs.db")
         return ServerThread(

@@ -24,8 +24,8 @@ from typing import Any
 
 import httpx
 
-from ._wire import DONE, api_error, choice_text, error_from_response, read_sse_line
-from .errors import ServerUnavailableError
+from ..errors import ServerUnavailableError
+from .sse import DONE, api_error, choice_text, error_from_response, read_sse_line
 
 Messages = list[dict[str, Any]]
 OnText = Callable[[int, str], None]  # (choice index, text) as each piece arrives

@@ -20,6 +20,8 @@ from typing import Any, ClassVar
 import httpx
 import ipywidgets as widgets
 
+from ..proxy.app import create_proxy_app
+from ..serve.hosting import ServerThread
 from ._dashboard_views import (
     SloPoint,
     bars_html,
@@ -30,8 +32,6 @@ from ._dashboard_views import (
 )
 from ._live_load import LoadThread
 from ._live_stats import CounterWindow, LiveSnapshot, LiveWindow
-from ._serving import ServerThread
-from .proxy import create_proxy_app
 from .runtime import base_url as default_base_url
 from .runtime import embedded_model
 

@@ -23,8 +23,8 @@ from typing import Any
 
 import httpx
 
-from ._text import count_tokens
-from ._wire import DONE, choice_text, read_sse_line
+from ..engine.text import count_tokens
+from .sse import DONE, choice_text, read_sse_line
 
 Json = dict[str, Any]
 

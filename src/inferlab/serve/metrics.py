@@ -19,8 +19,8 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from .model import SimulatedModel
-from .scheduler import Step
+from ..engine.model import SimulatedModel
+from ..engine.scheduler import Step
 
 # The *_created series (a timestamp per counter) only add noise for learners reading /metrics.
 disable_created_metrics()

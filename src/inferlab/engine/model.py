@@ -18,10 +18,10 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable
 from typing import NamedTuple, Protocol
 
-from ._clock import ScaledClock
-from ._text import count_tokens, generate_tokens
+from .clock import ScaledClock
 from .profiles import DEFAULT_PROFILE, Profile, get_profile
 from .scheduler import Batching, Scheduler, Sequence, Step
+from .text import count_tokens, generate_tokens
 
 
 class Clock(Protocol):

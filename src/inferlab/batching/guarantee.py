@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Generic, TypeVar
 
-from ._clock import Cancellable
-from .errors import BatchFailedError
+from ..engine.clock import Cancellable
+from ..errors import BatchFailedError
 
 T = TypeVar("T")
 R = TypeVar("R")

@@ -16,7 +16,7 @@ from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .metrics import percentile
+from ..load.metrics import percentile
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import Enum
 
-from .errors import InvalidRequestError
+from ..errors import InvalidRequestError
 from .profiles import Profile
 
 

@@ -23,8 +23,8 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 
-from .client import AsyncClient, Client
-from .jobs.client import AsyncJobClient
+from ..jobs.client import AsyncJobClient
+from ..wire.client import AsyncClient, Client
 from .metrics import SLO, RequestResult, Summary, summarize
 from .senders import MODES, Send, async_sender, jobs_sender, sync_sender
 from .workloads import PlannedRequest, Workload, arrival_gaps

@@ -1,0 +1,36 @@
+"""engine: the simulated accelerator, with no I/O.
+
+A measured cost profile (`profiles`) says how long a step takes; a clock (`clock`) sleeps for
+it, scaled or virtual; deterministic text (`text`) fills the tokens; the scheduler
+(`scheduler`) decides which sequences run each step, as vLLM's does; the model (`model`) runs
+that loop and hands each sequence its tokens. `simulate()` runs the same scheduler in virtual
+time: the reference every live measurement is checked against.
+
+May import: the standard library and `inferlab.errors`. Nothing here knows about HTTP.
+"""
+
+from .clock import ManualClock, ScaledClock, VirtualClock
+from .model import SimulatedModel, Token
+from .profiles import DEFAULT_PROFILE, PROFILES, Profile, calibration, get_profile
+from .scheduler import Batching, Scheduler, Sequence, Step, simulate
+from .text import count_tokens, generate_tokens
+
+__all__ = [
+    "DEFAULT_PROFILE",
+    "PROFILES",
+    "Batching",
+    "ManualClock",
+    "Profile",
+    "ScaledClock",
+    "Scheduler",
+    "Sequence",
+    "SimulatedModel",
+    "Step",
+    "Token",
+    "VirtualClock",
+    "calibration",
+    "count_tokens",
+    "generate_tokens",
+    "get_profile",
+    "simulate",
+]

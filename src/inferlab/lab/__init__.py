@@ -1,0 +1,51 @@
+"""lab: what the notebooks use around the library: where the model server lives
+(`runtime.base_url()`), the course's plots, and the live dashboard.
+
+May import everything before it (`engine` … `load`). `plots` (matplotlib) and `widgets`
+(ipywidgets) load when first used, so `import inferlab` stays quick.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from . import plots, runtime, widgets
+    from .runtime import (
+        api_key,
+        base_url,
+        embedded_model,
+        embedded_server,
+        external_base_url,
+        time_scale,
+    )
+    from .widgets import BatchingDashboard
+
+_WHERE = {
+    "plots": ".",
+    "runtime": ".",
+    "widgets": ".",
+    "api_key": ".runtime",
+    "base_url": ".runtime",
+    "embedded_model": ".runtime",
+    "embedded_server": ".runtime",
+    "external_base_url": ".runtime",
+    "time_scale": ".runtime",
+    "BatchingDashboard": ".widgets",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _WHERE)
+
+__all__ = [
+    "BatchingDashboard",
+    "api_key",
+    "base_url",
+    "embedded_model",
+    "embedded_server",
+    "external_base_url",
+    "plots",
+    "runtime",
+    "time_scale",
+    "widgets",
+]

@@ -1,0 +1,44 @@
+"""load: what to send and when, and what it measured.
+
+`workloads` describes requests (lengths, arrival times: Poisson, bursty, fixed); `senders` says
+how one request is sent in each mode (sync, async, stream, jobs); `loadgen` sends a workload open
+loop or closed loop and records each request; `metrics` turns the records into the serving
+metrics of `vllm bench serve` (throughput, goodput, TTFT, TPOT, ITL, E2E percentiles).
+
+May import: `engine`, `wire`, `jobs.client`; never a server.
+"""
+
+from .loadgen import LoadRun, run_closed_loop, run_load, run_open_loop
+from .metrics import SLO, Distribution, LittlesLaw, RequestResult, Summary, percentile, summarize
+from .workloads import (
+    Lengths,
+    PlannedRequest,
+    Workload,
+    arrival_gaps,
+    arrival_times,
+    exponential,
+    fixed,
+    uniform,
+)
+
+__all__ = [
+    "SLO",
+    "Distribution",
+    "Lengths",
+    "LittlesLaw",
+    "LoadRun",
+    "PlannedRequest",
+    "RequestResult",
+    "Summary",
+    "Workload",
+    "arrival_gaps",
+    "arrival_times",
+    "exponential",
+    "fixed",
+    "percentile",
+    "run_closed_loop",
+    "run_load",
+    "run_open_loop",
+    "summarize",
+    "uniform",
+]

@@ -1,0 +1,25 @@
+"""wire: what travels between a caller and a server, seen from the caller's side.
+
+`client` holds the timed clients (`Client`, `AsyncClient`) and their one timing record; `sse`
+reads Server-Sent Events and turns OpenAI error bodies back into exceptions; `upstream` is the
+client that the batching proxy and the job workers share to call a model server with a list of
+prompts and split the answer back per caller.
+
+May import: `engine` (the token rule) and `inferlab.errors`; never a server.
+"""
+
+from .client import DEFAULT_TIMEOUT, AsyncClient, Client, Completion, Timing
+from .upstream import Call, Reply, Upstream, UpstreamError, batch_key
+
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "AsyncClient",
+    "Call",
+    "Client",
+    "Completion",
+    "Reply",
+    "Timing",
+    "Upstream",
+    "UpstreamError",
+    "batch_key",
+]
