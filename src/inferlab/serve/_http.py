@@ -21,7 +21,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..errors import InvalidRequestError
+from ..errors import InvalidRequestError, OpenAIHTTPError
 
 _ERROR_TYPES = {
     400: "invalid_request_error",
@@ -51,26 +51,6 @@ def error_response(
     headers: dict[str, str] | None = None,
 ) -> JSONResponse:
     return JSONResponse(error_body(message, status, param=param, code=code), status, headers)
-
-
-class OpenAIHTTPError(Exception):
-    """Raise from a route to answer with this status and an OpenAI error body."""
-
-    def __init__(
-        self,
-        status: int,
-        message: str,
-        *,
-        param: str | None = None,
-        code: str | None = None,
-        headers: dict[str, str] | None = None,
-    ):
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.param = param
-        self.code = code
-        self.headers = headers
 
 
 def _describe_validation_error(exc: RequestValidationError) -> tuple[str, str | None]:
