@@ -90,7 +90,9 @@ class BatcherSettings:
         check_at_least("max_concurrent_batches", self.max_concurrent_batches, 1, integer=True)
         check_at_least("max_queue_size", self.max_queue_size, 1, integer=True)
         if not isinstance(self.dispatch_when_idle, bool):
-            raise TypeError(f"dispatch_when_idle must be true or false, got {self.dispatch_when_idle!r}")
+            raise TypeError(
+                f"dispatch_when_idle must be true or false, got {self.dispatch_when_idle!r}"
+            )
 
 
 def answer(waiting: list[_Pending[T, R]], results: list[R], stats: BatcherStats) -> None:
