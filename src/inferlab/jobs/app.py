@@ -31,13 +31,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ..serve._http import (
-    BodySizeLimit,
-    OpenAIHTTPError,
-    api_key_dependency,
-    install_error_handlers,
-    relay,
-)
+from ..errors import OpenAIHTTPError
+from ..serve._http import BodySizeLimit, api_key_dependency, install_error_handlers, relay
 from ..serve.schemas import ProxyCompletionRequest
 from ..wire.upstream import Upstream
 from ._records import Status

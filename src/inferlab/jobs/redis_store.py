@@ -21,8 +21,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..errors import QueueFullError
 from ._records import UNFINISHED, Job, Status
-from .store import QueueFullError
 
 _ADD = """
 local p, id = ARGV[1], ARGV[2]

@@ -31,10 +31,15 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from ..batching.batcher import MicroBatcher
-from ..errors import BatchFailedError, OverloadedError, RequestTimeoutError
+from ..errors import (
+    BatchFailedError,
+    OpenAIHTTPError,
+    OverloadedError,
+    RequestTimeoutError,
+    UpstreamError,
+)
 from ..serve._http import (
     BodySizeLimit,
-    OpenAIHTTPError,
     api_key_dependency,
     error_body,
     install_error_handlers,
@@ -42,7 +47,7 @@ from ..serve._http import (
     retry_after_header,
 )
 from ..serve.schemas import ProxyChatRequest, ProxyCompletionRequest
-from ..wire.upstream import Call, Reply, Upstream, UpstreamError, batch_key
+from ..wire.upstream import Call, Reply, Upstream, batch_key
 
 
 class BatchingProxy:

@@ -26,14 +26,8 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from ..engine.model import SimulatedModel, Token
 from ..engine.text import count_tokens
-from ..errors import InvalidRequestError
-from ._http import (
-    BodySizeLimit,
-    OpenAIHTTPError,
-    api_key_dependency,
-    error_body,
-    install_error_handlers,
-)
+from ..errors import InvalidRequestError, OpenAIHTTPError
+from ._http import BodySizeLimit, api_key_dependency, error_body, install_error_handlers
 from .faults import FaultInjection, Faults
 from .metrics import ServerMetrics
 from .schemas import ChatCompletionRequest, CompletionRequest, _Sampling, render_chat
