@@ -46,6 +46,7 @@ def _record(
         sent_s=timing.sent_s,
         done_s=timing.done_s,
         first_token_s=timing.first_token_s,
+        engine=timing.engine,
         token_times_s=list(timing.token_times_s),
         output_tokens=timing.output_tokens,
         prompt_tokens=answer.prompt_tokens or planned.prompt_tokens,

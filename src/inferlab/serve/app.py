@@ -26,12 +26,13 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from ..engine.model import SimulatedModel, Token
 from ..engine.text import count_tokens
+from ..engine.timing import EngineTiming
 from ..errors import InvalidRequestError, OpenAIHTTPError
 from ._http import BodySizeLimit, api_key_dependency, error_body, install_error_handlers
 from .faults import FaultInjection, Faults
 from .metrics import ServerMetrics
 from .schemas import ChatCompletionRequest, CompletionRequest, _Sampling, render_chat
-from .shapes import CHAT, COMPLETION, Shape, sse, usage
+from .shapes import CHAT, COMPLETION, Shape, sse, timing_headers, usage
 
 DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
 
@@ -108,18 +109,48 @@ async def _merged_tokens(
 
 
 class _Timer:
-    """Times each choice on the model's clock for the TTFT and latency histograms."""
+    """Times each choice on the model's clock: the TTFT and latency histograms of /metrics,
+    and the engine's own account of the whole request that the response carries."""
 
     def __init__(self, model: SimulatedModel, metrics: ServerMetrics):
         self.metrics = metrics
         self.start_s = model.clock.now()
         self.first_token_s: dict[int, float] = {}
+        self.arrival_s: float | None = None
+        self.admitted_s: float | None = None
+        self.finished_s: float | None = None
+        self.output_tokens = 0
 
     def saw(self, choice: _Choice, token: Token) -> None:
         self.first_token_s.setdefault(choice.index, token.time_s)
+        self.output_tokens += not token.end_of_sequence
         if token.finish_reason is not None:
             ttft_s = self.first_token_s[choice.index] - self.start_s
             self.metrics.observe_choice(ttft_s, token.time_s - self.start_s, token.finish_reason)
+            # A request of several choices: the earliest arrival and admission, the last finish.
+            self.arrival_s = _earliest(self.arrival_s, token.arrival_s)
+            self.admitted_s = _earliest(self.admitted_s, token.admitted_s)
+            self.finished_s = max(self.finished_s or token.time_s, token.time_s)
+
+    def engine_timing(self) -> EngineTiming | None:
+        if self.finished_s is None or not self.first_token_s:
+            return None
+        arrival_s = self.arrival_s if self.arrival_s is not None else self.start_s
+        # subtle: arrivals are stamped from the wall clock, steps on the exact simulated
+        # timeline; a server running late can admit a sequence "before" it arrived. Clamp.
+        admitted_s = max(arrival_s, self.admitted_s if self.admitted_s is not None else arrival_s)
+        first_s = max(admitted_s, min(self.first_token_s.values()))
+        return EngineTiming(
+            queue_s=admitted_s - arrival_s,
+            prefill_s=first_s - admitted_s,
+            ttft_s=first_s - arrival_s,
+            e2e_latency_s=max(first_s, self.finished_s) - arrival_s,
+            output_tokens=self.output_tokens,
+        )
+
+
+def _earliest(known: float | None, new: float | None) -> float | None:
+    return new if known is None else known if new is None else min(known, new)
 
 
 class _Responder:
@@ -158,17 +189,19 @@ class _Responder:
             generated += not token.end_of_sequence
             texts[choice.index] += self._clean(choice, token.text, bool(texts[choice.index]))
             finish[choice.index] = token.finish_reason
+        engine = timer.engine_timing()
         return {
             **self.head,
             "object": self.shape.object,
             "choices": [self.shape.choice(i, texts[i], finish[i]) for i in sorted(texts)],
             "usage": usage(self.choices, generated),
+            **({EngineTiming.WIRE_NAME: engine.to_json()} if engine else {}),
         }
 
     async def events(self) -> AsyncIterator[str]:
         head = {**self.head, "object": self.shape.chunk_object}
         started: set[int] = set()
-        generated = 0
+        generated = finished = 0
         timer = _Timer(self.model, self.metrics)
         if self.echo:
             for choice in self.choices:
@@ -189,7 +222,13 @@ class _Responder:
                     choice.index, text, token.finish_reason, first=choice.index not in started
                 )
                 started.add(choice.index)
-                yield sse({**head, "choices": [delta]})
+                chunk = {**head, "choices": [delta]}
+                finished += token.finish_reason is not None
+                if finished == len(self.choices):  # the last chunk carries the engine's
+                    engine = timer.engine_timing()  # account: a stream has no headers left
+                    if engine is not None:
+                        chunk[EngineTiming.WIRE_NAME] = engine.to_json()
+                yield sse(chunk)
         except Exception as exc:  # headers are sent: the error can only travel in the stream
             status = 400 if isinstance(exc, InvalidRequestError) else 500
             yield sse(error_body(str(exc), status))
@@ -202,7 +241,8 @@ class _Responder:
         if self.request.stream:
             return StreamingResponse(self._events_in_slot(), media_type="text/event-stream")
         async with self.slots:
-            return JSONResponse(await self.body())
+            body = await self.body()
+        return JSONResponse(body, headers=timing_headers(body.get(EngineTiming.WIRE_NAME)))
 
     async def _events_in_slot(self) -> AsyncIterator[str]:
         async with self.slots:  # a stream holds its request slot until its last chunk

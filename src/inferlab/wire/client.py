@@ -24,6 +24,7 @@ from typing import Any
 
 import httpx
 
+from ..engine.timing import EngineTiming
 from ..errors import (
     ConnectionLostError,
     ResponseTimeoutError,
@@ -74,6 +75,8 @@ class _Answer:
         self.model = payload.get("model") or self.model
         if isinstance(payload.get("usage"), dict):
             self.usage = payload["usage"]
+        if EngineTiming.WIRE_NAME in payload:  # only this course's servers send it
+            self.timing.engine = EngineTiming.from_json(payload[EngineTiming.WIRE_NAME])
         for choice in payload.get("choices") or []:
             if not isinstance(choice, dict):
                 continue

@@ -11,12 +11,19 @@ The definitions are those of `vllm bench serve`, so a figure here means what it 
 
 The client fills a `Timing` (`Completion.timing`); the load generator's `RequestResult` is a
 `Timing` with the run's bookkeeping added, so both read the same properties.
+
+A server of this course also says what its engine measured on its own clock, in simulated
+seconds: an `EngineTiming`, read from the response (TGI's `x-queue-time` headers are the
+anchor; a stream carries it in its last chunk). That is the request's time on the H100 the
+engine simulates, whatever the laptop running the client was doing meanwhile.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from itertools import pairwise
+
+from ..engine.timing import EngineTiming
 
 
 @dataclass
@@ -34,6 +41,7 @@ class Timing:
     first_token_s: float | None = None
     token_times_s: list[float] = field(default_factory=list)  # each chunk that carried text
     output_tokens: int = 0  # completion tokens as the server counted them (else: chunks)
+    engine: EngineTiming | None = None  # what the server's engine measured, if it says
 
     @property
     def ttft_s(self) -> float:
