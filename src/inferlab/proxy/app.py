@@ -98,6 +98,24 @@ class BatchingProxy:
         self.request_timeout_s = timeout
 
 
+def batcher_stats(batcher: MicroBatcher[Any, Any]) -> dict[str, Any]:
+    """A batcher's counters as JSON: batches by size and by flush reason, outcomes, queue."""
+    stats = batcher.stats
+    return {
+        "submitted": stats.submitted,
+        "completed": stats.completed,
+        "failed": stats.failed,
+        "rejected": stats.rejected,
+        "expired": stats.expired,
+        "cancelled": stats.cancelled,
+        "batches": stats.batches,
+        "batch_sizes": {str(size): n for size, n in sorted(stats.batch_sizes.items())},
+        "flush_reasons": dict(stats.flush_reasons),
+        "pending": batcher.pending,
+        "in_flight": batcher.in_flight,
+    }
+
+
 def _reply_for(exc: BaseException) -> Reply:
     """The HTTP answer for an error that reached a caller instead of a result."""
     if isinstance(exc, OverloadedError):
@@ -265,6 +283,11 @@ def create_proxy_app(
         except (ValueError, TypeError) as exc:
             raise OpenAIHTTPError(400, str(exc)) from exc
         return proxy.settings
+
+    @app.get("/admin/stats", dependencies=guard)
+    async def get_stats() -> dict[str, Any]:
+        """What the completions batcher has done, for a dashboard or a notebook."""
+        return batcher_stats(proxy.completions)
 
     @app.get("/health")
     async def health() -> dict[str, str]:
