@@ -47,7 +47,7 @@ def _proxy(args: argparse.Namespace) -> int:
 
 
 def _jobs(args: argparse.Namespace) -> int:
-    from ..jobs import RedisJobStore, SQLiteJobStore, create_jobs_app
+    from ..jobs import Backoff, RedisJobStore, SQLiteJobStore, create_jobs_app
     from ..jobs.settings import JobSettings
 
     defaults = {"webhook_secret": os.environ.get("INFERLAB_WEBHOOK_SECRET")}
@@ -65,6 +65,7 @@ def _jobs(args: argparse.Namespace) -> int:
         max_attempts=settings.max_attempts,
         lease_s=settings.lease_s,
         attempt_timeout_s=settings.attempt_timeout_s,
+        backoff=Backoff(base_s=settings.retry_base_s, cap_s=settings.retry_cap_s),
         webhook_secret=settings.webhook_secret,
         webhook_max_attempts=settings.webhook_max_attempts,
         fallback_poll_s=settings.fallback_poll_s,

@@ -28,6 +28,8 @@ class JobSettings(Settings):
     max_attempts: int = setting(3, "tries per job before it is a dead letter")
     lease_s: float = setting(10.0, "a dead worker's job is claimed again after this")
     attempt_timeout_s: float = setting(300.0, "one try's deadline")
+    retry_base_s: float = setting(0.5, "the first retry's delay; each next doubles (jittered)")
+    retry_cap_s: float = setting(30.0, "the longest delay between two tries")
     max_batch_size: int = setting(8, "jobs in one upstream request at most")
     batch_wait_timeout_s: float = setting(0.01, "longest wait for a batch to fill")
     max_concurrent_batches: int = setting(8, "upstream requests under way at once")
@@ -48,6 +50,10 @@ class JobSettings(Settings):
         for name in ("workers", "max_queue_size", "max_attempts", "webhook_max_attempts"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not 0 < self.retry_base_s <= self.retry_cap_s:
+            raise ValueError(
+                f"need 0 < retry_base_s <= retry_cap_s, got {self.retry_base_s}, {self.retry_cap_s}"
+            )
         for name in ("lease_s", "attempt_timeout_s", "fallback_poll_s"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")

@@ -1,5 +1,6 @@
 """lab: what the notebooks use around the library: where the model server lives
-(`runtime.base_url()`), the course's plots, and the live dashboard.
+(`runtime.base_url()`), the servers a notebook starts in processes of their own (`servers`),
+the course's plots, and the live dashboard.
 
 May import everything before it (`engine` … `load`). `plots` (matplotlib) and `widgets`
 (ipywidgets) load when first used, so `import inferlab` stays quick.
@@ -12,7 +13,7 @@ from typing import TYPE_CHECKING
 from .._lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from . import plots, runtime, widgets
+    from . import plots, runtime, servers, widgets
     from .runtime import (
         api_key,
         base_url,
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 _WHERE = {
     "plots": ".",
     "runtime": ".",
+    "servers": ".",
     "widgets": ".",
     "api_key": ".runtime",
     "base_url": ".runtime",
@@ -46,6 +48,7 @@ __all__ = [
     "external_base_url",
     "plots",
     "runtime",
+    "servers",
     "time_scale",
     "widgets",
 ]

@@ -54,6 +54,10 @@ class RunningServer:
     def root_url(self) -> str:
         return self.base_url.removesuffix("/v1")
 
+    @property
+    def running(self) -> bool:
+        return self.process.running
+
     def log(self, last_lines: int = 50) -> str:
         return self.process.log(last_lines)
 

@@ -20,8 +20,6 @@ from typing import Any, ClassVar
 import httpx
 import ipywidgets as widgets
 
-from ..proxy.app import create_proxy_app
-from ..serve.hosting import ServerThread
 from ._dashboard_views import (
     SloPoint,
     bars_html,
@@ -34,8 +32,13 @@ from ._live_load import LoadThread
 from ._live_stats import CounterWindow, LiveSnapshot, LiveWindow
 from .runtime import base_url as default_base_url
 from .runtime import embedded_model
+from .servers import start_proxy
 
 __all__ = ["BatchingDashboard", "SloPoint", "best_point"]
+
+
+def _sizes_of(stats: dict[str, Any]) -> Counter[int]:
+    return Counter({int(size): count for size, count in stats["batch_sizes"].items()})
 
 
 class BatchingDashboard:
@@ -59,15 +62,17 @@ class BatchingDashboard:
         self.refresh_s = refresh_s
         self.window = LiveWindow(window_s)
         self._sizes, self._reasons = CounterWindow(window_s), CounterWindow(window_s)
-        app = create_proxy_app(
+        # The proxy runs in a process of its own, as the model server does: the kernel runs
+        # only the load and these views, and reads the proxy's counters over its admin API.
+        self.proxy = start_proxy(
             self.upstream,
             max_batch_size=8,
             batch_wait_timeout_s=0.01,
             max_queue_size=1000,
             request_timeout_s=30,
         )
-        self.proxy_server = ServerThread(app).start()
-        self.proxy = app.state.proxy
+        self.proxy_server = self.proxy  # where the load is sent
+        self._stats: dict[str, Any] = self.proxy.stats()
         self._model_name = httpx.get(f"{self.upstream}/models", timeout=10).json()["data"][0]["id"]
         self._load: LoadThread | None = None
         self._refresher: asyncio.Task[None] | None = None
@@ -200,15 +205,20 @@ class BatchingDashboard:
             self._refresher = loop.create_task(self._refresh_forever())
         self.run_button.value, self.run_button.description = True, "stop"
 
+    @property
+    def queue_depth(self) -> int:
+        """Requests waiting in the proxy, as of the last refresh."""
+        return int(self._stats["pending"])
+
     def restart_load(self) -> None:
         """Begin again from an empty queue: the old load's callers hang up, and the proxy drops
         what they left queued, so one setting's backlog does not spill into the next."""
         if self._load is not None:
             self._load.stop()
             self._load = None
-        stats = self.proxy.completions.stats  # count batches from here on
-        self._sizes.update(Counter(stats.batch_sizes), restart=True)
-        self._reasons.update(Counter(stats.flush_reasons), restart=True)
+        stats = self.proxy.stats()  # count batches from here on
+        self._sizes.update(_sizes_of(stats), restart=True)
+        self._reasons.update(Counter(stats["flush_reasons"]), restart=True)
         self.start()
 
     def stop(self) -> None:
@@ -224,8 +234,7 @@ class BatchingDashboard:
     def close(self) -> None:
         """Stop the load, the refresh and the proxy; the dashboard is done."""
         self.stop()
-        self.proxy.close_from_thread()  # answer what is queued before the server goes
-        self.proxy_server.stop()
+        self.proxy.stop()  # it answers what is queued, with errors, before it goes
         if self in BatchingDashboard._live:
             BatchingDashboard._live.remove(self)
 
@@ -239,17 +248,18 @@ class BatchingDashboard:
 
     def refresh(self) -> LiveSnapshot:
         snapshot = self.window.snapshot()
-        stats = self.proxy.completions.stats
-        sizes = self._sizes.update(Counter(stats.batch_sizes))
-        reasons = self._reasons.update(Counter(stats.flush_reasons))
-        settings = self.proxy.completions.settings
+        stats = self._stats = self.proxy.stats()
+        sizes = self._sizes.update(_sizes_of(stats))
+        reasons = self._reasons.update(Counter(stats["flush_reasons"]))
+        settings = self.proxy.configure()  # no change: the settings as they are
         described = (
-            f"batch {settings.max_batch_size}, flush {settings.batch_wait_timeout_s * 1000:g} ms"
+            f"batch {settings['max_batch_size']}, "
+            f"flush {settings['batch_wait_timeout_s'] * 1000:g} ms"
         )
         self.numbers.value = numbers_html(
             snapshot,
-            self.proxy.completions.pending,
-            self.proxy.completions.in_flight,
+            stats["pending"],
+            stats["in_flight"],
             sizes,
             described,
         )

@@ -76,6 +76,8 @@ class Settings:
         if unknown:
             names = ", ".join(sorted(known))
             raise TypeError(f"unknown setting {unknown[0]!r} for {cls.__name__}; known: {names}")
+        # JSON has no tuples: a list given for a tuple field (allow_callback_host) is one.
+        data = {key: tuple(v) if isinstance(v, list) else v for key, v in data.items()}
         missing = [
             f.name
             for f in dataclasses.fields(cls)  # type: ignore[arg-type]
@@ -122,5 +124,4 @@ class Settings:
         """The fields given on the command line, over `defaults`, over the class's own."""
         names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
         given = {name: value for name, value in vars(args).items() if name in names}
-        given = {k: tuple(v) if isinstance(v, list) else v for k, v in given.items()}
         return cls.from_dict({**defaults, **given})
