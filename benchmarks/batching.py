@@ -20,7 +20,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 import httpx
-from _harness import spawn, stop, wait_until_up
+from _harness import free_port, spawn, stop, wait_until_up
 
 from inferlab import MicroBatcher
 
@@ -242,12 +242,14 @@ def http_table(quick: bool) -> None:
 
 
 def http_comparison(quick: bool, time_scale: float) -> None:
-    server = spawn("serve", "--port", "18801", "--time-scale", str(time_scale))
-    proxy = spawn("proxy", "--upstream", "http://127.0.0.1:18801/v1", "--port", "18802")
+    server_port, proxy_port = free_port(), free_port()
+    direct_url = f"http://127.0.0.1:{server_port}/v1"
+    proxy_url = f"http://127.0.0.1:{proxy_port}/v1"
+    server = spawn("serve", "--port", str(server_port), "--time-scale", str(time_scale))
+    proxy = spawn("proxy", "--upstream", direct_url, "--port", str(proxy_port))
     try:
-        direct_url, proxy_url = "http://127.0.0.1:18801/v1", "http://127.0.0.1:18802/v1"
-        for url in (direct_url, proxy_url):
-            wait_until_up(url)
+        wait_until_up(direct_url, server)
+        wait_until_up(proxy_url, proxy)
         requests = 30 if quick else 100
         body = {"prompt": "Hello", "max_tokens": 4, "ignore_eos": True}
         with httpx.Client(timeout=30) as client:

@@ -24,14 +24,14 @@ import time
 from pathlib import Path
 
 import httpx
-from _harness import spawn, stop, wait_until_up
+from _harness import free_port, spawn, stop, wait_until_up
 
 from inferlab.jobs import AsyncJobClient
 from inferlab.load.loadgen import run_load
 from inferlab.load.metrics import percentile
 from inferlab.load.workloads import Workload, fixed
 
-MODEL_PORT, JOBS_PORT = 18911, 18912
+MODEL_PORT, JOBS_PORT = free_port(), free_port()
 MODEL = f"http://127.0.0.1:{MODEL_PORT}/v1"
 JOBS = f"http://127.0.0.1:{JOBS_PORT}"
 

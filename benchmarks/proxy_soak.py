@@ -22,9 +22,9 @@ import sys
 import time
 
 import httpx
-from _harness import spawn, stop, wait_until_up
+from _harness import free_port, spawn, stop, wait_until_up
 
-UPSTREAM_PORT, PROXY_PORT = 18901, 18902
+UPSTREAM_PORT, PROXY_PORT = free_port(), free_port()
 CLEAR = {"200", "429", "502", "504", "stream-error"}  # stream-error: an error event, then [DONE]
 CLIENTS_PER_POOL = 25  # httpx's pool does O(connections) work per request: keep pools small
 HANG_S = 30.0  # a request with no answer after this long counts as hung (the deadline is 2 s)

@@ -25,7 +25,7 @@ import time
 from importlib import resources
 
 import httpx
-from _harness import spawn, stop, wait_until_up
+from _harness import free_port, spawn, stop, wait_until_up
 
 from inferlab import SimulatedModel, get_profile
 
@@ -182,13 +182,13 @@ def capacity_table(quick: bool) -> None:
     print("   KV cache enlarged to 4M tokens so that CPU, not simulated HBM, is the limit)\n")
     header = ("streams", "open at once", "worst lag", "lag", "tokens")
     print("{:>8} {:>13} {:>10} {:>7} {:>8}  verdict".format(*header))
-    port = 18765
+    port = free_port()
     server = spawn(
         "serve", "--port", str(port), "--max-num-seqs", "4096", "--kv-capacity-tokens", "4000000"
     )
     try:
         base_url = f"http://127.0.0.1:{port}/v1"
-        wait_until_up(base_url)
+        wait_until_up(base_url, server)
         sustained = 0
         for streams in (1000,) if quick else (250, 500, 1000, 1500, 2000):
             worst_s, lag, peak, tokens = asyncio.run(stream_burst(base_url, streams, TOKENS))
