@@ -37,6 +37,7 @@ labs: $(BIN)/inferlab
 check: $(BIN)/inferlab
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/mypy
 
 clean:
 	rm -rf $(VENV)

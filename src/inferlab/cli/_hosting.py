@@ -43,7 +43,7 @@ def run(app: Any, args: argparse.Namespace, *, graceful_shutdown_s: float = 5.0)
         host=args.host,
         port=args.port,
         log_level=args.log_level,
-        timeout_graceful_shutdown=graceful_shutdown_s,
+        timeout_graceful_shutdown=graceful_shutdown_s,  # type: ignore[arg-type]
         **UVICORN_DEFAULTS,
     )
     return 0

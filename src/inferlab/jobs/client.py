@@ -43,8 +43,17 @@ class JobInfo:
 
     @classmethod
     def from_json(cls, body: Json) -> JobInfo:
-        names = ("status", "created_at", "attempts", "started_at", "finished_at", "result", "error")
-        return cls(id=body["id"], raw=body, **{name: body.get(name) for name in names})
+        return cls(
+            id=body["id"],
+            status=body["status"],
+            created_at=body["created_at"],
+            attempts=body.get("attempts") or 0,
+            started_at=body.get("started_at"),
+            finished_at=body.get("finished_at"),
+            result=body.get("result"),
+            error=body.get("error"),
+            raw=body,
+        )
 
     @property
     def finished(self) -> bool:
@@ -53,7 +62,8 @@ class JobInfo:
     @property
     def text(self) -> str:
         """The first choice's text, once succeeded."""
-        return (self.result or {}).get("choices", [{}])[0].get("text", "")
+        text = (self.result or {}).get("choices", [{}])[0].get("text", "")
+        return str(text)
 
 
 def _submission(
@@ -100,7 +110,12 @@ class JobClient:
     """The job API from blocking code (notebooks, scripts)."""
 
     def __init__(
-        self, base_url: str, *, api_key: str | None = None, poll_s: float = 30.0, timeout_s=60.0
+        self,
+        base_url: str,
+        *,
+        api_key: str | None = None,
+        poll_s: float = 30.0,
+        timeout_s: float = 60.0,
     ):
         self.base_url = base_url.rstrip("/").removesuffix("/v1")
         self.poll_s = poll_s

@@ -49,7 +49,8 @@ class LoadThread:
         pools = [
             httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=64)) for _ in range(8)
         ]  # small pools: httpx's cost per request grows with a pool
-        rng, in_flight, index = random.Random(0), set(), 0
+        in_flight: set[asyncio.Task[None]] = set()
+        rng, index = random.Random(0), 0
         try:
             while not self._stopping.is_set():
                 try:  # the arrival schedule, and an early wake-up when asked to stop

@@ -15,6 +15,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from ..load.metrics import percentile
 
@@ -78,9 +79,9 @@ class CounterWindow:
     def __init__(self, window_s: float = 5.0, clock: Callable[[], float] = time.monotonic):
         self.window_s = window_s
         self._clock = clock
-        self._history: deque[tuple[float, Counter[object]]] = deque()
+        self._history: deque[tuple[float, Counter[Any]]] = deque()
 
-    def update(self, cumulative: Counter[object], *, restart: bool = False) -> Counter[object]:
+    def update(self, cumulative: Counter[Any], *, restart: bool = False) -> Counter[Any]:
         """Record the counter now; return what it gained over the window (or since restart)."""
         now = self._clock()
         if restart:

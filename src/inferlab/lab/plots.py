@@ -24,7 +24,7 @@ if TYPE_CHECKING:  # only a type here: figures do not need the job API loaded
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
 
 
-def _figure(width: float = 6.4, height: float = 3.6, columns: int = 1) -> tuple[Figure, list]:
+def _figure(width: float = 6.4, height: float = 3.6, columns: int = 1) -> tuple[Figure, list[Axes]]:
     figure = Figure(figsize=(width, height), layout="constrained")
     axes = figure.subplots(1, columns, squeeze=False)[0]
     for ax in axes:
@@ -164,7 +164,7 @@ def roofline(
 
 
 def request_timeline(
-    requests: Sequence[SimulatedSequence] | Sequence[RequestResult],
+    requests: Sequence[SimulatedSequence | RequestResult],
     *,
     title: str = "Request timeline",
     max_requests: int = 60,

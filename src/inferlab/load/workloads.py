@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import itertools
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 
@@ -40,7 +40,11 @@ class Lengths:
         if len(parts) == 1:
             return fixed(int(parts[0]))
         kind, *numbers = parts
-        makers = {"fixed": fixed, "uniform": uniform, "exp": exponential}
+        makers: dict[str, Callable[..., Lengths]] = {
+            "fixed": fixed,
+            "uniform": uniform,
+            "exp": exponential,
+        }
         if kind not in makers:
             raise ValueError(f"unknown length distribution {kind!r}; use fixed, uniform or exp")
         return makers[kind](*map(int, numbers))

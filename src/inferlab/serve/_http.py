@@ -90,7 +90,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def http_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
-        return error_response(str(exc.detail), exc.status_code, headers=exc.headers)
+        headers = dict(exc.headers) if exc.headers else None
+        return error_response(str(exc.detail), exc.status_code, headers=headers)
 
     async def invalid_request(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, InvalidRequestError)

@@ -32,7 +32,7 @@ import uvicorn
 # subtle: uvicorn closes idle keep-alive connections after 5 s, the very time httpx (and many
 # clients) keep them for. A request sent on a connection as the server closes it fails with a
 # ReadError. A server should outwait its clients, so idle connections die on the client's side.
-UVICORN_DEFAULTS = {"timeout_keep_alive": 75}
+UVICORN_DEFAULTS: dict[str, Any] = {"timeout_keep_alive": 75}
 
 
 def _new_event_loop() -> asyncio.AbstractEventLoop:

@@ -23,7 +23,7 @@ from ..engine.model import SimulatedModel
 from ..engine.scheduler import Step
 
 # The *_created series (a timestamp per counter) only add noise for learners reading /metrics.
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 _LATENCY_BUCKETS_S = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 _STEP_BUCKETS_S = (0.002, 0.005, 0.01, 0.015, 0.02, 0.03, 0.05, 0.1, 0.25, 0.5, 1)

@@ -63,7 +63,9 @@ class Shape:
             }
         return {"index": index, "text": text, "logprobs": None, "finish_reason": finish_reason}
 
-    def delta(self, index: int, text: str, finish_reason: str | None, first: bool) -> dict:
+    def delta(
+        self, index: int, text: str, finish_reason: str | None, first: bool
+    ) -> dict[str, Any]:
         if not self.chat:
             return self.choice(index, text, finish_reason)
         delta: dict[str, str] = {"role": "assistant", "content": text} if first else {}

@@ -117,7 +117,9 @@ class _Answer:
         )
 
 
-def _payload(model: str, key: str, value: Any, stream: bool, params: dict[str, Any]) -> dict:
+def _payload(
+    model: str, key: str, value: Any, stream: bool, params: dict[str, Any]
+) -> dict[str, Any]:
     payload = {"model": model, key: value, **params, "stream": stream}
     if stream:
         payload.setdefault("stream_options", {"include_usage": True})
