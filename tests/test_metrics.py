@@ -108,3 +108,35 @@ def test_tpot_is_unknown_when_the_answer_came_in_one_piece():
     )
     assert record.tpot_s is None and record.ttft_s == record.e2e_latency_s
     assert "-" in summarize([record]).table().split("tpot")[1].splitlines()[0]
+
+
+def _timed(e2e_s: float, engine_e2e_s: float, scale: float = 0.1) -> RequestResult:
+    from inferlab.engine.timing import EngineTiming
+
+    engine = EngineTiming(
+        queue_s=0.0,
+        prefill_s=0.01,
+        ttft_s=0.01,
+        e2e_latency_s=engine_e2e_s,
+        output_tokens=8,
+        time_scale=scale,
+    )
+    return RequestResult(index=0, scheduled_s=0.0, done_s=e2e_s, engine=engine)
+
+
+def test_a_run_whose_client_times_drifted_says_so_in_a_sentence():
+    """The client saw 14 ms of wall time per request at time scale 0.1: 140 ms of simulated
+    time, where the engine spent 100 ms. 40% apart: the summary says so, plainly."""
+    summary = summarize([_timed(0.014, 0.100), _timed(0.014, 0.100)])
+    assert summary.drift is not None and summary.drift.relative == pytest.approx(0.4)
+    assert "Your machine added 40% to these times" in summary.table()
+
+
+def test_a_run_that_agrees_with_the_engine_says_nothing():
+    summary = summarize([_timed(0.0105, 0.100)])
+    assert summary.drift is not None and summary.drift.warning is None
+    assert "Your machine" not in summary.table()
+
+
+def test_a_server_without_an_engine_account_has_no_drift():
+    assert summarize([RequestResult(index=0, scheduled_s=0.0, done_s=1.0)]).drift is None

@@ -28,6 +28,7 @@ class EngineTiming:
     ttft_s: float  # arrival -> first token
     e2e_latency_s: float  # arrival -> last token
     output_tokens: int
+    time_scale: float = 1.0  # the engine's wall seconds per simulated second
 
     WIRE_NAME = "engine_timing"  # the field of a response body (or last chunk) that carries it
 
@@ -55,6 +56,7 @@ class EngineTiming:
                 ttft_s=float(body["ttft_s"]),
                 e2e_latency_s=float(body["e2e_latency_s"]),
                 output_tokens=int(body["output_tokens"]),
+                time_scale=float(body.get("time_scale", 1.0)),
             )
         except (KeyError, TypeError, ValueError):
             return None

@@ -8,6 +8,7 @@ metrics of `vllm bench serve` (throughput, goodput, TTFT, TPOT, ITL, E2E percent
 May import: `engine`, `wire`, `jobs.client`; never a server.
 """
 
+from .drift import Drift, drift_of
 from .loadgen import LoadRun, run_closed_loop, run_load, run_open_loop
 from .metrics import SLO, Distribution, LittlesLaw, RequestResult, Summary, percentile, summarize
 from .workloads import (
@@ -24,6 +25,7 @@ from .workloads import (
 __all__ = [
     "SLO",
     "Distribution",
+    "Drift",
     "Lengths",
     "LittlesLaw",
     "LoadRun",
@@ -33,6 +35,7 @@ __all__ = [
     "Workload",
     "arrival_gaps",
     "arrival_times",
+    "drift_of",
     "exponential",
     "fixed",
     "percentile",

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..wire.timing import Timing
+from .drift import Drift, drift_of
 
 PERCENTILES = (50, 90, 95, 99)
 
@@ -127,6 +128,7 @@ class Summary:
     errors: dict[str, int]
     littles_law: LittlesLaw | None = None
     ack: Distribution | None = None  # job API runs: submit -> acknowledgement
+    drift: Drift | None = None  # the client's times against the engine's own account
 
     @property
     def error_rate(self) -> float:
@@ -158,6 +160,8 @@ class Summary:
                 f"\nLittle's law: sampled L = {law.sampled_in_flight:.2f} in flight, "
                 f"λW = {law.predicted_in_flight:.2f} ({law.relative_error:.1%} apart)"
             )
+        if self.drift is not None and self.drift.warning:
+            lines.append("\n" + self.drift.warning)
         return "\n".join(lines)
 
 
@@ -207,4 +211,5 @@ def summarize(
         ack=Distribution.of(acks)
         if (acks := [a for r in good if (a := r.ack_latency_s)])
         else None,
+        drift=drift_of(records),
     )

@@ -114,6 +114,7 @@ class _Timer:
     def __init__(self, model: SimulatedModel, metrics: ServerMetrics):
         self.metrics = metrics
         self.start_s = model.clock.now()
+        self.time_scale = model.time_scale
         self.first_token_s: dict[int, float] = {}
         self.arrival_s: float | None = None
         self.admitted_s: float | None = None
@@ -145,6 +146,7 @@ class _Timer:
             ttft_s=first_s - arrival_s,
             e2e_latency_s=max(first_s, self.finished_s) - arrival_s,
             output_tokens=self.output_tokens,
+            time_scale=self.time_scale,
         )
 
 
