@@ -398,7 +398,7 @@ async def test_a_caller_that_gives_up_does_not_break_its_batch(lab):
         await asyncio.gather(b, return_exceptions=True)
         results = await settle(run.proxy, [a, c], guarantee, look)
     if results != ["answer to A", "answer to C"]:
-        broke(guarantee, f"after B gave up, A and C got {results}.", look)
+        broke(guarantee, f"after B gave up, A and C got {results}.", "_send(): by `index`")
 
 
 async def test_a_caller_that_gives_up_frees_its_place(lab):
