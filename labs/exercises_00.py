@@ -14,9 +14,9 @@ def predicted_latency_ms(profile: Profile, prompt_tokens: int, output_tokens: in
     the prompt (which gives the first token), then one decode step per further token, each over
     a context one token longer than the last. Use `profile.prefill_ms([prompt_tokens])` and
     `profile.decode_ms([context])`."""
-    # TODO: prefill once, then decode_ms for contexts prompt+1 ... prompt+output-1
+    # TODO: add up the steps this request takes, each at its own context length
     raise NotImplementedError(
-        'TODO in labs/exercises_00.py: prefill once, then decode_ms for contexts prompt+1 ... prompt+output-1'
+        'TODO in labs/exercises_00.py: add up the steps this request takes, each at its own context length'
     )
 
 
@@ -26,7 +26,7 @@ def ttft_and_tpot(sent_s: float, token_times_s: list[float]) -> tuple[float, flo
 
     ttft_and_tpot(0.0, [0.1, 0.2, 0.4]) -> (0.1, 0.15)
     """
-    # TODO: TTFT: first arrival minus sent; TPOT: last minus first over the gaps
+    # TODO: the wait for the first token; then the mean time between tokens
     raise NotImplementedError(
-        'TODO in labs/exercises_00.py: TTFT: first arrival minus sent; TPOT: last minus first over the gaps'
+        'TODO in labs/exercises_00.py: the wait for the first token; then the mean time between tokens'
     )

@@ -9,9 +9,9 @@ def static_steps(output_lengths: list[int], slots: int) -> int:
 
     static_steps([1, 5, 2, 2], 2) -> 5 + 2 = 7
     """
-    # TODO: sum over consecutive groups of `slots` of the longest in each
+    # TODO: walk through the requests one batch at a time
     raise NotImplementedError(
-        'TODO in labs/exercises_07.py: sum over consecutive groups of `slots` of the longest in each'
+        'TODO in labs/exercises_07.py: walk through the requests one batch at a time'
     )
 
 
@@ -22,7 +22,7 @@ def continuous_steps(output_lengths: list[int], slots: int) -> int:
 
     continuous_steps([1, 5, 2, 2], 2) -> 5   (1 leaves after step 1; 2 runs steps 2-3; ...)
     """
-    # TODO: simulate: admit into free slots, one token each, retire finished
+    # TODO: simulate the steps one at a time, as the docstring describes them
     raise NotImplementedError(
-        'TODO in labs/exercises_07.py: simulate: admit into free slots, one token each, retire finished'
+        'TODO in labs/exercises_07.py: simulate the steps one at a time, as the docstring describes them'
     )

@@ -9,7 +9,7 @@ def static_steps(output_lengths: list[int], slots: int) -> int:
 
     static_steps([1, 5, 2, 2], 2) -> 5 + 2 = 7
     """
-    # BEGIN SOLUTION (sum over consecutive groups of `slots` of the longest in each)
+    # BEGIN SOLUTION (walk through the requests one batch at a time)
     return sum(max(output_lengths[i : i + slots]) for i in range(0, len(output_lengths), slots))
     # END SOLUTION
 
@@ -21,7 +21,7 @@ def continuous_steps(output_lengths: list[int], slots: int) -> int:
 
     continuous_steps([1, 5, 2, 2], 2) -> 5   (1 leaves after step 1; 2 runs steps 2-3; ...)
     """
-    # BEGIN SOLUTION (simulate: admit into free slots, one token each, retire finished)
+    # BEGIN SOLUTION (simulate the steps one at a time, as the docstring describes them)
     waiting = list(output_lengths)
     running: list[int] = []  # tokens still to generate, per running sequence
     steps = 0

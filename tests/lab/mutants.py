@@ -282,8 +282,12 @@ EXERCISES = [
     Mutant(
         "roofline_adds_the_two_times",
         "exercises_04",
-        "return max(memory_s, compute_s) * 1000",
-        "return (memory_s + compute_s) * 1000",
+        "memory_s = params * bytes_per_param / bandwidth_bps\n"
+        "    compute_s = 2 * params * batch / flops_per_s\n"
+        "    return max(memory_s, compute_s) * 1000",
+        "memory_s = params * bytes_per_param / bandwidth_bps\n"
+        "    compute_s = 2 * params * batch / flops_per_s\n"
+        "    return (memory_s + compute_s) * 1000",
         "test_roofline_is_the_slower_of_memory_and_arithmetic",
         "the slower one sets it",
     ),
@@ -351,6 +355,105 @@ EXERCISES = [
         "the queue grows forever",
     ),
     Mutant(
+        "retry_without_jitter",
+        "exercises_02",
+        "await sleep(rng.uniform(0, backoff_bound_s(attempt, base_s, cap_s)))",
+        "await sleep(backoff_bound_s(attempt, base_s, cap_s))",
+        "test_retries_with_jitter_until_it_succeeds",
+        "draw each wait with rng.uniform",
+    ),
+    Mutant(
+        "retry_sleeps_after_the_last_attempt",
+        "exercises_02",
+        """\
+        if status < 400 or not is_retryable(status) or attempt == max_attempts:
+            return status
+        await sleep(rng.uniform(0, backoff_bound_s(attempt, base_s, cap_s)))
+    raise ValueError(f"max_attempts must be >= 1, got {max_attempts}")
+""",
+        """\
+        if status < 400 or not is_retryable(status):
+            return status
+        await sleep(rng.uniform(0, backoff_bound_s(attempt, base_s, cap_s)))
+    return status
+""",
+        "test_gives_up_after_max_attempts",
+        "after the last attempt nobody waits",
+    ),
+    Mutant(
+        "retry_never_gives_up",
+        "exercises_02",
+        """\
+    for attempt in range(1, max_attempts + 1):
+        status = await send()
+        if status < 400 or not is_retryable(status) or attempt == max_attempts:
+""",
+        """\
+    for attempt in range(1, 1_000_000):  # until it works
+        status = await send()
+        if status < 400 or not is_retryable(status):
+""",
+        "test_gives_up_after_max_attempts",
+        "Your code raised RuntimeError: send() called",
+    ),
+    Mutant(
+        "webhook_processes_every_delivery",
+        "exercises_02",
+        'if event["event_id"] not in self._seen:',
+        "if True:",
+        "test_webhook_receiver_processes_each_event_once",
+        "remember which event_ids you processed",
+    ),
+    Mutant(
+        "webhook_marks_seen_before_verifying",
+        "exercises_02",
+        """\
+        if not signature_is_valid(self.secret, body, header, now=self.clock()):
+            return 401
+        event = json.loads(body)
+        if event["event_id"] not in self._seen:
+            self._seen.add(event["event_id"])
+            self.processed.append(event)
+        return 200
+""",
+        """\
+        event = json.loads(body)
+        if event["event_id"] in self._seen:
+            return 200
+        self._seen.add(event["event_id"])
+        if not signature_is_valid(self.secret, body, header, now=self.clock()):
+            return 401
+        self.processed.append(event)
+        return 200
+""",
+        "test_webhook_receiver_is_not_fooled_by_a_forgery",
+        "check the signature before anything else",
+    ),
+    Mutant(
+        "kv_roofline_without_the_cache",
+        "exercises_04",
+        "memory_s = (params * bytes_per_param + batch * context_tokens * kv_bytes_per_token) / (",
+        "memory_s = (params * bytes_per_param) / (",
+        "test_kv_roofline_reads_the_cache_too",
+        "every sequence's keys and values",
+    ),
+    Mutant(
+        "kv_cache_read_once_per_step",
+        "exercises_04",
+        "memory_s = (params * bytes_per_param + batch * context_tokens * kv_bytes_per_token) / (",
+        "memory_s = (params * bytes_per_param + context_tokens * kv_bytes_per_token) / (",
+        "test_kv_roofline_reads_the_cache_too",
+        "every sequence's keys and values",
+    ),
+    Mutant(
+        "max_rate_is_a_utilisation",
+        "exercises_08",
+        "return utilisation / service_s",
+        "return utilisation",
+        "test_max_rate_for_a_mean_latency_target",
+        "a rate is a utilisation divided by the service time",
+    ),
+    Mutant(
         "burn_rate_over_the_objective",
         "exercises_08",
         "return (missed / total) / (1 - objective)",
@@ -373,6 +476,22 @@ EXERCISES = [
         "return in_flight * latency_s",
         "test_max_throughput",
         "Little's law relates",
+    ),
+    Mutant(
+        "cost_ignores_the_batch",
+        "exercises_09",
+        "return price_per_s * step_ms / 1000 / batch * 1_000_000",
+        "return price_per_s * step_ms / 1000 * 1_000_000",
+        "test_cost_per_million_tokens",
+        "makes `batch` tokens",
+    ),
+    Mutant(
+        "predicts_batching_is_free",
+        "exercises_09",
+        "return 64 * 8.4 / 10.3",
+        "return 64.0",
+        "test_predicted_cost_ratio",
+        "you predicted 64.0",
     ),
 ]
 

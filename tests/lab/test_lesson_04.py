@@ -41,3 +41,33 @@ def test_crossover_batch(ex):
         given="bf16 weights, 3 TB/s, 750 TFLOP/s",
         look="set the two times of roofline_step_ms equal and solve for the batch",
     )
+
+
+KV = dict(kv_bytes_per_token=2 * 32 * 8 * 128 * 2)  # Llama-3-8B, bf16: 128 KiB a token
+
+
+def test_kv_roofline_reads_the_cache_too(ex):
+    """kv_roofline_step_ms() adds each sequence's KV cache to what a step must read."""
+    look = "a step reads the weights once, plus every sequence's keys and values for its context"
+    weights_s, cache_s = 16e9 / 3e12, 64 * 4096 * KV["kv_bytes_per_token"] / 3e12
+    expect(
+        ex.kv_roofline_step_ms(64, 4096, **H100, **KV),
+        (weights_s + cache_s) * 1000,
+        rel=1e-6,
+        given="batch 64 at a context of 4,096 tokens on the 8B model (ms)",
+        look=look,
+    )
+    expect(
+        ex.kv_roofline_step_ms(1, 0, **H100, **KV),
+        ex.roofline_step_ms(1, **H100),
+        rel=1e-6,
+        given="an empty context: the plain roofline (ms)",
+        look=look,
+    )
+    expect(
+        ex.kv_roofline_step_ms(2000, 1, **H100, **KV),
+        2 * 8e9 * 2000 / 750e12 * 1000,
+        rel=1e-6,
+        given="batch 2,000 at a context of 1: compute-bound (ms)",
+        look="the arithmetic does not grow with the context in this model; the reads do",
+    )

@@ -53,3 +53,29 @@ def test_budget_left_hours(ex):
         given="30 days at 99.9%, burning at 2x for 10 days (minutes left)",
         look="the budget is 43.2 minutes; at burn rate 1 a day spends a 30th of it",
     )
+
+
+def test_max_rate_for_a_mean_latency_target(ex):
+    """max_rate_for_mean_latency() finds the highest rate that still meets the target."""
+    look = "find the utilisation at which md1_mean_latency_s() equals the target; a rate is a "
+    look += "utilisation divided by the service time"
+    expect(
+        ex.max_rate_for_mean_latency(0.1, 0.15),
+        5.0,
+        rel=1e-3,
+        given="0.1 s service, a 0.15 s target (requests/s)",
+        look=look,
+    )
+    expect(
+        ex.max_rate_for_mean_latency(0.02, 0.1),
+        2 * 4 / (1 + 2 * 4) / 0.02,
+        rel=1e-3,
+        given="20 ms service, a 100 ms target (requests/s)",
+        look=look,
+    )
+    expect(
+        ex.max_rate_for_mean_latency(0.1, 0.05),
+        0.0,
+        given="a target shorter than the service time",
+        look="no rate meets it",
+    )
