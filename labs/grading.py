@@ -19,7 +19,7 @@ HERE = Path(__file__).resolve().parent
 def grade(lesson: str) -> None:
     """Run lesson `lesson`'s checks on this folder's files and print what they say."""
     print(f"Grading lesson {lesson} only, on {HERE.name}/:")
-    command = [sys.executable, "-m", "pytest", "tests/lab", "-q", "--no-header"]
+    command = [sys.executable, "-m", "pytest", "tests/lab", "-q", "--no-header", "--color=no"]
     result = subprocess.run(
         [*command, "-p", "no:cacheprovider", "--lesson", lesson],
         cwd=HERE.parent,
