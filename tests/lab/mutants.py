@@ -339,6 +339,14 @@ EXERCISES = [
         "expected 5",
     ),
     Mutant(
+        "plot_read_the_other_way_round",
+        "exercises_07",
+        "return 0, 1  # request 0",
+        "return 1, 0  # request 0",
+        "test_read_the_plot",
+        "expected (0, 1)",
+    ),
+    Mutant(
         "md1_uses_mm1",
         "exercises_08",
         "return service_s + utilisation * service_s / (2 * (1 - utilisation))",

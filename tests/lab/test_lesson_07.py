@@ -44,3 +44,25 @@ def test_continuous_steps(ex):
                 f"{math.ceil(sum(lengths) / slots)} (every slot busy every step).",
                 look,
             )
+
+
+def held_longest(lengths: list[int], slots: int) -> tuple[int, int]:
+    """(request held longest after its last token in static batching, the request it waited for)."""
+    best = (-1, 0, 0)  # steps held, held, holder
+    for start in range(0, len(lengths), slots):
+        group = range(start, min(start + slots, len(lengths)))
+        holder = max(group, key=lambda i: lengths[i])
+        for i in group:
+            best = max(best, (lengths[holder] - lengths[i], -i, holder))
+    return -best[1], best[2]
+
+
+def test_read_the_plot(ex):
+    """read_the_plot() names the request held longest in its slot, and the one that held it."""
+    expect(
+        ex.read_the_plot(),
+        held_longest(ex.PLOTTED_LENGTHS, ex.PLOTTED_SLOTS),
+        given="the plotted static batches, (held, holder)",
+        look="the longest hatched bar is the wait after a request's last token; the request it "
+        "waits for is the longest one in the same batch",
+    )
