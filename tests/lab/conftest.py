@@ -37,6 +37,7 @@ from tests.lab.grading import (
 )
 
 LAB_FOLDERS = ("solutions", "labs")
+CHECK_TIMEOUT_S = 20  # every check takes well under a second on a correct answer
 LESSONS = ("00", "01", "02", "03", "04", "05", "06", "07", "08", "09")
 
 
@@ -104,6 +105,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             keep.append(item)
             continue
         lesson = lesson_of(item)
+        item.add_marker(pytest.mark.timeout(CHECK_TIMEOUT_S))  # an endless loop fails, briefly
         callspec = getattr(item, "callspec", None)
         folder = callspec.params.get("lab_dir") if callspec else None
         if folder is None and os.environ.get("INFERLAB_CHECK", "solutions") not in LAB_FOLDERS:
@@ -147,6 +149,13 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         report.grade_kind, report.longrepr = "does not load", str(exc)
     elif todo is not None:
         report.grade_kind, report.longrepr = "not started", f"not started: {todo}"
+    elif isinstance(exc, pytest.fail.Exception) and str(exc.msg).startswith("Timeout (>"):
+        report.grade_kind = "failed"
+        where = describe_exception(exc).split("\n", 1)[1]
+        report.longrepr = (
+            f"{_guarantee(item)}\n  Observed: still running after {CHECK_TIMEOUT_S} s: "
+            f"an endless loop? It was here:\n{where}"
+        )
     elif isinstance(exc, pytest.fail.Exception):
         report.grade_kind, report.longrepr = "failed", str(exc.msg)
     elif isinstance(exc, AssertionError):  # a check written as a bare assert: its message only
