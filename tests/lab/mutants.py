@@ -280,6 +280,22 @@ EXERCISES = [
         "expected (2, 0.3)",
     ),
     Mutant(
+        "stall_prefills_one_by_one",
+        "exercises_03",
+        "+ profile.prefill_ms([prompt_tokens] * newcomers)",
+        "+ newcomers * profile.prefill_ms([prompt_tokens])",
+        "test_predicted_stall",
+        "prefilled together, in one call",
+    ),
+    Mutant(
+        "stall_without_the_streams_decode",
+        "exercises_03",
+        "+ profile.decode_ms([stream_context_tokens])",
+        "+ 0.0",
+        "test_predicted_stall",
+        "the stream's own decode happens in the same step",
+    ),
+    Mutant(
         "roofline_adds_the_two_times",
         "exercises_04",
         "memory_s = params * bytes_per_param / bandwidth_bps\n"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from inferlab import get_profile
 from tests.lab.grading import expect
 
 pytestmark = pytest.mark.lesson("03")
@@ -41,4 +42,18 @@ def test_longest_gap(ex):
         (2, 0.3),
         given="tokens at 0.1, 0.2, 0.5 and 0.6 s",
         look="the index is that of the token that arrived after the gap",
+    )
+
+
+def test_predicted_stall(ex):
+    """predicted_stall_ms() prices the one step that prefills every newcomer together."""
+    profile = get_profile("h100-llama3-8b")
+    expected = profile.step_overhead_ms + profile.prefill_ms([203] * 16) + profile.decode_ms([20])
+    expect(
+        ex.predicted_stall_ms(profile, 16, 203, 20),
+        expected,
+        rel=1e-6,
+        given="16 newcomers of 203 tokens while a stream is at a context of 20 (ms)",
+        look="the newcomers' prompts are prefilled together, in one call to prefill_ms() (a "
+        "batch shares the fixed cost), and the stream's own decode happens in the same step",
     )
