@@ -30,3 +30,16 @@ def ttft_and_tpot(sent_s: float, token_times_s: list[float]) -> tuple[float, flo
     raise NotImplementedError(
         'TODO in labs/exercises_00.py: the wait for the first token; then the mean time between tokens'
     )
+
+
+def max_output_tokens(profile: Profile, prompt_tokens: int, budget_ms: float) -> int:
+    """Turn the knob: the largest max_tokens whose request, alone on the accelerator, finishes
+    within budget_ms (0 if not even the first token does). Your predicted_latency_ms() is the
+    tool; graded exactly, against the simulator.
+
+    max_output_tokens(profile, 512, 100) -> 10 on h100-llama3-8b
+    """
+    # TODO: grow the answer a token at a time while the prediction stays in budget
+    raise NotImplementedError(
+        'TODO in labs/exercises_00.py: grow the answer a token at a time while the prediction stays in budget'
+    )

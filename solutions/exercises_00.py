@@ -34,3 +34,18 @@ def ttft_and_tpot(sent_s: float, token_times_s: list[float]) -> tuple[float, flo
     tpot = (token_times_s[-1] - token_times_s[0]) / gaps if gaps else 0.0
     return ttft, tpot
     # END SOLUTION
+
+
+def max_output_tokens(profile: Profile, prompt_tokens: int, budget_ms: float) -> int:
+    """Turn the knob: the largest max_tokens whose request, alone on the accelerator, finishes
+    within budget_ms (0 if not even the first token does). Your predicted_latency_ms() is the
+    tool; graded exactly, against the simulator.
+
+    max_output_tokens(profile, 512, 100) -> 10 on h100-llama3-8b
+    """
+    # BEGIN SOLUTION (grow the answer a token at a time while the prediction stays in budget)
+    tokens = 0
+    while predicted_latency_ms(profile, prompt_tokens, tokens + 1) <= budget_ms:
+        tokens += 1
+    return tokens
+    # END SOLUTION

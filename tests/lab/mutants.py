@@ -196,6 +196,14 @@ EXERCISES = [
         "expected (0.1, 0.15)",
     ),
     Mutant(
+        "budget_one_token_over",
+        "exercises_00",
+        "while predicted_latency_ms(profile, prompt_tokens, tokens + 1) <= budget_ms:",
+        "while predicted_latency_ms(profile, prompt_tokens, max(tokens, 1)) <= budget_ms:",
+        "test_max_output_tokens_meets_the_budget",
+        "one more token must go over it",
+    ),
+    Mutant(
         "percentile_nearest_rank",
         "exercises_01",
         "return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)",

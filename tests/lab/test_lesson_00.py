@@ -44,3 +44,24 @@ def test_ttft_and_tpot(ex):
         given="sent at 1 s, one token at 1.25 s",
         look="with a single token there are no gaps to spread anything over",
     )
+
+
+def fits(profile, prompt: int, output: int, budget_ms: float) -> bool:
+    (measured,) = simulate([(0.0, prompt, output)], profile)
+    return measured.finished_s * 1000 <= budget_ms
+
+
+@pytest.mark.parametrize(("prompt", "budget_ms"), [(512, 100), (512, 500), (8, 250), (512, 10)])
+def test_max_output_tokens_meets_the_budget(ex, prompt, budget_ms):
+    """max_output_tokens() is the longest answer that still finishes within the budget."""
+    profile = get_profile("h100-llama3-8b")
+    expected = 0
+    while fits(profile, prompt, expected + 1, budget_ms):
+        expected += 1
+    expect(
+        ex.max_output_tokens(profile, prompt, budget_ms),
+        expected,
+        given=f"a {prompt}-token prompt and a {budget_ms} ms budget (tokens)",
+        look="the longest answer whose predicted latency is at most the budget: one more token "
+        "must go over it, and if even one token does not fit, the answer is 0",
+    )
