@@ -25,10 +25,10 @@ lab: $(BIN)/inferlab
 test: $(BIN)/inferlab
 	$(BIN)/python -m pytest
 
-# Grade your own labs/ (the default, in make test, grades the worked solutions);
-# LAB_TESTS="-k 07" grades one lesson's exercises.
+# Grade your own labs/ (make test grades the worked solutions); LESSON=07 grades one lesson.
 check-lab: $(BIN)/inferlab
-	INFERLAB_CHECK=labs $(BIN)/python -m pytest tests/lab $(LAB_TESTS)
+	INFERLAB_CHECK=labs $(BIN)/python -m pytest tests/lab -q --no-header \
+		$(if $(LESSON),--lesson $(LESSON))
 
 # Regenerate labs/ after editing solutions/.
 labs: $(BIN)/inferlab

@@ -14,9 +14,9 @@ def predicted_latency_ms(profile: Profile, prompt_tokens: int, output_tokens: in
     the prompt (which gives the first token), then one decode step per further token, each over
     a context one token longer than the last. Use `profile.prefill_ms([prompt_tokens])` and
     `profile.decode_ms([context])`."""
-    # TODO: prefill once, then decode_ms for contexts prompt+1 ... prompt+output-1
+    # TODO: add up the steps this request takes, each at its own context length
     raise NotImplementedError(
-        'TODO in labs/exercises_00.py: prefill once, then decode_ms for contexts prompt+1 ... prompt+output-1'
+        'TODO in labs/exercises_00.py: add up the steps this request takes, each at its own context length'
     )
 
 
@@ -26,7 +26,20 @@ def ttft_and_tpot(sent_s: float, token_times_s: list[float]) -> tuple[float, flo
 
     ttft_and_tpot(0.0, [0.1, 0.2, 0.4]) -> (0.1, 0.15)
     """
-    # TODO: TTFT: first arrival minus sent; TPOT: last minus first over the gaps
+    # TODO: the wait for the first token; then the mean time between tokens
     raise NotImplementedError(
-        'TODO in labs/exercises_00.py: TTFT: first arrival minus sent; TPOT: last minus first over the gaps'
+        'TODO in labs/exercises_00.py: the wait for the first token; then the mean time between tokens'
+    )
+
+
+def max_output_tokens(profile: Profile, prompt_tokens: int, budget_ms: float) -> int:
+    """Turn the knob: the largest max_tokens whose request, alone on the accelerator, finishes
+    within budget_ms (0 if not even the first token does). Your predicted_latency_ms() is the
+    tool; graded exactly, against the simulator.
+
+    max_output_tokens(profile, 512, 100) -> 10 on h100-llama3-8b
+    """
+    # TODO: grow the answer a token at a time while the prediction stays in budget
+    raise NotImplementedError(
+        'TODO in labs/exercises_00.py: grow the answer a token at a time while the prediction stays in budget'
     )

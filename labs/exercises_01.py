@@ -11,9 +11,9 @@ def percentile(values: list[float], q: float) -> float:
 
     percentile([1, 2, 3, 4], 50) -> 2.5;  percentile([5], 99) -> 5
     """
-    # TODO: sort; rank = (n - 1) * q / 100; interpolate between its neighbours
+    # TODO: find where q falls between two sorted values, and interpolate
     raise NotImplementedError(
-        'TODO in labs/exercises_01.py: sort; rank = (n - 1) * q / 100; interpolate between its neighbours'
+        'TODO in labs/exercises_01.py: find where q falls between two sorted values, and interpolate'
     )
 
 
@@ -23,7 +23,7 @@ def threads_needed(request_rate: float, latency_s: float) -> int:
 
     threads_needed(100, 0.3) -> 30
     """
-    # TODO: L = rate * latency, rounded up; round first so 30.000000001 stays 30
+    # TODO: Little's law, in whole threads; beware a float just above a whole number
     raise NotImplementedError(
-        'TODO in labs/exercises_01.py: L = rate * latency, rounded up; round first so 30.000000001 stays 30'
+        "TODO in labs/exercises_01.py: Little's law, in whole threads; beware a float just above a whole number"
     )

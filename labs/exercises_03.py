@@ -5,6 +5,8 @@ from __future__ import annotations
 import itertools
 import json
 
+from inferlab.engine import Profile
+
 
 def texts_from_sse(lines: list[str]) -> list[str]:
     """The text pieces of a streamed completion, from its raw Server-Sent Event lines: each
@@ -23,4 +25,19 @@ def longest_gap(token_times_s: list[float]) -> tuple[int, float]:
     # TODO: the largest difference between consecutive times, and its index
     raise NotImplementedError(
         'TODO in labs/exercises_03.py: the largest difference between consecutive times, and its index'
+    )
+
+
+def predicted_stall_ms(
+    profile: Profile, newcomers: int, prompt_tokens: int, stream_context_tokens: int
+) -> float:
+    """Predict the longest gap of a stream when `newcomers` requests of `prompt_tokens` each
+    arrive together: the simulator admits them all into one step, which prefills their
+    prompts and decodes the stream's next token (its context is stream_context_tokens) at
+    once. Price that step as the simulator does: profile.step_overhead_ms, plus
+    profile.prefill_ms() of the prompts admitted, plus profile.decode_ms() of the sequences
+    decoding. Graded within 1e-6 of that price, then compared in the notebook with a stream."""
+    # TODO: one step: its overhead, the newcomers' prefill together, the stream's decode
+    raise NotImplementedError(
+        "TODO in labs/exercises_03.py: one step: its overhead, the newcomers' prefill together, the stream's decode"
     )

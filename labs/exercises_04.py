@@ -9,16 +9,36 @@ def roofline_step_ms(
     """The fastest a decode step of `batch` sequences can be, in ms: the slower of reading every
     weight once (params * bytes_per_param / bandwidth) and doing the arithmetic (2 operations per
     parameter per sequence: 2 * params * batch / flops_per_s)."""
-    # TODO: max of memory time and compute time, in milliseconds
+    # TODO: the time to read the weights, the time to do the sums: which sets the step?
     raise NotImplementedError(
-        'TODO in labs/exercises_04.py: max of memory time and compute time, in milliseconds'
+        'TODO in labs/exercises_04.py: the time to read the weights, the time to do the sums: which sets the step?'
     )
 
 
 def crossover_batch(bytes_per_param: float, bandwidth_bps: float, flops_per_s: float) -> float:
     """The batch size at which arithmetic takes as long as reading the weights (the model's size
     cancels out: why?). Below it a step is memory-bound and extra sequences are nearly free."""
-    # TODO: solve params*bytes/bandwidth = 2*params*B/flops for B
+    # TODO: the batch at which roofline_step_ms's two times are equal
     raise NotImplementedError(
-        'TODO in labs/exercises_04.py: solve params*bytes/bandwidth = 2*params*B/flops for B'
+        "TODO in labs/exercises_04.py: the batch at which roofline_step_ms's two times are equal"
+    )
+
+
+def kv_roofline_step_ms(
+    batch: int,
+    context_tokens: int,
+    *,
+    params: float,
+    bytes_per_param: float,
+    kv_bytes_per_token: float,
+    bandwidth_bps: float,
+    flops_per_s: float,
+) -> float:
+    """roofline_step_ms() once the KV cache counts: each step also reads, for every sequence in
+    the batch, the keys and values of all its `context_tokens` earlier tokens
+    (kv_bytes_per_token each). For Llama-3-8B that is 128 KiB a token: 2 (K and V) x 32 layers
+    x 8 KV heads x 128 dimensions x 2 bytes."""
+    # TODO: what a step must read now grows with batch and context; the sums do not
+    raise NotImplementedError(
+        'TODO in labs/exercises_04.py: what a step must read now grows with batch and context; the sums do not'
     )

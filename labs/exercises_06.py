@@ -15,9 +15,9 @@ class Setting(NamedTuple):
 def best_setting(measured: list[Setting], p99_target_s: float) -> Setting | None:
     """Of the settings whose p99 meets the target, the one with the highest throughput; on a tie,
     the one with the lower p99 (more room under the target). None if none meets it."""
-    # TODO: filter by p99 <= target; max by (throughput, -p99)
+    # TODO: keep what meets the target; choose among them as the docstring says
     raise NotImplementedError(
-        'TODO in labs/exercises_06.py: filter by p99 <= target; max by (throughput, -p99)'
+        'TODO in labs/exercises_06.py: keep what meets the target; choose among them as the docstring says'
     )
 
 
@@ -25,7 +25,7 @@ def pareto_front(measured: list[Setting]) -> list[Setting]:
     """The settings no other setting beats on both counts (at least as much throughput and at
     most as much p99, better on one), sorted by p99: the only ones worth choosing between."""
 
-    # TODO: keep s unless some other t dominates it; sort by p99
+    # TODO: drop every setting another one beats; order what is left
     raise NotImplementedError(
-        'TODO in labs/exercises_06.py: keep s unless some other t dominates it; sort by p99'
+        'TODO in labs/exercises_06.py: drop every setting another one beats; order what is left'
     )

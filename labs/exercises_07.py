@@ -9,9 +9,9 @@ def static_steps(output_lengths: list[int], slots: int) -> int:
 
     static_steps([1, 5, 2, 2], 2) -> 5 + 2 = 7
     """
-    # TODO: sum over consecutive groups of `slots` of the longest in each
+    # TODO: walk through the requests one batch at a time
     raise NotImplementedError(
-        'TODO in labs/exercises_07.py: sum over consecutive groups of `slots` of the longest in each'
+        'TODO in labs/exercises_07.py: walk through the requests one batch at a time'
     )
 
 
@@ -22,7 +22,22 @@ def continuous_steps(output_lengths: list[int], slots: int) -> int:
 
     continuous_steps([1, 5, 2, 2], 2) -> 5   (1 leaves after step 1; 2 runs steps 2-3; ...)
     """
-    # TODO: simulate: admit into free slots, one token each, retire finished
+    # TODO: simulate the steps one at a time, as the docstring describes them
     raise NotImplementedError(
-        'TODO in labs/exercises_07.py: simulate: admit into free slots, one token each, retire finished'
+        'TODO in labs/exercises_07.py: simulate the steps one at a time, as the docstring describes them'
+    )
+
+
+# The workload the notebook plots for exercise 3: six answers' lengths, in arrival order, two slots.
+PLOTTED_LENGTHS = [3, 12, 2, 4, 5, 1]
+PLOTTED_SLOTS = 2
+
+
+def read_the_plot() -> tuple[int, int]:
+    """Exercise 3, read from the notebook's plot of static batching (PLOTTED_LENGTHS in
+    PLOTTED_SLOTS slots): which request sat longest in its slot after its last token, and which
+    request kept it there? Return (held, holder), request numbers as the plot labels them."""
+    # TODO: read the hatched bars: the longest one, and whose bar it waited for
+    raise NotImplementedError(
+        'TODO in labs/exercises_07.py: read the hatched bars: the longest one, and whose bar it waited for'
     )

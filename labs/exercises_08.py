@@ -7,9 +7,9 @@ def md1_mean_latency_s(service_s: float, utilisation: float) -> float:
     """Mean time in an M/D/1 system (Poisson arrivals, fixed service time, one server): the
     service time plus the mean wait, utilisation * service_s / (2 * (1 - utilisation)).
     Raise ValueError for a utilisation outside [0, 1): at 1 or more the queue grows forever."""
-    # TODO: check 0 <= rho < 1; D + rho*D / (2(1-rho))
+    # TODO: refuse a utilisation no queue survives; then the lesson's M/D/1 mean
     raise NotImplementedError(
-        'TODO in labs/exercises_08.py: check 0 <= rho < 1; D + rho*D / (2(1-rho))'
+        "TODO in labs/exercises_08.py: refuse a utilisation no queue survives; then the lesson's M/D/1 mean"
     )
 
 
@@ -19,9 +19,9 @@ def burn_rate(missed: int, total: int, objective: float) -> float:
 
     burn_rate(30, 1000, 0.99) -> 3.0
     """
-    # TODO: missed / total over 1 - objective
+    # TODO: compare the share that missed with the share allowed to
     raise NotImplementedError(
-        'TODO in labs/exercises_08.py: missed / total over 1 - objective'
+        'TODO in labs/exercises_08.py: compare the share that missed with the share allowed to'
     )
 
 
@@ -33,4 +33,18 @@ def budget_left_hours(
     # TODO: budget in hours minus what was spent, in hours
     raise NotImplementedError(
         'TODO in labs/exercises_08.py: budget in hours minus what was spent, in hours'
+    )
+
+
+def max_rate_for_mean_latency(service_s: float, target_s: float) -> float:
+    """Turn the knob: the highest arrival rate (requests per second) at which an M/D/1 server
+    with this service time keeps its mean latency at or under target_s. 0.0 if even an idle
+    server misses the target. Graded within 0.1%: solving by hand or bisecting over
+    md1_mean_latency_s() are both fine.
+
+    max_rate_for_mean_latency(0.1, 0.15) -> 5.0   (50% busy, as md1_mean_latency_s showed)
+    """
+    # TODO: find the busiest utilisation that meets the target, then turn it into a rate
+    raise NotImplementedError(
+        'TODO in labs/exercises_08.py: find the busiest utilisation that meets the target, then turn it into a rate'
     )

@@ -5,9 +5,11 @@
 
 Three rules fix the naive proxy:
 1. one future per request: every caller waits on its own answer, and always gets one;
-2. a list of prompts, not one joined string: one choice per prompt comes back, by `index`;
+2. a list of prompts, not one joined string: one choice per prompt comes back, in any order,
+   and its `index` says whose it is (a wrong count fails the whole batch);
 3. send a batch when it is full or its oldest request has waited `flush_interval_s` (each
    request remembers when it arrived), and sleep on an event, not a clock, when idle.
+A caller that gives up (its task is cancelled) leaves the queue, and its batch goes on without it.
 """
 
 from __future__ import annotations
@@ -39,9 +41,9 @@ class QueueProxy:
 
     async def complete(self, prompt: str) -> str:
         """Queue one prompt and wait for its own completion text."""
-        # TODO: create this request's future, queue it, wake the flusher, await it
+        # TODO: a future per request, queued with its arrival; one that gives up leaves
         raise NotImplementedError(
-            "TODO in labs/queue_proxy.py: create this request's future, queue it, wake the flusher, await it"
+            'TODO in labs/queue_proxy.py: a future per request, queued with its arrival; one that gives up leaves'
         )
 
     def _ensure_flusher(self) -> None:
@@ -67,9 +69,9 @@ class QueueProxy:
     async def _send(self, batch: list[tuple[str, asyncio.Future[str], float]]) -> None:
         """One upstream request for the whole batch; each caller gets its own choice."""
         self.batches_sent.append(len(batch))
-        # TODO: send the prompts as a list; give each future its choice, or the error
+        # TODO: one request for the batch; each caller its own choice; any failure to all
         raise NotImplementedError(
-            'TODO in labs/queue_proxy.py: send the prompts as a list; give each future its choice, or the error'
+            'TODO in labs/queue_proxy.py: one request for the batch; each caller its own choice; any failure to all'
         )
 
     async def aclose(self) -> None:

@@ -14,7 +14,7 @@ def predicted_latency_ms(profile: Profile, prompt_tokens: int, output_tokens: in
     the prompt (which gives the first token), then one decode step per further token, each over
     a context one token longer than the last. Use `profile.prefill_ms([prompt_tokens])` and
     `profile.decode_ms([context])`."""
-    # BEGIN SOLUTION (prefill once, then decode_ms for contexts prompt+1 ... prompt+output-1)
+    # BEGIN SOLUTION (add up the steps this request takes, each at its own context length)
     total = profile.prefill_ms([prompt_tokens])
     for generated in range(1, output_tokens):
         total += profile.decode_ms([prompt_tokens + generated])
@@ -28,9 +28,24 @@ def ttft_and_tpot(sent_s: float, token_times_s: list[float]) -> tuple[float, flo
 
     ttft_and_tpot(0.0, [0.1, 0.2, 0.4]) -> (0.1, 0.15)
     """
-    # BEGIN SOLUTION (TTFT: first arrival minus sent; TPOT: last minus first over the gaps)
+    # BEGIN SOLUTION (the wait for the first token; then the mean time between tokens)
     ttft = token_times_s[0] - sent_s
     gaps = len(token_times_s) - 1
     tpot = (token_times_s[-1] - token_times_s[0]) / gaps if gaps else 0.0
     return ttft, tpot
+    # END SOLUTION
+
+
+def max_output_tokens(profile: Profile, prompt_tokens: int, budget_ms: float) -> int:
+    """Turn the knob: the largest max_tokens whose request, alone on the accelerator, finishes
+    within budget_ms (0 if not even the first token does). Your predicted_latency_ms() is the
+    tool; graded exactly, against the simulator.
+
+    max_output_tokens(profile, 512, 100) -> 10 on h100-llama3-8b
+    """
+    # BEGIN SOLUTION (grow the answer a token at a time while the prediction stays in budget)
+    tokens = 0
+    while predicted_latency_ms(profile, prompt_tokens, tokens + 1) <= budget_ms:
+        tokens += 1
+    return tokens
     # END SOLUTION

@@ -11,7 +11,7 @@ def percentile(values: list[float], q: float) -> float:
 
     percentile([1, 2, 3, 4], 50) -> 2.5;  percentile([5], 99) -> 5
     """
-    # BEGIN SOLUTION (sort; rank = (n - 1) * q / 100; interpolate between its neighbours)
+    # BEGIN SOLUTION (find where q falls between two sorted values, and interpolate)
     if not values:
         return math.nan
     ordered = sorted(values)
@@ -28,6 +28,6 @@ def threads_needed(request_rate: float, latency_s: float) -> int:
 
     threads_needed(100, 0.3) -> 30
     """
-    # BEGIN SOLUTION (L = rate * latency, rounded up; round first so 30.000000001 stays 30)
+    # BEGIN SOLUTION (Little's law, in whole threads; beware a float just above a whole number)
     return math.ceil(round(request_rate * latency_s, 9))
     # END SOLUTION

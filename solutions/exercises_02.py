@@ -1,9 +1,14 @@
-"""Exercises for lesson 02: retries and webhook signatures."""
+"""Exercises for lesson 02: retries, and webhooks that are signed and may come twice."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
+import json
+import random
+import time
+from collections.abc import Awaitable, Callable
 
 
 def backoff_bound_s(attempt: int, base_s: float, cap_s: float) -> float:
@@ -13,7 +18,7 @@ def backoff_bound_s(attempt: int, base_s: float, cap_s: float) -> float:
 
     backoff_bound_s(1, 0.5, 4) -> 0.5;  (3, 0.5, 4) -> 2.0;  (10, 0.5, 4) -> 4.0
     """
-    # BEGIN SOLUTION (base_s * 2 ** (attempt - 1), capped)
+    # BEGIN SOLUTION (double from base_s at each failure, never past cap_s)
     return min(cap_s, base_s * 2 ** (attempt - 1))
     # END SOLUTION
 
@@ -21,7 +26,7 @@ def backoff_bound_s(attempt: int, base_s: float, cap_s: float) -> float:
 def is_retryable(status: int) -> bool:
     """Should a job whose upstream answered `status` be tried again? Yes for 408, 409, 429 and
     every 5xx (they may go better later); no for any other 4xx (the request itself is wrong)."""
-    # BEGIN SOLUTION (5xx and 408/409/429: yes; the rest: no)
+    # BEGIN SOLUTION (which statuses say 'try later', and which 'this request is wrong'?)
     return status >= 500 or status in (408, 409, 429)
     # END SOLUTION
 
@@ -41,3 +46,57 @@ def signature_is_valid(secret: str, body: bytes, header: str, now: float) -> boo
     expected = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
     return abs(now - timestamp) <= 300 and hmac.compare_digest(expected.hexdigest(), given)
     # END SOLUTION
+
+
+async def call_with_retries(
+    send: Callable[[], Awaitable[int]],
+    *,
+    max_attempts: int,
+    base_s: float,
+    cap_s: float,
+    rng: random.Random,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> int:
+    """Call `send()` (it returns an HTTP status) until it succeeds (below 400), fails in a way
+    that retrying cannot fix, or has been called max_attempts times; return the last status.
+    Between attempts, await sleep(d) with full jitter: d drawn by rng.uniform(0, bound), the
+    bound from backoff_bound_s(). Never sleep after the last attempt: nobody is waiting for it.
+
+    A server down for two attempts: statuses 503, 503, 200 -> 200, after two sleeps.
+    """
+    # BEGIN SOLUTION (a loop of attempts: stop on success, on a hopeless status, or when out)
+    for attempt in range(1, max_attempts + 1):
+        status = await send()
+        if status < 400 or not is_retryable(status) or attempt == max_attempts:
+            return status
+        await sleep(rng.uniform(0, backoff_bound_s(attempt, base_s, cap_s)))
+    raise ValueError(f"max_attempts must be >= 1, got {max_attempts}")
+    # END SOLUTION
+
+
+class WebhookReceiver:
+    """Receives the job service's deliveries, each a JSON body {"event_id": ..., ...} with an
+    Inferlab-Signature header. Senders retry until they hear 200, so the same event can come
+    twice or more: it must be processed once. `processed` lists each event processed, in order.
+    """
+
+    def __init__(self, secret: str, clock: Callable[[], float] = time.time) -> None:
+        self.secret = secret
+        self.clock = clock
+        self.processed: list[dict] = []
+        self._seen: set[str] = set()
+
+    def receive(self, body: bytes, header: str) -> int:
+        """401 for a delivery whose signature is not valid (it is not processed); otherwise 200,
+        having processed it (appended its parsed body to self.processed) unless its event_id
+        was processed before. What does a forged delivery with a real event's id do to the real
+        one when it arrives later?"""
+        # BEGIN SOLUTION (check the signature first; remember only the events you processed)
+        if not signature_is_valid(self.secret, body, header, now=self.clock()):
+            return 401
+        event = json.loads(body)
+        if event["event_id"] not in self._seen:
+            self._seen.add(event["event_id"])
+            self.processed.append(event)
+        return 200
+        # END SOLUTION

@@ -15,7 +15,7 @@ class Setting(NamedTuple):
 def best_setting(measured: list[Setting], p99_target_s: float) -> Setting | None:
     """Of the settings whose p99 meets the target, the one with the highest throughput; on a tie,
     the one with the lower p99 (more room under the target). None if none meets it."""
-    # BEGIN SOLUTION (filter by p99 <= target; max by (throughput, -p99))
+    # BEGIN SOLUTION (keep what meets the target; choose among them as the docstring says)
     meeting = [s for s in measured if s.p99_s <= p99_target_s]
     return max(meeting, key=lambda s: (s.throughput, -s.p99_s), default=None)
     # END SOLUTION
@@ -25,7 +25,7 @@ def pareto_front(measured: list[Setting]) -> list[Setting]:
     """The settings no other setting beats on both counts (at least as much throughput and at
     most as much p99, better on one), sorted by p99: the only ones worth choosing between."""
 
-    # BEGIN SOLUTION (keep s unless some other t dominates it; sort by p99)
+    # BEGIN SOLUTION (drop every setting another one beats; order what is left)
     def beaten(s: Setting) -> bool:
         return any(
             t.throughput >= s.throughput

@@ -9,7 +9,7 @@ def static_steps(output_lengths: list[int], slots: int) -> int:
 
     static_steps([1, 5, 2, 2], 2) -> 5 + 2 = 7
     """
-    # BEGIN SOLUTION (sum over consecutive groups of `slots` of the longest in each)
+    # BEGIN SOLUTION (walk through the requests one batch at a time)
     return sum(max(output_lengths[i : i + slots]) for i in range(0, len(output_lengths), slots))
     # END SOLUTION
 
@@ -21,7 +21,7 @@ def continuous_steps(output_lengths: list[int], slots: int) -> int:
 
     continuous_steps([1, 5, 2, 2], 2) -> 5   (1 leaves after step 1; 2 runs steps 2-3; ...)
     """
-    # BEGIN SOLUTION (simulate: admit into free slots, one token each, retire finished)
+    # BEGIN SOLUTION (simulate the steps one at a time, as the docstring describes them)
     waiting = list(output_lengths)
     running: list[int] = []  # tokens still to generate, per running sequence
     steps = 0
@@ -32,4 +32,18 @@ def continuous_steps(output_lengths: list[int], slots: int) -> int:
         running = [left for left in running if left > 0]
         steps += 1
     return steps
+    # END SOLUTION
+
+
+# The workload the notebook plots for exercise 3: six answers' lengths, in arrival order, two slots.
+PLOTTED_LENGTHS = [3, 12, 2, 4, 5, 1]
+PLOTTED_SLOTS = 2
+
+
+def read_the_plot() -> tuple[int, int]:
+    """Exercise 3, read from the notebook's plot of static batching (PLOTTED_LENGTHS in
+    PLOTTED_SLOTS slots): which request sat longest in its slot after its last token, and which
+    request kept it there? Return (held, holder), request numbers as the plot labels them."""
+    # BEGIN SOLUTION (read the hatched bars: the longest one, and whose bar it waited for)
+    return 0, 1  # request 0 finished at step 3 and waited 9 steps for request 1 (12 tokens)
     # END SOLUTION

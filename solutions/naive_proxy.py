@@ -39,8 +39,9 @@ class NaiveProxy:
                     continue
                 batch, self.queue = self.queue[:BATCH_SIZE], self.queue[BATCH_SIZE:]
                 joined = "\n".join(entry["prompt"] for entry in batch)
-                response = await http.post(f"{self.base_url}/completions",
-                                           json={"prompt": joined, "max_tokens": 16})
+                response = await http.post(
+                    f"{self.base_url}/completions", json={"prompt": joined, "max_tokens": 16}
+                )
                 text = response.json()["choices"][0]["text"]
                 for entry in batch:
                     entry["on_result"](text)
@@ -52,7 +53,8 @@ async def main(base_url: str, timeout_s: float = 3.0) -> None:
     started = time.perf_counter()
     try:
         answers = await asyncio.wait_for(
-            asyncio.gather(*(proxy.submit(f"Question {i}") for i in range(3))), timeout_s)
+            asyncio.gather(*(proxy.submit(f"Question {i}") for i in range(3))), timeout_s
+        )
         print("answers:", answers)
     except asyncio.TimeoutError:
         print(f"no answer after {time.perf_counter() - started:.1f} s: the callers hang")

@@ -5,9 +5,11 @@
 
 Three rules fix the naive proxy:
 1. one future per request: every caller waits on its own answer, and always gets one;
-2. a list of prompts, not one joined string: one choice per prompt comes back, by `index`;
+2. a list of prompts, not one joined string: one choice per prompt comes back, in any order,
+   and its `index` says whose it is (a wrong count fails the whole batch);
 3. send a batch when it is full or its oldest request has waited `flush_interval_s` (each
    request remembers when it arrived), and sleep on an event, not a clock, when idle.
+A caller that gives up (its task is cancelled) leaves the queue, and its batch goes on without it.
 """
 
 from __future__ import annotations
@@ -39,14 +41,20 @@ class QueueProxy:
 
     async def complete(self, prompt: str) -> str:
         """Queue one prompt and wait for its own completion text."""
-        # BEGIN SOLUTION (create this request's future, queue it, wake the flusher, await it)
+        # BEGIN SOLUTION (a future per request, queued with its arrival; one that gives up leaves)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[str] = loop.create_future()
-        self.queue.append((prompt, future, loop.time()))
+        entry = (prompt, future, loop.time())
+        self.queue.append(entry)
         self._ensure_flusher()
         assert self._wake is not None
         self._wake.set()
-        return await future
+        try:
+            return await future
+        except asyncio.CancelledError:  # the caller gave up: free its place in the queue
+            if entry in self.queue:
+                self.queue.remove(entry)
+            raise
         # END SOLUTION
 
     def _ensure_flusher(self) -> None:
@@ -83,14 +91,17 @@ class QueueProxy:
     async def _send(self, batch: list[tuple[str, asyncio.Future[str], float]]) -> None:
         """One upstream request for the whole batch; each caller gets its own choice."""
         self.batches_sent.append(len(batch))
-        # BEGIN SOLUTION (send the prompts as a list; give each future its choice, or the error)
+        # BEGIN SOLUTION (one request for the batch; each caller its own choice; any failure to all)
         try:
             response = await self.http.post(
                 f"{self.base_url}/completions",
                 json={"prompt": [prompt for prompt, _, _ in batch], "max_tokens": self.max_tokens},
             )
             response.raise_for_status()
-            texts = {c["index"]: c["text"] for c in response.json()["choices"]}
+            choices = response.json()["choices"]
+            if len(choices) != len(batch):  # then no answer can be trusted to be whose it says
+                raise RuntimeError(f"{len(batch)} prompts sent, {len(choices)} choices came back")
+            texts = {c["index"]: c["text"] for c in choices}
             for index, (_, future, _) in enumerate(batch):
                 if not future.done():
                     future.set_result(texts[index])

@@ -1,0 +1,530 @@
+"""Plausible wrong answers to the labs, as mutants of the solutions: the grader must reject each.
+
+Each mutant replaces one exact snippet of a solution module (so a solution edit that removes the
+snippet fails loudly rather than silently testing nothing), names the check that must fail, and
+a phrase its message must contain: the words a learner with this bug will read.
+tests/test_lab_mutants.py grades them all in one run, beside the solutions, which must pass.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Mutant:
+    name: str  # also its folder's name in the graded run: letters, digits, underscores
+    module: str  # the solution module it changes, e.g. "queue_proxy"
+    old: str  # an exact snippet of solutions/<module>.py, found once
+    new: str
+    check: str  # the test function that must fail
+    message: str  # a phrase that check's message must contain
+
+
+_FLUSH_WAIT = """\
+            oldest_arrival = self.queue[0][2]
+            time_left = oldest_arrival + self.flush_interval_s - loop.time()
+            if len(self.queue) < self.batch_size and time_left > 0:
+                try:  # wait for a full batch, but not past the oldest request's deadline
+                    await asyncio.wait_for(self._full_batch(), time_left)
+                except asyncio.TimeoutError:
+                    pass
+"""
+
+QUEUE_PROXY = [
+    Mutant(
+        "choices_by_position",
+        "queue_proxy",
+        'texts = {c["index"]: c["text"] for c in choices}',
+        'texts = {i: c["text"] for i, c in enumerate(choices)}',
+        "test_each_caller_gets_the_answer_to_its_own_prompt",
+        "give each caller the choice whose choice['index']",
+    ),
+    Mutant(
+        "joined_prompt",
+        "queue_proxy",
+        'json={"prompt": [prompt for prompt, _, _ in batch], "max_tokens": self.max_tokens},',
+        'json={"prompt": "\\n".join(p for p, _, _ in batch), "max_tokens": self.max_tokens},',
+        "test_each_caller_gets_the_answer_to_its_own_prompt",
+        "one string for five callers",
+    ),
+    Mutant(
+        "polls_every_ms",
+        "queue_proxy",
+        "await self._wake.wait()  # idle: sleep until a request arrives, no polling",
+        "await asyncio.sleep(0.001)  # idle: check again in a millisecond",
+        "test_the_flusher_sleeps_while_idle",
+        "your flusher woke up",
+    ),
+    Mutant(
+        "deadline_restarts_at_each_wakeup",
+        "queue_proxy",
+        _FLUSH_WAIT,
+        """\
+            if len(self.queue) < self.batch_size:
+                try:  # wait for the next request, or the flush interval, whichever is first
+                    await asyncio.wait_for(self._wake.wait(), self.flush_interval_s)
+                    self._wake.clear()
+                    continue
+                except asyncio.TimeoutError:
+                    pass
+""",
+        "test_the_deadline_counts_from_the_oldest_arrival",
+        "the deadline is the oldest request's arrival time plus",
+    ),
+    Mutant(
+        "deadline_from_when_the_flusher_looks",
+        "queue_proxy",
+        "time_left = oldest_arrival + self.flush_interval_s - loop.time()",
+        "time_left = self.flush_interval_s",
+        "test_a_request_arriving_during_a_send_keeps_its_own_deadline",
+        "the proxy waited again before sending it",
+    ),
+    Mutant(
+        "never_flushes_a_partial_batch",
+        "queue_proxy",
+        "await asyncio.wait_for(self._full_batch(), time_left)",
+        "await self._full_batch()",
+        "test_a_lone_request_goes_once_its_flush_interval_has_passed",
+        "callers still had no answer after",
+    ),
+    Mutant(
+        "full_batch_waits_for_the_interval",
+        "queue_proxy",
+        "await asyncio.wait_for(self._full_batch(), time_left)",
+        "await asyncio.sleep(time_left)  # let the batch fill up until the deadline",
+        "test_a_full_batch_goes_at_once_as_one_request",
+        "callers still had no answer after",
+    ),
+    Mutant(
+        "error_reaches_nobody",
+        "queue_proxy",
+        """\
+        except Exception as exc:  # whatever went wrong, every caller must hear about it
+            for _, future, _ in batch:
+                if not future.done():
+                    future.set_exception(exc)
+""",
+        """\
+        except Exception:  # a failed batch is logged and dropped
+            pass
+""",
+        "test_an_upstream_failure_reaches_every_caller",
+        "callers still had no answer after",
+    ),
+    Mutant(
+        "no_count_check",
+        "queue_proxy",
+        "if len(choices) != len(batch):  # then no answer can be trusted to be whose it says",
+        "if len(choices) != len(batch) and False:",
+        "test_a_wrong_number_of_choices_fails_every_caller",
+        "yet callers [0] got answers",
+    ),
+    Mutant(
+        "error_crashes_the_flusher",
+        "queue_proxy",
+        "except Exception as exc:  # whatever went wrong, every caller must hear about it",
+        "except KeyError as exc:  # a choice missing from the answer",
+        "test_an_upstream_failure_reaches_every_caller",
+        "your flusher stopped while 3 of 3 callers were still waiting",
+    ),
+    Mutant(
+        "sets_a_cancelled_future",
+        "queue_proxy",
+        """\
+            for index, (_, future, _) in enumerate(batch):
+                if not future.done():
+                    future.set_result(texts[index])
+        except Exception as exc:  # whatever went wrong, every caller must hear about it
+            for _, future, _ in batch:
+                if not future.done():
+                    future.set_exception(exc)
+""",
+        """\
+            for index, (_, future, _) in enumerate(batch):
+                future.set_result(texts[index])
+        except Exception as exc:  # whatever went wrong, every caller must hear about it
+            for _, future, _ in batch:
+                future.set_exception(exc)
+""",
+        "test_a_caller_that_gives_up_does_not_break_its_batch",
+        "InvalidStateError",
+    ),
+    Mutant(
+        "cancelled_caller_keeps_its_place",
+        "queue_proxy",
+        """\
+        try:
+            return await future
+        except asyncio.CancelledError:  # the caller gave up: free its place in the queue
+            if entry in self.queue:
+                self.queue.remove(entry)
+            raise
+""",
+        """\
+        return await future
+""",
+        "test_a_caller_that_gives_up_frees_its_place",
+        "they make a full batch",
+    ),
+]
+
+
+EXERCISES = [
+    Mutant(
+        "latency_one_decode_too_many",
+        "exercises_00",
+        "for generated in range(1, output_tokens):",
+        "for generated in range(output_tokens):",
+        "test_predicted_latency_matches_the_simulator",
+        "how many decode steps follow the prefill",
+    ),
+    Mutant(
+        "latency_context_never_grows",
+        "exercises_00",
+        "total += profile.decode_ms([prompt_tokens + generated])",
+        "total += profile.decode_ms([prompt_tokens])",
+        "test_predicted_latency_matches_the_simulator",
+        "how long the context is",
+    ),
+    Mutant(
+        "tpot_over_every_token",
+        "exercises_00",
+        "gaps = len(token_times_s) - 1",
+        "gaps = len(token_times_s)",
+        "test_ttft_and_tpot",
+        "expected (0.1, 0.15)",
+    ),
+    Mutant(
+        "budget_one_token_over",
+        "exercises_00",
+        "while predicted_latency_ms(profile, prompt_tokens, tokens + 1) <= budget_ms:",
+        "while predicted_latency_ms(profile, prompt_tokens, max(tokens, 1)) <= budget_ms:",
+        "test_max_output_tokens_meets_the_budget",
+        "one more token must go over it",
+    ),
+    Mutant(
+        "percentile_nearest_rank",
+        "exercises_01",
+        "return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)",
+        "return ordered[round(rank)]",
+        "test_percentile_interpolates_like_numpy",
+        "p50 of [1, 2, 3, 4]: expected 2.5",
+    ),
+    Mutant(
+        "threads_rounded_down",
+        "exercises_01",
+        "return math.ceil(round(request_rate * latency_s, 9))",
+        "return int(request_rate * latency_s)",
+        "test_threads_needed_is_littles_law_rounded_up",
+        "2 cannot keep up",
+    ),
+    Mutant(
+        "backoff_doubles_too_soon",
+        "exercises_02",
+        "return min(cap_s, base_s * 2 ** (attempt - 1))",
+        "return min(cap_s, base_s * 2**attempt)",
+        "test_backoff_doubles_up_to_the_cap",
+        "expected [0.5, 1.0, 2.0, 4.0, 4.0, 4.0]",
+    ),
+    Mutant(
+        "retries_only_5xx",
+        "exercises_02",
+        "return status >= 500 or status in (408, 409, 429)",
+        "return status >= 500",
+        "test_retry_server_trouble_not_bad_requests",
+        "status 429: expected True",
+    ),
+    Mutant(
+        "signature_without_age_check",
+        "exercises_02",
+        "return abs(now - timestamp) <= 300 and hmac.compare_digest(expected.hexdigest(), given)",
+        "return hmac.compare_digest(expected.hexdigest(), given)",
+        "test_signature_check",
+        "(a replay): expected False",
+    ),
+    Mutant(
+        "signature_compared_with_equals",
+        "exercises_02",
+        "return abs(now - timestamp) <= 300 and hmac.compare_digest(expected.hexdigest(), given)",
+        "return abs(now - timestamp) <= 300 and expected.hexdigest() == given",
+        "test_signature_is_compared_in_constant_time",
+        "without calling hmac.compare_digest",
+    ),
+    Mutant(
+        "signature_crashes_on_a_bad_header",
+        "exercises_02",
+        "except (KeyError, ValueError):",
+        "except KeyError:",
+        "test_signature_check",
+        "your check raised ValueError",
+    ),
+    Mutant(
+        "sse_reads_past_done",
+        "exercises_03",
+        """        if data == "[DONE]":
+            break
+""",
+        """        if data == "[DONE]":
+            continue
+""",
+        "test_texts_from_sse",
+        "where the stream ends",
+    ),
+    Mutant(
+        "sse_trusts_every_chunk",
+        "exercises_03",
+        "if isinstance(payload, dict):",
+        "if True:",
+        "test_texts_from_sse",
+        "Your code raised AttributeError",
+    ),
+    Mutant(
+        "gap_index_of_the_earlier_token",
+        "exercises_03",
+        "return widest + 1, gaps[widest]",
+        "return widest, gaps[widest]",
+        "test_longest_gap",
+        "expected (2, 0.3)",
+    ),
+    Mutant(
+        "stall_prefills_one_by_one",
+        "exercises_03",
+        "+ profile.prefill_ms([prompt_tokens] * newcomers)",
+        "+ newcomers * profile.prefill_ms([prompt_tokens])",
+        "test_predicted_stall",
+        "prefilled together, in one call",
+    ),
+    Mutant(
+        "stall_without_the_streams_decode",
+        "exercises_03",
+        "+ profile.decode_ms([stream_context_tokens])",
+        "+ 0.0",
+        "test_predicted_stall",
+        "the stream's own decode happens in the same step",
+    ),
+    Mutant(
+        "roofline_adds_the_two_times",
+        "exercises_04",
+        "memory_s = params * bytes_per_param / bandwidth_bps\n"
+        "    compute_s = 2 * params * batch / flops_per_s\n"
+        "    return max(memory_s, compute_s) * 1000",
+        "memory_s = params * bytes_per_param / bandwidth_bps\n"
+        "    compute_s = 2 * params * batch / flops_per_s\n"
+        "    return (memory_s + compute_s) * 1000",
+        "test_roofline_is_the_slower_of_memory_and_arithmetic",
+        "the slower one sets it",
+    ),
+    Mutant(
+        "crossover_forgets_two_flops",
+        "exercises_04",
+        "return bytes_per_param * flops_per_s / (2 * bandwidth_bps)",
+        "return bytes_per_param * flops_per_s / bandwidth_bps",
+        "test_crossover_batch",
+        "expected 250",
+    ),
+    Mutant(
+        "best_setting_ignores_ties",
+        "exercises_06",
+        "return max(meeting, key=lambda s: (s.throughput, -s.p99_s), default=None)",
+        "return max(meeting, key=lambda s: s.throughput, default=None) if meeting else None",
+        "test_best_setting_meets_the_target_with_the_most_throughput",
+        "a tie goes to the lower p99",
+    ),
+    Mutant(
+        "pareto_keeps_everything_faster",
+        "exercises_06",
+        "and t.p99_s <= s.p99_s\n",
+        "\n",
+        "test_pareto_front",
+        "a setting is beaten if another",
+    ),
+    Mutant(
+        "static_steps_as_if_continuous",
+        "exercises_07",
+        "return sum(max(output_lengths[i : i + slots]) "
+        "for i in range(0, len(output_lengths), slots))",
+        "return -(-sum(output_lengths) // slots)",
+        "test_static_steps",
+        "each lasts as long as its longest",
+    ),
+    Mutant(
+        "continuous_admits_after_the_step",
+        "exercises_07",
+        """        while waiting and len(running) < slots:
+            running.append(waiting.pop(0))
+        running = [left - 1 for left in running]
+""",
+        """        running = [left - 1 for left in running]
+        while waiting and len(running) < slots:
+            running.append(waiting.pop(0))
+""",
+        "test_continuous_steps",
+        "expected 5",
+    ),
+    Mutant(
+        "plot_read_the_other_way_round",
+        "exercises_07",
+        "return 0, 1  # request 0",
+        "return 1, 0  # request 0",
+        "test_read_the_plot",
+        "expected (0, 1)",
+    ),
+    Mutant(
+        "md1_uses_mm1",
+        "exercises_08",
+        "return service_s + utilisation * service_s / (2 * (1 - utilisation))",
+        "return service_s / (1 - utilisation)",
+        "test_md1_mean_latency",
+        "expected 0.15",
+    ),
+    Mutant(
+        "md1_accepts_overload",
+        "exercises_08",
+        "if not 0 <= utilisation < 1:",
+        "if utilisation < 0:",
+        "test_md1_mean_latency",
+        "the queue grows forever",
+    ),
+    Mutant(
+        "retry_without_jitter",
+        "exercises_02",
+        "await sleep(rng.uniform(0, backoff_bound_s(attempt, base_s, cap_s)))",
+        "await sleep(backoff_bound_s(attempt, base_s, cap_s))",
+        "test_retries_with_jitter_until_it_succeeds",
+        "draw each wait with rng.uniform",
+    ),
+    Mutant(
+        "retry_sleeps_after_the_last_attempt",
+        "exercises_02",
+        """\
+        if status < 400 or not is_retryable(status) or attempt == max_attempts:
+            return status
+        await sleep(rng.uniform(0, backoff_bound_s(attempt, base_s, cap_s)))
+    raise ValueError(f"max_attempts must be >= 1, got {max_attempts}")
+""",
+        """\
+        if status < 400 or not is_retryable(status):
+            return status
+        await sleep(rng.uniform(0, backoff_bound_s(attempt, base_s, cap_s)))
+    return status
+""",
+        "test_gives_up_after_max_attempts",
+        "after the last attempt nobody waits",
+    ),
+    Mutant(
+        "retry_never_gives_up",
+        "exercises_02",
+        """\
+    for attempt in range(1, max_attempts + 1):
+        status = await send()
+        if status < 400 or not is_retryable(status) or attempt == max_attempts:
+""",
+        """\
+    for attempt in range(1, 1_000_000):  # until it works
+        status = await send()
+        if status < 400 or not is_retryable(status):
+""",
+        "test_gives_up_after_max_attempts",
+        "Your code raised RuntimeError: send() called",
+    ),
+    Mutant(
+        "webhook_processes_every_delivery",
+        "exercises_02",
+        'if event["event_id"] not in self._seen:',
+        "if True:",
+        "test_webhook_receiver_processes_each_event_once",
+        "remember which event_ids you processed",
+    ),
+    Mutant(
+        "webhook_marks_seen_before_verifying",
+        "exercises_02",
+        """\
+        if not signature_is_valid(self.secret, body, header, now=self.clock()):
+            return 401
+        event = json.loads(body)
+        if event["event_id"] not in self._seen:
+            self._seen.add(event["event_id"])
+            self.processed.append(event)
+        return 200
+""",
+        """\
+        event = json.loads(body)
+        if event["event_id"] in self._seen:
+            return 200
+        self._seen.add(event["event_id"])
+        if not signature_is_valid(self.secret, body, header, now=self.clock()):
+            return 401
+        self.processed.append(event)
+        return 200
+""",
+        "test_webhook_receiver_is_not_fooled_by_a_forgery",
+        "check the signature before anything else",
+    ),
+    Mutant(
+        "kv_roofline_without_the_cache",
+        "exercises_04",
+        "memory_s = (params * bytes_per_param + batch * context_tokens * kv_bytes_per_token) / (",
+        "memory_s = (params * bytes_per_param) / (",
+        "test_kv_roofline_reads_the_cache_too",
+        "every sequence's keys and values",
+    ),
+    Mutant(
+        "kv_cache_read_once_per_step",
+        "exercises_04",
+        "memory_s = (params * bytes_per_param + batch * context_tokens * kv_bytes_per_token) / (",
+        "memory_s = (params * bytes_per_param + context_tokens * kv_bytes_per_token) / (",
+        "test_kv_roofline_reads_the_cache_too",
+        "every sequence's keys and values",
+    ),
+    Mutant(
+        "max_rate_is_a_utilisation",
+        "exercises_08",
+        "return utilisation / service_s",
+        "return utilisation",
+        "test_max_rate_for_a_mean_latency_target",
+        "a rate is a utilisation divided by the service time",
+    ),
+    Mutant(
+        "burn_rate_over_the_objective",
+        "exercises_08",
+        "return (missed / total) / (1 - objective)",
+        "return (missed / total) / objective",
+        "test_burn_rate",
+        "a 99% objective allows 1% to miss",
+    ),
+    Mutant(
+        "async_whenever_long",
+        "exercises_09",
+        "if long_or_bursty and not person_waiting:",
+        "if long_or_bursty:",
+        "test_choose_mode",
+        "expected 'stream'",
+    ),
+    Mutant(
+        "throughput_times_latency",
+        "exercises_09",
+        "return in_flight / latency_s",
+        "return in_flight * latency_s",
+        "test_max_throughput",
+        "Little's law relates",
+    ),
+    Mutant(
+        "cost_ignores_the_batch",
+        "exercises_09",
+        "return price_per_s * step_ms / 1000 / batch * 1_000_000",
+        "return price_per_s * step_ms / 1000 * 1_000_000",
+        "test_cost_per_million_tokens",
+        "makes `batch` tokens",
+    ),
+    Mutant(
+        "predicts_batching_is_free",
+        "exercises_09",
+        "return 64 * 8.4 / 10.3",
+        "return 64.0",
+        "test_predicted_cost_ratio",
+        "you predicted 64.0",
+    ),
+]
+
+ALL = QUEUE_PROXY + EXERCISES
