@@ -163,7 +163,14 @@ def build_parser() -> argparse.ArgumentParser:
     proxy.add_argument("--max-batch-size", type=int, default=8)
     proxy.add_argument("--batch-wait-timeout-s", type=float, default=0.01)
     proxy.add_argument("--max-concurrent-batches", type=int, default=1)
-    proxy.add_argument("--max-queue-size", type=int, default=10_000)
+    proxy.add_argument(
+        "--max-queue-size",
+        type=int,
+        default=None,
+        help="429 beyond this many queued requests (default: measured as it runs, what the "
+        "upstream finishes in half of --request-timeout-s: completed req/s x timeout x 0.5, "
+        "between 4 batches and 10000; 256 until measured under load)",
+    )
     proxy.add_argument("--request-timeout-s", type=float, default=300.0)
     proxy.add_argument(
         "--no-list-prompts",
