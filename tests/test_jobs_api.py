@@ -294,6 +294,8 @@ def test_bad_json_and_bad_worker_counts_are_400s(start_jobs):
     assert response.status_code == 400
     assert jobs._http.put("/admin/workers", json={"workers": -1}).status_code == 400
     assert jobs._http.put("/admin/workers", json={}).status_code == 400
+    too_many = jobs._http.put("/admin/workers", json={"workers": 10_000_000})
+    assert too_many.status_code == 400 and "0 to 1024" in too_many.json()["error"]["message"]
     assert jobs.scale(3)["workers"] == 3
 
 

@@ -102,6 +102,13 @@ class RedisJobStore:
         data = await self._redis.hget(self.prefix + "job:" + job_id, "data")
         return None if data is None else Job.from_json(data)
 
+    async def versions(self, job_ids: list[str]) -> dict[str, int]:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for job_id in job_ids:
+                pipe.hget(self.prefix + "job:" + job_id, "version")
+            found = await pipe.execute()
+        return {job_id: int(v) for job_id, v in zip(job_ids, found, strict=True) if v is not None}
+
     async def replace(self, job: Job) -> bool:
         written = await self._replace(
             args=[

@@ -43,6 +43,10 @@ class JobStore(Protocol):
 
     async def get(self, job_id: str) -> Job | None: ...
 
+    async def versions(self, job_ids: list[str]) -> dict[str, int]:
+        """The stored version of each of these jobs that exists: one round trip for them all."""
+        ...
+
     async def replace(self, job: Job) -> bool:
         """Write `job` if the stored one still has `job.version - 1`; False if it changed."""
         ...
@@ -201,6 +205,18 @@ class SQLiteJobStore:
     async def get(self, job_id: str) -> Job | None:
         rows = await self._select("SELECT data FROM jobs WHERE id = ?", (job_id,))
         return rows[0] if rows else None
+
+    async def versions(self, job_ids: list[str]) -> dict[str, int]:
+        def versions() -> dict[str, int]:
+            found: dict[str, int] = {}
+            for start in range(0, len(job_ids), 500):  # SQLite takes at most 999 parameters
+                chunk = job_ids[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                sql = f"SELECT id, version FROM jobs WHERE id IN ({marks})"
+                found.update(self._db.execute(sql, chunk))
+            return found
+
+        return await self._run(versions)
 
     async def due_work(self, now: float, limit: int) -> list[Job]:
         return await self._select(
