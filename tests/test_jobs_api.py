@@ -4,7 +4,9 @@ return when the server says something changed."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import threading
 from collections.abc import Iterator
 
@@ -373,3 +375,44 @@ def test_workers_of_another_process_share_one_redis_queue(start_jobs, redis_url,
     ids = [front.submit(f"shared {i}", max_tokens=2).id for i in range(6)]
     assert {front.wait(job_id).status for job_id in ids} == {"succeeded"}
     assert back.stats()["succeeded"] == 6 and front.stats()["workers"] == 0
+
+
+def test_a_redis_that_would_lose_acknowledged_jobs_is_refused_at_start(own_redis, caplog):
+    """Redis's defaults (no append-only file): a restart loses every acknowledged job, so the
+    job API will not start on it, unless told to accept the risk (then it warns)."""
+
+    async def start(store: RedisJobStore) -> None:
+        try:
+            await store.open()
+        finally:
+            await store.close()
+
+    with own_redis() as (_, url):
+        with pytest.raises(RuntimeError, match="appendonly no"):
+            asyncio.run(start(RedisJobStore(url)))
+        with caplog.at_level(logging.WARNING, logger="inferlab.jobs.redis_store"):
+            asyncio.run(start(RedisJobStore(url, allow_data_loss=True)))
+        assert "appendonly no" in caplog.text and "accepted" in caplog.text
+
+
+def test_redis_down_is_a_503_with_retry_after_everywhere_health_included(start_jobs, own_redis):
+    with own_redis("--appendonly", "yes", "--appendfsync", "always") as (redis, url):
+        jobs = start_jobs(store=RedisJobStore(url), workers=0)
+        job = jobs.submit("before", max_tokens=2)
+        assert jobs._http.get("/health").status_code == 200
+        redis.kill()
+        redis.wait(10)
+        for method, path, body in [
+            ("POST", "/v1/jobs", {"request": {"prompt": "after"}}),
+            ("GET", f"/v1/jobs/{job.id}", None),
+            ("GET", f"/v1/jobs/{job.id}?wait_s=5", None),
+            ("GET", f"/v1/jobs/{job.id}/events", None),
+            ("GET", "/metrics", None),
+            ("GET", "/admin/workers", None),
+            ("GET", "/health", None),
+        ]:
+            response = jobs._http.request(method, path, json=body)
+            assert response.status_code == 503, (path, response.text)
+            assert int(response.headers["retry-after"]) >= 1
+            error = response.json()["error"]
+            assert error["type"] == "server_error" and "unavailable" in error["message"]

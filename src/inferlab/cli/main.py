@@ -66,7 +66,11 @@ def _jobs(args: argparse.Namespace) -> int:
 
     from ..jobs import RedisJobStore, SQLiteJobStore, create_jobs_app
 
-    store = RedisJobStore(args.redis_url) if args.redis_url else SQLiteJobStore(args.db)
+    store = (
+        RedisJobStore(args.redis_url, allow_data_loss=args.redis_allow_data_loss)
+        if args.redis_url
+        else SQLiteJobStore(args.db)
+    )
     app = create_jobs_app(
         args.upstream,
         store=store,
@@ -188,6 +192,12 @@ def build_parser() -> argparse.ArgumentParser:
     jobs.add_argument("--port", type=int, default=9100)
     jobs.add_argument("--db", default="jobs.db", help="SQLite file for the jobs (default store)")
     jobs.add_argument("--redis-url", default=None, help="keep jobs in Redis instead")
+    jobs.add_argument(
+        "--redis-allow-data-loss",
+        action="store_true",
+        help="start even if Redis runs without its append-only file (a Redis restart then "
+        "loses acknowledged jobs); without it, such a Redis is refused at start-up",
+    )
     jobs.add_argument("--workers", type=int, default=4, help="jobs in flight at once")
     jobs.add_argument("--max-queue-size", type=int, default=10_000, help="429 beyond this")
     jobs.add_argument("--max-attempts", type=int, default=3)

@@ -92,6 +92,7 @@ class JobService:
         self._started_s = time.monotonic()
 
     async def start(self) -> None:
+        await self.store.open()  # a store that would lose acknowledged jobs refuses here
         self.pool.start()
         if self.webhooks is not None:
             self._sender = asyncio.ensure_future(self.webhooks.run())

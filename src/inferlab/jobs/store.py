@@ -35,7 +35,19 @@ class QueueFullError(Exception):
         self.unfinished = unfinished
 
 
+class StoreUnavailableError(Exception):
+    """The store cannot be reached now (Redis is down, say): the API answers 503, Retry-After."""
+
+
 class JobStore(Protocol):
+    async def open(self) -> None:
+        """Check the store before serving (Redis: that it keeps what it acknowledges)."""
+        ...
+
+    async def ping(self) -> None:
+        """Raise StoreUnavailableError unless the store answers now (for /health)."""
+        ...
+
     async def add(self, job: Job, *, max_unfinished: int) -> tuple[Job, bool]:
         """Store a new job; returns (job, True). With an idempotency key already used, returns
         (that earlier job, False) and stores nothing. Raises QueueFullError."""
@@ -123,6 +135,15 @@ class SQLiteJobStore:
         db.execute("PRAGMA busy_timeout=5000")  # another process may hold the write lock
         db.executescript(_SCHEMA)
         return db
+
+    async def open(self) -> None:
+        """Nothing to check: `synchronous=FULL` is set on opening, above."""
+
+    async def ping(self) -> None:
+        def ping() -> None:
+            self._db.execute("SELECT 1")
+
+        await self._run(ping)
 
     async def _run(self, work: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._thread, work)
