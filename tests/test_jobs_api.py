@@ -416,3 +416,42 @@ def test_redis_down_is_a_503_with_retry_after_everywhere_health_included(start_j
             assert int(response.headers["retry-after"]) >= 1
             error = response.json()["error"]
             assert error["type"] == "server_error" and "unavailable" in error["message"]
+
+
+@pytest.fixture
+def silent_receiver():
+    """A webhook receiver that never answers (until the test ends)."""
+    app = FastAPI()
+    app.state.arrived = threading.Event()
+    app.state.release, app.state.loop = None, None
+
+    @app.post("/hook")
+    async def hook():
+        app.state.loop = asyncio.get_running_loop()
+        app.state.release = app.state.release or asyncio.Event()
+        app.state.arrived.set()
+        await app.state.release.wait()
+        return {"ok": True}
+
+    with ServerThread(app) as server:
+        yield app, server.base_url.removesuffix("/v1") + "/hook"
+        release_stall(app)
+
+
+def test_a_receiver_that_never_answers_delays_no_other_receivers_webhooks(
+    start_jobs, receiver, silent_receiver
+):
+    """Eight jobs call back a receiver that never answers (10 s timeout each); eight more call
+    a healthy one. The healthy eight are delivered while the silent host holds its own slots
+    (4 at most): a single sequential sender would make them wait 80 s."""
+    healthy, healthy_url = receiver
+    silent, silent_url = silent_receiver
+    jobs = start_jobs(workers=8)
+    stuck = [jobs.submit(f"s{i}", max_tokens=2, callback_url=silent_url) for i in range(8)]
+    assert silent.state.arrived.wait(30)  # the silent receiver holds deliveries now
+    fine = [jobs.submit(f"h{i}", max_tokens=2, callback_url=healthy_url) for i in range(8)]
+    for job in fine:
+        assert events(jobs, job.id)[-1]["callback"]["state"] == "delivered"
+    assert len(healthy.state.received) == 8
+    for job in stuck:
+        assert jobs._http.get(f"/v1/jobs/{job.id}").json()["callback"]["state"] == "pending"
