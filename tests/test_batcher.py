@@ -265,6 +265,43 @@ async def test_settings_change_while_running():
         batcher.configure(batch_size=3)
 
 
+@pytest.mark.parametrize(
+    ("setting", "value", "error"),
+    [
+        ("max_batch_size", 2.5, TypeError),
+        ("max_batch_size", True, TypeError),
+        ("max_batch_size", "8", TypeError),
+        ("max_queue_size", 1.0, TypeError),
+        ("batch_wait_timeout_s", float("nan"), ValueError),
+        ("batch_wait_timeout_s", float("inf"), ValueError),
+        ("dispatch_when_idle", "no", TypeError),
+    ],
+)
+def test_settings_of_the_wrong_type_are_refused_and_nothing_changes(setting, value, error):
+    batcher = MicroBatcher(RecordingHandler(), max_batch_size=4)
+    with pytest.raises(error, match=setting):
+        batcher.configure(**{setting: value})
+    assert batcher.settings.max_batch_size == 4
+    with pytest.raises(error, match=setting):
+        MicroBatcher(RecordingHandler(), **{setting: value})
+
+
+async def test_two_concurrent_closes_both_return():
+    """Two callers closing at once (a server's shutdown and a notebook's cell, say) both
+    return once the batch in flight is answered; neither waits forever."""
+    handler = RecordingHandler(gated=True)
+    batcher, _ = make(handler)
+    future = batcher.submit_nowait("a")
+    await handler.called.wait()
+    first = asyncio.create_task(batcher.aclose())
+    second = asyncio.create_task(batcher.aclose())
+    await asyncio.sleep(0)  # let both start waiting (a scheduling point, not a timed wait)
+    assert not first.done() and not second.done()
+    handler.gate.set()
+    await asyncio.wait_for(asyncio.gather(first, second), timeout=10)
+    assert await future == "done:a"
+
+
 def test_the_batcher_follows_a_new_event_loop():
     """A notebook re-running a script with asyncio.run() uses a fresh loop each time."""
 

@@ -5,6 +5,8 @@ import pytest
 
 from inferlab import ServerThread, create_app
 from inferlab.cli.main import build_parser, main
+from inferlab.proxy.settings import ProxySettings
+from inferlab.serve.settings import ServerSettings
 
 
 def test_doctor_passes_against_a_healthy_server(live_server, capsys):
@@ -19,21 +21,48 @@ def test_doctor_reports_a_dead_server_without_crashing(capsys):
     assert "FAIL  GET /models" in out and "ServerUnavailableError" in out
 
 
-def test_serve_options_and_their_defaults():
-    args = build_parser().parse_args(["serve", "--batching", "static", "--time-scale", "0.1"])
-    assert (args.host, args.port, args.batching, args.time_scale) == (
-        "127.0.0.1",
-        8000,
-        "static",
-        0.1,
+def test_serve_flags_are_the_fields_of_its_settings():
+    """`--max-num-seqs` sets ServerSettings.max_num_seqs: a flag and its field share a name."""
+    args = build_parser().parse_args(
+        ["serve", "--batching", "static", "--time-scale", "0.1", "--max-num-seqs", "8"]
     )
-    assert args.profile == "h100-llama3-8b" and args.api_key is None
+    settings = ServerSettings.from_arguments(args)
+    assert (args.host, args.port) == ("127.0.0.1", 8000)
+    assert (settings.batching, settings.time_scale, settings.max_num_seqs) == ("static", 0.1, 8)
+    assert settings.profile == "h100-llama3-8b" and settings.api_key is None
 
 
-def test_proxy_options_and_their_defaults():
-    args = build_parser().parse_args(["proxy", "--upstream", "http://127.0.0.1:8080/v1"])
-    assert (args.port, args.max_batch_size, args.batch_wait_timeout_s) == (9000, 8, 0.01)
-    assert args.no_list_prompts is False and args.host == "127.0.0.1"
+def test_proxy_flags_and_their_defaults():
+    args = build_parser().parse_args(
+        ["proxy", "--upstream", "http://127.0.0.1:8080/v1", "--no-list-prompts"]
+    )
+    settings = ProxySettings.from_arguments(args)
+    assert args.port == 9000 and (settings.max_batch_size, settings.batch_wait_timeout_s) == (
+        8,
+        0.01,
+    )
+    assert settings.list_prompts is False
+
+
+def test_settings_json_gives_every_setting_and_flags_win():
+    args = build_parser().parse_args(
+        [
+            "serve",
+            "--settings-json",
+            '{"max_num_seqs": 4, "time_scale": 0.5}',
+            "--time-scale",
+            "0.2",
+        ]
+    )
+    settings = ServerSettings.from_arguments(args, **json.loads(args.settings_json))
+    assert (settings.max_num_seqs, settings.time_scale) == (4, 0.2)
+
+
+def test_a_bad_setting_is_a_clear_message_not_a_traceback(capsys):
+    assert main(["serve", "--settings-json", '{"max_num_seq": 4}']) == 2
+    assert "unknown setting 'max_num_seq'" in capsys.readouterr().err
+    assert main(["proxy", "--max-batch-size", "0"]) == 2  # and no --upstream either
+    assert "upstream" in capsys.readouterr().err
 
 
 def test_bench_prints_its_table_and_saves_every_record(live_server, capsys, tmp_path):

@@ -4,6 +4,7 @@ import httpx
 import pytest
 
 from inferlab import APIStatusError, AsyncClient, Client, ServerUnavailableError
+from inferlab.errors import ResponseTimeoutError
 
 pytestmark = pytest.mark.anyio
 
@@ -86,7 +87,22 @@ def test_sync_client_timing_against_the_real_server(live_server, stream):
     assert 0 < timing.ttft_s <= timing.e2e_latency_s
     assert len(timing.token_times_s) == (6 if stream else 1)
     assert len(timing.itl_s) == len(timing.token_times_s) - 1
-    assert all(gap >= 0 for gap in timing.itl_s) and timing.tpot_s >= 0
+    assert all(gap >= 0 for gap in timing.itl_s)
+    # TPOT is over tokens and needs a stream: a whole answer at once shows no gaps to divide
+    if stream:
+        assert timing.tpot_s == pytest.approx((timing.done_s - timing.first_token_s) / (6 - 1))
+    else:
+        assert timing.tpot_s is None
+
+
+def test_a_read_timeout_is_the_courses_error_not_httpx(live_server):
+    """Transport errors are mapped at the client boundary: a caller catches TimeoutError (or
+    inferlab's ResponseTimeoutError), never httpx.ReadTimeout."""
+    with Client(live_server.base_url, timeout=httpx.Timeout(5.0, read=1e-6)) as client:
+        with pytest.raises(ResponseTimeoutError) as caught:
+            client.complete("Slow", max_tokens=64, ignore_eos=True)
+    assert isinstance(caught.value, TimeoutError)
+    assert not isinstance(caught.value, httpx.HTTPError)
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["plain", "streamed"])

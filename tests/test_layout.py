@@ -94,7 +94,9 @@ def test_the_check_catches_an_import_against_the_flow(tmp_path):
         (tmp_path / name / "__init__.py").write_text("")
     (tmp_path / "engine" / "model.py").write_text("from ..serve.app import create_app\n")
     (tmp_path / "proxy" / "app.py").write_text("from inferlab.jobs import JobService\n")
-    (tmp_path / "serve" / "app.py").write_text("from ..engine import model\nfrom .. import errors\n")
+    (tmp_path / "serve" / "app.py").write_text(
+        "from ..engine import model\nfrom .. import errors\n"
+    )
     found = violations(tmp_path)
     assert len(found) == 2
     assert found[0].startswith("engine/model.py:1: engine imports serve")

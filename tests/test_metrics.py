@@ -98,7 +98,13 @@ def test_the_table_reads_like_vllm_bench():
 def test_tpot_is_unknown_when_the_answer_came_in_one_piece():
     """Not streamed: one arrival time, so no time per token can be seen; TTFT is the e2e."""
     record = RequestResult(
-        0, 0.0, 0.0, 1.0, first_token_s=1.0, token_times_s=[1.0], output_tokens=16
+        index=0,
+        scheduled_s=0.0,
+        sent_s=0.0,
+        done_s=1.0,
+        first_token_s=1.0,
+        token_times_s=[1.0],
+        output_tokens=16,
     )
     assert record.tpot_s is None and record.ttft_s == record.e2e_latency_s
     assert "-" in summarize([record]).table().split("tpot")[1].splitlines()[0]

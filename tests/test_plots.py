@@ -15,7 +15,10 @@ SIMULATED = simulate(
     [(0.0, 32, n) for n in (4, 12, 6, 20)], H100_LLAMA3_8B, batching="static", max_num_seqs=2
 )
 RECORDS = [
-    RequestResult(i, 0.0, 0.0, 0.1 * (i + 1), first_token_s=0.01, output_tokens=5) for i in range(5)
+    RequestResult(
+        index=i, scheduled_s=0.0, done_s=0.1 * (i + 1), first_token_s=0.01, output_tokens=5
+    )
+    for i in range(5)
 ]
 
 FIGURES = {
@@ -35,7 +38,7 @@ FIGURES = {
         [QueueSample(0.0, 5, 2, 2, 0), QueueSample(0.1, 3, 2, 2, 2)], marks=[(0.05, "scale")]
     ),
     "inter_token_gaps": lambda: plots.inter_token_gaps(
-        {"one": RequestResult(0, 0, 0, 1, token_times_s=[0.1, 0.2, 0.35])}
+        {"one": RequestResult(index=0, scheduled_s=0, done_s=1, token_times_s=[0.1, 0.2, 0.35])}
     ),
 }
 

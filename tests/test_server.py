@@ -299,3 +299,43 @@ def test_a_cold_start_holds_everyone_until_the_first_request_has_warmed_the_serv
     assert faults.warm_up_left_s(50.0) == 0.0
     with pytest.raises(ValueError):
         faults.update(cold_start_s=-1)
+
+
+async def test_every_answer_carries_the_engines_own_timing(app_client, virtual_model):
+    """On virtual time a lone request's account is exact: no queue, the prefill step, then one
+    decode step per token after the first, as simulate() predicts for the same request.
+
+    A prompt of 32 tokens and 16 generated: TTFT = the prefill step of 32 tokens; the end is
+    TTFT + 15 decode steps. The body says so, the TGI-style headers say so in milliseconds.
+    """
+    from inferlab import simulate
+    from inferlab.engine.timing import EngineTiming
+
+    prompt = " ".join(["word"] * 32)
+    body = {"prompt": prompt, "max_tokens": 16, "ignore_eos": True}
+    response = await app_client.post("/completions", json=body)
+    engine = EngineTiming.from_json(response.json()["engine_timing"])
+    (predicted,) = simulate([(0.0, count_tokens(prompt), 16)], virtual_model.profile)
+    assert engine is not None and engine.output_tokens == 16
+    assert engine.queue_s == 0.0
+    assert engine.ttft_s == pytest.approx(predicted.first_token_s)
+    assert engine.e2e_latency_s == pytest.approx(predicted.finished_s)
+    assert float(response.headers["x-queue-time"]) == 0.0
+    assert float(response.headers["x-inference-time"]) == pytest.approx(
+        predicted.finished_s * 1000, abs=1e-3
+    )
+    streamed = await app_client.post("/completions", json={**body, "stream": True})
+    chunks = _sse_payloads(streamed.text)
+    assert "engine_timing" in chunks[-1] and all("engine_timing" not in c for c in chunks[:-1])
+    assert chunks[-1]["engine_timing"]["e2e_latency_s"] == pytest.approx(predicted.finished_s)
+
+
+async def test_the_client_reads_the_engines_timing_beside_its_own(virtual_model):
+    from inferlab import AsyncClient
+
+    transport = httpx.ASGITransport(app=create_app(virtual_model))
+    http = httpx.AsyncClient(transport=transport)
+    async with AsyncClient("http://inferlab.test/v1", http=http) as client:
+        answer = await client.complete("Hello there", max_tokens=8, ignore_eos=True)
+    assert answer.timing.engine is not None
+    assert answer.timing.engine.output_tokens == answer.completion_tokens == 8

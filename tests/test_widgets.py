@@ -109,7 +109,7 @@ def test_the_policy_control_switches_the_embedded_servers_scheduler():
     board = BatchingDashboard()
     try:
         board.set(policy="static")
-        assert inferlab.embedded_model().scheduler.batching.value == "static"
+        assert inferlab.embedded_model().configure()["batching"] == "static"
     finally:
         board.set(policy="continuous")
         board.close()

@@ -21,7 +21,8 @@ def lazy_exports(
     package: str, where: dict[str, str]
 ) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
     """`(__getattr__, __dir__)` for `package`; `where` maps each name to the module, relative to
-    the package, that defines it ("." for a submodule of that name). A name is imported once, then cached in the package."""
+    the package, that defines it ("." for a submodule of that name). A name is imported once,
+    then cached in the package."""
 
     def __getattr__(name: str) -> Any:
         if name not in where:

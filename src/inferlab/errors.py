@@ -1,18 +1,29 @@
-"""The exceptions inferlab raises, in one small tree.
+"""The exceptions inferlab raises, in one small tree. Every module raises from here.
 
     InferlabError
     ├── InvalidRequestError      the request can never be served (also a ValueError): too long
-    │                            for the context window, or larger than the whole KV cache
-    ├── ServerUnavailableError   no server answered at the base URL
+    │                            for the context window, text that cannot be encoded, ...  400
+    ├── TransportError           the caller's side: an HTTP exchange did not complete
+    │   ├── ServerUnavailableError   nothing answered at the base URL (refused, no route)
+    │   ├── ConnectionLostError      the connection dropped before the whole answer came
+    │   └── ResponseTimeoutError     no answer within the client's timeout (a TimeoutError)
     ├── APIStatusError           a server answered with an error body (OpenAI's shape)
+    ├── OpenAIHTTPError          raised inside a server of ours: answer with this status and
+    │                            OpenAI's error body (a route's refusal, a full job queue)
+    ├── UpstreamError            the model server behind a proxy or worker failed a whole
+    │                            batch: no answer, a 5xx, a broken stream                502/504
+    ├── QueueFullError           the job store holds its limit of unfinished jobs         429
+    ├── StoreUnavailableError    the job store cannot be reached now (Redis down)         503
     ├── JobFailedError           a job ended `failed` or `cancelled`: no result to give
     └── BatchingError            a MicroBatcher could not answer with a result:
-        ├── OverloadedError      its queue is full; try again after `retry_after_s`  (HTTP 429)
-        ├── RequestTimeoutError  no answer before the caller's deadline (also a TimeoutError) (504)
-        └── BatchFailedError     the batch handler misbehaved: wrong count, cancelled, crashed (502)
+        ├── OverloadedError      its queue is full; try again after `retry_after_s`       429
+        ├── RequestTimeoutError  no answer before the caller's deadline (a TimeoutError)   504
+        └── BatchFailedError     the batch handler misbehaved: wrong count, crashed        502
 
 Servers turn `InvalidRequestError` into a 400 with OpenAI's error body; clients turn a 4xx/5xx
-body back into `APIStatusError`, keeping the status, type, code and param the server sent.
+body back into `APIStatusError`, keeping the status, type, code and param the server sent, and
+map the HTTP library's own errors to `TransportError`s at the boundary, as httpx maps httpcore's,
+so no `httpx` exception reaches a caller of the course's clients.
 """
 
 from __future__ import annotations
@@ -32,8 +43,23 @@ class InvalidRequestError(InferlabError, ValueError):
         self.code = code
 
 
-class ServerUnavailableError(InferlabError):
+# --- the caller's side ----------------------------------------------------------------------
+
+
+class TransportError(InferlabError):
+    """An HTTP exchange with a server did not complete; nothing says what the server did."""
+
+
+class ServerUnavailableError(TransportError):
     """Nothing (or nothing OpenAI-compatible) answered at the base URL."""
+
+
+class ConnectionLostError(TransportError):
+    """The server closed the connection, or it broke, before the whole answer arrived."""
+
+
+class ResponseTimeoutError(TransportError, TimeoutError):
+    """The server did not answer within the client's timeout."""
 
 
 class APIStatusError(InferlabError):
@@ -56,12 +82,59 @@ class APIStatusError(InferlabError):
         self.param = param
 
 
+# --- the servers' side ----------------------------------------------------------------------
+
+
+class OpenAIHTTPError(InferlabError):
+    """Raise from a route to answer with this status and an OpenAI error body."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.param = param
+        self.code = code
+        self.headers = headers
+
+
+class UpstreamError(InferlabError):
+    """The upstream failed the whole batch: no answer, a 5xx, or a broken stream."""
+
+    def __init__(self, message: str, *, status: int = 502):
+        super().__init__(message)
+        self.status = status
+
+
+class QueueFullError(InferlabError):
+    """The store holds `max_unfinished` queued or running jobs already."""
+
+    def __init__(self, unfinished: int):
+        super().__init__(f"the job queue is full ({unfinished} jobs waiting or running)")
+        self.unfinished = unfinished
+
+
+class StoreUnavailableError(InferlabError):
+    """The job store cannot be reached now (Redis is down, say): the API answers 503 with
+    Retry-After, /health included."""
+
+
 class JobFailedError(InferlabError):
     """A job of the job API ended without a result; `job` says how (its status and error)."""
 
     def __init__(self, message: str, *, job: object):
         super().__init__(message)
         self.job = job
+
+
+# --- the micro-batcher ------------------------------------------------------------------------
 
 
 class BatchingError(InferlabError):

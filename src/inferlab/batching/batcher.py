@@ -312,24 +312,31 @@ class MicroBatcher(Generic[T, R]):
 
     async def aclose(self, *, drain: bool = True) -> None:
         """Stop taking items. With `drain`, send what is queued and wait for every answer;
-        without, fail what is queued and cancel what is in flight (callers get errors)."""
+        without, fail what is queued and cancel what is in flight (callers get errors).
+        Any number of callers may close at once; each returns once the batcher is closed."""
         if self._state is _State.CLOSED or self._loop is None:
             self._state = _State.CLOSED
             return
-        self._state = _State.CLOSING
         if not drain:
-            for group in list(self._groups.values()):
-                for pending in list(group):
-                    self._unqueue(pending)
-                    if not pending.future.done():
-                        pending.future.set_exception(BatchFailedError("the batcher was closed"))
-            for batch in list(self._in_flight):
-                assert batch.task is not None
-                batch.task.cancel()
-        self._idle = asyncio.Event()
-        self._maybe_dispatch()
+            self._fail_queued_and_cancel_in_flight()
+        if self._idle is None:  # the first aclose(): from now on nothing new is taken
+            self._state = _State.CLOSING
+            self._idle = asyncio.Event()
+            self._maybe_dispatch()
+        # subtle: every concurrent aclose() waits on the one event the first one made; making
+        # a new one each time would leave the earlier callers waiting on an event never set.
         await self._idle.wait()
         self._state = _State.CLOSED
+
+    def _fail_queued_and_cancel_in_flight(self) -> None:
+        for group in list(self._groups.values()):
+            for pending in list(group):
+                self._unqueue(pending)
+                if not pending.future.done():
+                    pending.future.set_exception(BatchFailedError("the batcher was closed"))
+        for batch in list(self._in_flight):
+            if batch.task is not None:
+                batch.task.cancel()
 
     def close_from_thread(self, *, drain: bool = False, timeout_s: float = 10.0) -> None:
         """`aclose()` from another thread (a notebook's, a server's shutdown), waiting for it."""

@@ -58,8 +58,17 @@ class _Batch:
     task: asyncio.Task[None] | None = None
 
 
-def check_at_least(name: str, value: float, minimum: float) -> None:
-    if not value >= minimum:
+def check_at_least(name: str, value: float, minimum: float, *, integer: bool = False) -> None:
+    """Refuse a setting of the wrong type or below `minimum`, naming what was given.
+
+    `True` is an int to Python, and 2.5 >= 1, so both checks matter: a batch size of True or
+    2.5 is a mistake the caller should hear about, not a batch of one or a crash later.
+    """
+    kinds: tuple[type, ...] = (int,) if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds):
+        kind = "an integer" if integer else "a number"
+        raise TypeError(f"{name} must be {kind}, got {value!r}")
+    if not value >= minimum:  # also refuses NaN
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
 
 
@@ -74,10 +83,16 @@ class BatcherSettings:
     dispatch_when_idle: bool = True
 
     def __post_init__(self) -> None:
-        check_at_least("max_batch_size", self.max_batch_size, 1)
+        check_at_least("max_batch_size", self.max_batch_size, 1, integer=True)
         check_at_least("batch_wait_timeout_s", self.batch_wait_timeout_s, 0)
-        check_at_least("max_concurrent_batches", self.max_concurrent_batches, 1)
-        check_at_least("max_queue_size", self.max_queue_size, 1)
+        if self.batch_wait_timeout_s == float("inf"):
+            raise ValueError("batch_wait_timeout_s must be finite, got inf")
+        check_at_least("max_concurrent_batches", self.max_concurrent_batches, 1, integer=True)
+        check_at_least("max_queue_size", self.max_queue_size, 1, integer=True)
+        if not isinstance(self.dispatch_when_idle, bool):
+            raise TypeError(
+                f"dispatch_when_idle must be true or false, got {self.dispatch_when_idle!r}"
+            )
 
 
 def answer(waiting: list[_Pending[T, R]], results: list[R], stats: BatcherStats) -> None:

@@ -10,6 +10,7 @@ import importlib.metadata
 import sys
 from collections.abc import Callable
 
+from ..errors import InferlabError
 from ..wire.client import Client
 
 Check = tuple[str, bool, str]
@@ -37,20 +38,31 @@ def environment_checks() -> list[Check]:
     return checks
 
 
+class CheckFailed(InferlabError):
+    """A server check found something wrong; its message is what the table shows."""
+
+
+def _require(condition: object, message: str) -> None:
+    # Not `assert`: `python -O` strips asserts, and a check must never pass because of that.
+    if not condition:
+        raise CheckFailed(message)
+
+
 def _models(client: Client) -> str:
     return f"serves {client.model}"
 
 
 def _completion(client: Client) -> str:
     answer = client.complete("The three ways to serve a model are", max_tokens=8)
-    assert answer.text, "empty text"
+    _require(answer.text, "empty text")
     return f"{answer.text.strip()[:30]!r} in {answer.timing.e2e_latency_s * 1000:.0f} ms"
 
 
 def _list_prompts(client: Client) -> str:
     answer = client.complete(["First prompt", "Second prompt"], max_tokens=4)
-    assert len(answer.texts) == 2, (
-        f"{len(answer.texts)} choices for 2 prompts: run `inferlab proxy --no-list-prompts`"
+    _require(
+        len(answer.texts) == 2,
+        f"{len(answer.texts)} choices for 2 prompts: run `inferlab proxy --no-list-prompts`",
     )
     return "one choice per prompt: the proxy can batch into this server"
 
@@ -58,13 +70,13 @@ def _list_prompts(client: Client) -> str:
 def _streaming(client: Client) -> str:
     answer = client.complete("Count to five:", max_tokens=8, stream=True)
     tokens = len(answer.timing.token_times_s)
-    assert tokens >= 1, "no tokens streamed"
+    _require(tokens >= 1, "no tokens streamed")
     return f"{tokens} chunks, TTFT {answer.timing.ttft_s * 1000:.0f} ms"
 
 
 def _usage(client: Client) -> str:
     answer = client.complete("Hello", max_tokens=5)
-    assert answer.prompt_tokens and answer.completion_tokens, "no usage in the answer"
+    _require(answer.prompt_tokens and answer.completion_tokens, "no usage in the answer")
     return f"{answer.prompt_tokens} prompt + {answer.completion_tokens} completion tokens"
 
 

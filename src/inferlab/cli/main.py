@@ -13,93 +13,76 @@ import os
 import sys
 from collections.abc import Sequence
 
-from ..engine.profiles import DEFAULT_PROFILE, PROFILES
-from ..engine.scheduler import Batching
-from ..serve.hosting import UVICORN_DEFAULTS
+from ._hosting import add_hosting_arguments, run, settings_json
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
+    from ..serve import ModelServer, ServerSettings
 
-    from ..serve.app import create_app
-
-    app = create_app(
-        profile=args.profile,
-        batching=args.batching,
-        max_num_seqs=args.max_num_seqs,
-        kv_capacity_tokens=args.kv_capacity_tokens,
-        time_scale=args.time_scale,
-        api_key=args.api_key,
-        max_concurrent_requests=args.max_concurrent_requests,
+    settings = ServerSettings.from_arguments(args, **settings_json(args))
+    server = ModelServer(settings)
+    print(
+        f"inferlab: serving {server.model.name} on http://{args.host}:{args.port}/v1",
+        flush=True,
     )
-    print(f"inferlab: serving {args.profile} on http://{args.host}:{args.port}/v1", flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, **UVICORN_DEFAULTS)
-    return 0
+    return run(server.app, args)
 
 
 def _proxy(args: argparse.Namespace) -> int:
-    import uvicorn
+    from ..proxy import create_proxy_app
+    from ..proxy.settings import ProxySettings
 
-    from ..proxy.app import create_proxy_app
-
+    settings = ProxySettings.from_arguments(args, **settings_json(args))
     app = create_proxy_app(
-        args.upstream,
-        upstream_api_key=args.upstream_api_key,
-        list_prompts=not args.no_list_prompts,
-        api_key=args.api_key,
-        request_timeout_s=args.request_timeout_s,
-        max_batch_size=args.max_batch_size,
-        batch_wait_timeout_s=args.batch_wait_timeout_s,
-        max_concurrent_batches=args.max_concurrent_batches,
-        max_queue_size=args.max_queue_size,
+        settings.upstream,
+        upstream_api_key=settings.upstream_api_key,
+        list_prompts=settings.list_prompts,
+        api_key=settings.api_key,
+        request_timeout_s=settings.request_timeout_s,
+        **settings.batching,
     )
-    print(
-        f"inferlab: batching proxy on http://{args.host}:{args.port}/v1 -> {args.upstream}",
-        flush=True,
-    )
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, **UVICORN_DEFAULTS)
-    return 0
+    where = f"http://{args.host}:{args.port}/v1"
+    print(f"inferlab: batching proxy on {where} -> {settings.upstream}", flush=True)
+    return run(app, args)
 
 
 def _jobs(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from ..jobs import RedisJobStore, SQLiteJobStore, create_jobs_app
+    from ..jobs.settings import JobSettings
 
+    defaults = {"webhook_secret": os.environ.get("INFERLAB_WEBHOOK_SECRET")}
+    settings = JobSettings.from_arguments(args, **{**defaults, **settings_json(args)})
     store = (
-        RedisJobStore(args.redis_url, allow_data_loss=args.redis_allow_data_loss)
-        if args.redis_url
-        else SQLiteJobStore(args.db)
+        RedisJobStore(settings.redis_url, allow_data_loss=settings.redis_allow_data_loss)
+        if settings.redis_url
+        else SQLiteJobStore(settings.db)
     )
     app = create_jobs_app(
-        args.upstream,
+        settings.upstream,
         store=store,
-        upstream_api_key=args.upstream_api_key,
-        api_key=args.api_key,
-        allow_callback_hosts=args.allow_callback_host,
-        workers=args.workers,
-        max_queue_size=args.max_queue_size,
-        max_attempts=args.max_attempts,
-        lease_s=args.lease_s,
-        webhook_secret=args.webhook_secret or os.environ.get("INFERLAB_WEBHOOK_SECRET"),
-        max_batch_size=args.max_batch_size,
-        batch_wait_timeout_s=args.batch_wait_timeout_s,
+        upstream_api_key=settings.upstream_api_key,
+        list_prompts=settings.list_prompts,
+        api_key=settings.api_key,
+        allow_callback_hosts=settings.allow_callback_host,
+        workers=settings.workers,
+        max_queue_size=settings.max_queue_size,
+        max_attempts=settings.max_attempts,
+        lease_s=settings.lease_s,
+        attempt_timeout_s=settings.attempt_timeout_s,
+        webhook_secret=settings.webhook_secret,
+        webhook_max_attempts=settings.webhook_max_attempts,
+        fallback_poll_s=settings.fallback_poll_s,
+        max_batch_size=settings.max_batch_size,
+        batch_wait_timeout_s=settings.batch_wait_timeout_s,
+        max_concurrent_batches=settings.max_concurrent_batches,
     )
-    where = args.redis_url or args.db
+    where = settings.redis_url or settings.db
     print(
-        f"inferlab: job API on http://{args.host}:{args.port}/v1/jobs -> {args.upstream} "
+        f"inferlab: job API on http://{args.host}:{args.port}/v1/jobs -> {settings.upstream} "
         f"(jobs in {where})",
         flush=True,
     )
-    uvicorn.run(
-        app,
-        host=args.host,
-        port=args.port,
-        log_level=args.log_level,
-        timeout_graceful_shutdown=5,  # long-polls and event streams must not hold a restart
-        **UVICORN_DEFAULTS,
-    )
-    return 0
+    return run(app, args)
 
 
 def _bench(args: argparse.Namespace) -> int:
@@ -132,94 +115,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
+    from ..jobs.settings import JobSettings
+    from ..proxy.settings import ProxySettings
+    from ..serve.settings import ServerSettings
+
     serve = commands.add_parser("serve", help="run the OpenAI-compatible simulated model server")
-    serve.add_argument("--host", default="127.0.0.1", help="bind address (default: loopback)")
-    serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--profile", default=DEFAULT_PROFILE, choices=sorted(PROFILES))
-    serve.add_argument("--batching", default="continuous", choices=[b.value for b in Batching])
-    serve.add_argument("--max-num-seqs", type=int, default=256)
-    serve.add_argument(
-        "--kv-capacity-tokens",
-        type=int,
-        default=None,
-        help="KV-cache size in tokens (default: the profile's)",
-    )
-    serve.add_argument(
-        "--time-scale",
-        type=float,
-        default=1.0,
-        help="wall seconds per simulated second (0.1 = ten times faster)",
-    )
-    serve.add_argument(
-        "--max-concurrent-requests",
-        type=int,
-        default=None,
-        help="serve at most this many HTTP requests at once (1: a naive server)",
-    )
-    serve.add_argument("--api-key", default=None, help="require 'Authorization: Bearer KEY'")
-    serve.add_argument("--log-level", default="info")
+    add_hosting_arguments(serve, port=8000)
+    ServerSettings.add_arguments(serve)
     serve.set_defaults(run=_serve)
 
     proxy = commands.add_parser("proxy", help="run the batching proxy in front of a server")
-    proxy.add_argument("--upstream", required=True, help="the server's base URL, ending in /v1")
-    proxy.add_argument("--host", default="127.0.0.1")
-    proxy.add_argument("--port", type=int, default=9000)
-    proxy.add_argument("--max-batch-size", type=int, default=8)
-    proxy.add_argument("--batch-wait-timeout-s", type=float, default=0.01)
-    proxy.add_argument("--max-concurrent-batches", type=int, default=1)
-    proxy.add_argument(
-        "--max-queue-size",
-        type=int,
-        default=None,
-        help="429 beyond this many queued requests (default: measured as it runs, what the "
-        "upstream finishes in half of --request-timeout-s: completed req/s x timeout x 0.5, "
-        "between 4 batches and 10000; 256 until measured under load)",
-    )
-    proxy.add_argument("--request-timeout-s", type=float, default=300.0)
-    proxy.add_argument(
-        "--no-list-prompts",
-        action="store_true",
-        help="the upstream takes one prompt per request: fan out instead",
-    )
-    proxy.add_argument("--api-key", default=None, help="require 'Authorization: Bearer KEY'")
-    proxy.add_argument("--upstream-api-key", default=None)
-    proxy.add_argument("--log-level", default="info")
+    add_hosting_arguments(proxy, port=9000)
+    ProxySettings.add_arguments(proxy)
     proxy.set_defaults(run=_proxy)
 
     jobs = commands.add_parser("jobs", help="run the job API (queue, workers, webhooks)")
-    jobs.add_argument("--upstream", required=True, help="the server's base URL, ending in /v1")
-    jobs.add_argument("--host", default="127.0.0.1")
-    jobs.add_argument("--port", type=int, default=9100)
-    jobs.add_argument("--db", default="jobs.db", help="SQLite file for the jobs (default store)")
-    jobs.add_argument("--redis-url", default=None, help="keep jobs in Redis instead")
-    jobs.add_argument(
-        "--redis-allow-data-loss",
-        action="store_true",
-        help="start even if Redis runs without its append-only file (a Redis restart then "
-        "loses acknowledged jobs); without it, such a Redis is refused at start-up",
-    )
-    jobs.add_argument("--workers", type=int, default=4, help="jobs in flight at once")
-    jobs.add_argument("--max-queue-size", type=int, default=10_000, help="429 beyond this")
-    jobs.add_argument("--max-attempts", type=int, default=3)
-    jobs.add_argument(
-        "--lease-s", type=float, default=10.0, help="a dead worker's job is retried after this"
-    )
-    jobs.add_argument("--max-batch-size", type=int, default=8)
-    jobs.add_argument("--batch-wait-timeout-s", type=float, default=0.01)
-    jobs.add_argument(
-        "--webhook-secret",
-        default=None,
-        help="HMAC key that signs webhooks (default: INFERLAB_WEBHOOK_SECRET; none: no webhooks)",
-    )
-    jobs.add_argument(
-        "--allow-callback-host",
-        action="append",
-        default=[],
-        help="a host webhooks may go to, besides loopback (repeatable)",
-    )
-    jobs.add_argument("--api-key", default=None, help="require 'Authorization: Bearer KEY'")
-    jobs.add_argument("--upstream-api-key", default=None)
-    jobs.add_argument("--log-level", default="info")
+    add_hosting_arguments(jobs, port=9100)
+    JobSettings.add_arguments(jobs)
     jobs.set_defaults(run=_jobs)
 
     bench = commands.add_parser("bench", help="load a server and print serving metrics")
@@ -243,7 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.run(args))
-    except ValueError as exc:  # bad option values, said plainly instead of a traceback
+    except (ValueError, TypeError) as exc:  # bad settings, said plainly, not as a traceback
         print(f"inferlab: {exc}", file=sys.stderr)
         return 2
 

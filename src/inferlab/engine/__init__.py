@@ -14,6 +14,7 @@ from .model import SimulatedModel, Token
 from .profiles import DEFAULT_PROFILE, PROFILES, Profile, calibration, get_profile
 from .scheduler import Batching, Scheduler, Sequence, Step, simulate
 from .text import count_tokens, generate_tokens
+from .timing import EngineTiming
 
 __all__ = [
     "DEFAULT_PROFILE",
@@ -26,6 +27,7 @@ __all__ = [
     "Sequence",
     "SimulatedModel",
     "Step",
+    "EngineTiming",
     "Token",
     "VirtualClock",
     "calibration",

@@ -44,6 +44,10 @@ class Token(NamedTuple):
     finish_reason: str | None = None  # "length" or "stop", as in OpenAI's API
     time_s: float = 0.0  # simulated time at which the step that produced it ended
     end_of_sequence: bool = False  # the model's own stop marker: a step, but no text
+    # On the last token only: when the sequence arrived and when a step first took it, on the
+    # engine's clock, so the server can report the engine's own account of the request.
+    arrival_s: float | None = None
+    admitted_s: float | None = None
 
 
 class StopMatcher:
@@ -297,6 +301,8 @@ class SimulatedModel:
                 stream = self._streams[seq]
                 tokens[seq] = Token(token.text + stream.matcher.flush(), "length", end_s)
         for seq, token in tokens.items():
+            if token.finish_reason is not None:
+                token = token._replace(arrival_s=seq.arrival_s, admitted_s=seq.admitted_s)
             self._streams[seq].channel.put(token)
         for listener in self.step_listeners:
             listener(step)

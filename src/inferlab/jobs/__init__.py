@@ -24,13 +24,14 @@ from typing import TYPE_CHECKING
 from .._lazy import lazy_exports
 
 if TYPE_CHECKING:
+    from ..errors import QueueFullError
     from ._records import Job, Status
     from .app import create_jobs_app
     from .client import AsyncJobClient, JobClient, JobInfo, QueueSample, watch_queue
     from .redis_store import RedisJobStore
     from .retry import Backoff
     from .service import JobService
-    from .store import JobStore, QueueFullError, SQLiteJobStore
+    from .store import JobStore, SQLiteJobStore
     from .webhooks import SIGNATURE_HEADER, check_callback_url, sign, verify_signature
     from .workers import WorkerPool
 
@@ -47,7 +48,7 @@ _WHERE = {
     "Backoff": ".retry",
     "JobService": ".service",
     "JobStore": ".store",
-    "QueueFullError": ".store",
+    "QueueFullError": "..errors",
     "SQLiteJobStore": ".store",
     "SIGNATURE_HEADER": ".webhooks",
     "check_callback_url": ".webhooks",

@@ -31,9 +31,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from ..errors import OpenAIHTTPError, StoreUnavailableError
 from ..serve._http import (
     BodySizeLimit,
-    OpenAIHTTPError,
     api_key_dependency,
     error_body,
     install_error_handlers,
@@ -43,7 +43,7 @@ from ..serve.schemas import ProxyCompletionRequest
 from ..wire.upstream import Upstream
 from ._records import Status
 from .service import JobService
-from .store import JobStore, SQLiteJobStore, StoreUnavailableError
+from .store import JobStore, SQLiteJobStore
 
 MAX_WAIT_S = 60.0
 STORE_RETRY_AFTER_S = 2  # a Redis restart, or a failover, takes seconds

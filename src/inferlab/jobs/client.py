@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 
 from ..errors import JobFailedError
+from ..wire.client import transport_errors
 from ..wire.sse import error_from_response
 
 Json = dict[str, Any]
@@ -119,12 +120,11 @@ class JobClient:
     ) -> JobInfo:
         """Queue a completion; returns at once with the job (status "queued")."""
         body = _submission(prompt, request, callback_url, max_attempts, params)
-        response = self._http.post("/v1/jobs", json=body, headers=_headers(None, idempotency_key))
-        return JobInfo.from_json(_read(response))
+        headers = _headers(None, idempotency_key)
+        return JobInfo.from_json(self._call("POST", "/v1/jobs", json=body, headers=headers))
 
     def status(self, job_id: str, *, wait_s: float = 0.0) -> JobInfo:
-        response = self._http.get(f"/v1/jobs/{job_id}", params={"wait_s": wait_s})
-        return JobInfo.from_json(_read(response))
+        return JobInfo.from_json(self._call("GET", f"/v1/jobs/{job_id}", params={"wait_s": wait_s}))
 
     def wait(self, job_id: str, *, timeout_s: float | None = None) -> JobInfo:
         """The job once finished, or as it is when `timeout_s` runs out."""
@@ -141,19 +141,23 @@ class JobClient:
         return _result(self.wait(job_id, timeout_s=timeout_s))
 
     def cancel(self, job_id: str) -> JobInfo:
-        return JobInfo.from_json(_read(self._http.delete(f"/v1/jobs/{job_id}")))
+        return JobInfo.from_json(self._call("DELETE", f"/v1/jobs/{job_id}"))
 
     def list(self, status: str | None = None, *, limit: int = 100) -> list[JobInfo]:
         params: Json = {"limit": limit, **({"status": status} if status else {})}
-        body = _read(self._http.get("/v1/jobs", params=params))
+        body = self._call("GET", "/v1/jobs", params=params)
         return [JobInfo.from_json(job) for job in body["data"]]
 
     def stats(self) -> Json:
         """Jobs by status, and the number of workers."""
-        return _read(self._http.get("/admin/workers"))
+        return self._call("GET", "/admin/workers")
 
     def scale(self, workers: int) -> Json:
-        return _read(self._http.put("/admin/workers", json={"workers": workers}))
+        return self._call("PUT", "/admin/workers", json={"workers": workers})
+
+    def _call(self, method: str, path: str, **options: Any) -> Json:
+        with transport_errors(self.base_url):
+            return _read(self._http.request(method, path, **options))
 
     def close(self) -> None:
         self._http.close()
@@ -198,13 +202,11 @@ class AsyncJobClient:
     ) -> JobInfo:
         body = _submission(prompt, request, callback_url, max_attempts, params)
         headers = _headers(None, idempotency_key)
-        return JobInfo.from_json(
-            _read(await self._http.post("/v1/jobs", json=body, headers=headers))
-        )
+        return JobInfo.from_json(await self._call("POST", "/v1/jobs", json=body, headers=headers))
 
     async def status(self, job_id: str, *, wait_s: float = 0.0) -> JobInfo:
-        response = await self._http.get(f"/v1/jobs/{job_id}", params={"wait_s": wait_s})
-        return JobInfo.from_json(_read(response))
+        path, params = f"/v1/jobs/{job_id}", {"wait_s": wait_s}
+        return JobInfo.from_json(await self._call("GET", path, params=params))
 
     async def wait(self, job_id: str, *, timeout_s: float | None = None) -> JobInfo:
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
@@ -218,13 +220,17 @@ class AsyncJobClient:
         return _result(await self.wait(job_id, timeout_s=timeout_s))
 
     async def cancel(self, job_id: str) -> JobInfo:
-        return JobInfo.from_json(_read(await self._http.delete(f"/v1/jobs/{job_id}")))
+        return JobInfo.from_json(await self._call("DELETE", f"/v1/jobs/{job_id}"))
 
     async def stats(self) -> Json:
-        return _read(await self._http.get("/admin/workers"))
+        return await self._call("GET", "/admin/workers")
 
     async def scale(self, workers: int) -> Json:
-        return _read(await self._http.put("/admin/workers", json={"workers": workers}))
+        return await self._call("PUT", "/admin/workers", json={"workers": workers})
+
+    async def _call(self, method: str, path: str, **options: Any) -> Json:
+        with transport_errors(self.base_url):
+            return _read(await self._http.request(method, path, **options))
 
     async def aclose(self) -> None:
         await self._http.aclose()

@@ -36,8 +36,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, ParamSpec, TypeVar
 
+from ..errors import QueueFullError, StoreUnavailableError
 from ._records import UNFINISHED, Job, Status
-from .store import QueueFullError, StoreUnavailableError
 
 log = logging.getLogger(__name__)
 P = ParamSpec("P")

@@ -14,8 +14,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from ..errors import BatchingError, OverloadedError, RequestTimeoutError
-from ..wire.upstream import Reply, UpstreamError
+from ..errors import BatchingError, OverloadedError, RequestTimeoutError, UpstreamError
+from ..wire.upstream import Reply
 from ._records import Json, error_info
 
 RETRYABLE_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})

@@ -14,12 +14,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..batching.batcher import MicroBatcher
-from ..serve._http import OpenAIHTTPError, retry_after_header
+from ..errors import OpenAIHTTPError, QueueFullError
+from ..serve._http import retry_after_header
 from ..wire.upstream import Call, Reply, Upstream, batch_key
 from ._board import JobBoard
 from ._records import Job, Json, Status, cancel, new_job, request_hash
 from .retry import Backoff
-from .store import JobStore, QueueFullError
+from .store import JobStore
 from .webhooks import WebhookSender, check_callback_url
 from .workers import WorkerPool
 

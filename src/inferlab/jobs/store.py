@@ -22,21 +22,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Protocol, TypeVar, cast
 
+from ..errors import QueueFullError
 from ._records import UNFINISHED, Job, Status
 
 T = TypeVar("T")
-
-
-class QueueFullError(Exception):
-    """The store holds `max_unfinished` queued or running jobs already."""
-
-    def __init__(self, unfinished: int):
-        super().__init__(f"the job queue is full ({unfinished} jobs waiting or running)")
-        self.unfinished = unfinished
-
-
-class StoreUnavailableError(Exception):
-    """The store cannot be reached now (Redis is down, say): the API answers 503, Retry-After."""
 
 
 class JobStore(Protocol):

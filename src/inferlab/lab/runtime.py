@@ -4,25 +4,22 @@
 
 With `INFERLAB_BASE_URL` set (for example http://127.0.0.1:8080/v1 for llama.cpp's llama-server)
 that server is checked and used. Otherwise the embedded server starts, once per kernel, in a
-background thread on a free loopback port, and stops when the kernel exits.
+process of its own on a free loopback port (see `servers.py`), and stops with the kernel.
 `INFERLAB_TIME_SCALE` (default 1: real H100 speed) makes the embedded accelerator faster.
 """
 
 from __future__ import annotations
 
-import atexit
 import os
 import threading
 
 import httpx
 
-from ..engine.model import SimulatedModel
 from ..errors import ServerUnavailableError
-from ..serve.app import create_app
-from ..serve.hosting import ServerThread
+from .servers import RunningModelServer, start_model_server
 
 _lock = threading.Lock()
-_embedded: ServerThread | None = None
+_embedded: RunningModelServer | None = None
 
 
 def external_base_url() -> str | None:
@@ -60,28 +57,24 @@ def check_server(url: str, *, timeout_s: float = 5.0) -> None:
         ) from exc
 
 
-def embedded_server() -> ServerThread:
-    """The embedded model server of this process, started on first use."""
+def embedded_server() -> RunningModelServer:
+    """The embedded model server of this kernel, started on first use in its own process.
+    Its knobs: `embedded_server().configure(...)`, `.set_faults(...)`; its log: `.log()`."""
     global _embedded
     with _lock:
-        if _embedded is None or not _embedded.running:
-            time_scale = float(os.environ.get("INFERLAB_TIME_SCALE", "1"))
-            _embedded = ServerThread(create_app(time_scale=time_scale)).start()
-            atexit.register(_embedded.stop)
+        if _embedded is None or not _embedded.process.running:
+            scale = float(os.environ.get("INFERLAB_TIME_SCALE", "1"))
+            _embedded = start_model_server(time_scale=scale)
         return _embedded
 
 
-def embedded_model() -> SimulatedModel | None:
-    """The embedded server's model, to turn its knobs; None when an external server is used."""
-    if external_base_url() is not None:
-        return None
-    model = embedded_server().app.state.model
-    assert isinstance(model, SimulatedModel)
-    return model
+def embedded_model() -> RunningModelServer | None:
+    """The embedded server, to turn its knobs; None when an external server is used."""
+    return None if external_base_url() is not None else embedded_server()
 
 
 def time_scale() -> float:
     """Wall seconds per simulated second of the server in use: divide wall times by it to read
     them as H100 times. 1 for an external server, which runs in real time."""
-    model = embedded_model()
-    return 1.0 if model is None else model.time_scale
+    server = embedded_model()
+    return 1.0 if server is None else server.time_scale

@@ -122,7 +122,7 @@ class BatchingDashboard:
             layout=wide,
             continuous_update=False,
         )
-        policy = self.model.scheduler.batching.value if self.model else "continuous"
+        policy = self.model.configure()["batching"] if self.model else "continuous"
         self.policy = widgets.Dropdown(
             options=["none", "static", "continuous"],
             value=policy,

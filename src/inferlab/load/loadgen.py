@@ -51,10 +51,10 @@ class LoadRun:
 
 def _stopped(request: PlannedRequest, scheduled_s: float) -> RequestResult:
     return RequestResult(
-        request.index,
-        scheduled_s,
-        scheduled_s,
-        time.perf_counter(),
+        index=request.index,
+        scheduled_s=scheduled_s,
+        sent_s=scheduled_s,
+        done_s=time.perf_counter(),
         ok=False,
         error_type="TimeLimitExceeded",
         error="stopped at the run's time limit",

@@ -16,27 +16,24 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from itertools import pairwise
+from dataclasses import dataclass
+
+from ..wire.timing import Timing
 
 PERCENTILES = (50, 90, 95, 99)
 
 
-@dataclass
-class RequestResult:
-    """One request of a load run. Times are `time.perf_counter()` seconds."""
+@dataclass(kw_only=True)
+class RequestResult(Timing):
+    """One request of a load run: its `Timing` (TTFT, TPOT, ITL and E2E defined there, once)
+    and the run's bookkeeping. Times are `time.perf_counter()` seconds."""
 
     index: int
     scheduled_s: float  # when the load generator meant to send it
-    sent_s: float
-    done_s: float
-    first_token_s: float | None = None
-    token_times_s: list[float] = field(default_factory=list)
     ok: bool = True
     error_type: str | None = None  # the exception's class name, e.g. "APIStatusError"
     error: str | None = None
     prompt_tokens: int = 0
-    output_tokens: int = 0
     acked_s: float | None = None  # job API only: when the acknowledgement (202) arrived
 
     @property
@@ -44,30 +41,8 @@ class RequestResult:
         return None if self.acked_s is None else self.acked_s - self.sent_s
 
     @property
-    def e2e_latency_s(self) -> float:
-        return self.done_s - self.sent_s
-
-    @property
     def queue_delay_s(self) -> float:
         return self.sent_s - self.scheduled_s
-
-    @property
-    def ttft_s(self) -> float:
-        first = self.first_token_s if self.first_token_s is not None else self.done_s
-        return first - self.sent_s
-
-    @property
-    def tpot_s(self) -> float | None:
-        """(last token - first token) / (tokens - 1). None unless streamed: a client that
-        receives the whole answer at once cannot see the time between tokens."""
-        if self.output_tokens < 2 or self.first_token_s is None or len(self.token_times_s) < 2:
-            return None
-        return (self.done_s - self.first_token_s) / (self.output_tokens - 1)
-
-    @property
-    def itl_s(self) -> list[float]:
-        times = self.token_times_s
-        return [later - earlier for earlier, later in pairwise(times)]
 
 
 def percentile(values: Sequence[float], q: float) -> float:

@@ -30,10 +30,10 @@ def _record(
 ) -> RequestResult:
     if isinstance(answer, BaseException):  # the one place broad errors are caught: the boundary
         return RequestResult(
-            planned.index,
-            scheduled_s,
-            sent_s,
-            time.perf_counter(),
+            index=planned.index,
+            scheduled_s=scheduled_s,
+            sent_s=sent_s,
+            done_s=time.perf_counter(),
             ok=False,
             error_type=type(answer).__name__,
             error=str(answer)[:300],
@@ -41,14 +41,15 @@ def _record(
         )
     timing = answer.timing
     return RequestResult(
-        planned.index,
-        scheduled_s,
-        timing.sent_s,
-        timing.done_s,
+        index=planned.index,
+        scheduled_s=scheduled_s,
+        sent_s=timing.sent_s,
+        done_s=timing.done_s,
         first_token_s=timing.first_token_s,
+        engine=timing.engine,
         token_times_s=list(timing.token_times_s),
+        output_tokens=timing.output_tokens,
         prompt_tokens=answer.prompt_tokens or planned.prompt_tokens,
-        output_tokens=answer.completion_tokens or len(timing.token_times_s),
     )
 
 
@@ -115,10 +116,10 @@ def jobs_sender(clients: list[AsyncJobClient], **params: Any) -> Send:
             return _record(planned, scheduled_s, sent_s, exc)
         usage = result.get("usage") or {}
         return RequestResult(
-            planned.index,
-            scheduled_s,
-            sent_s,
-            time.perf_counter(),
+            index=planned.index,
+            scheduled_s=scheduled_s,
+            sent_s=sent_s,
+            done_s=time.perf_counter(),
             prompt_tokens=usage.get("prompt_tokens") or planned.prompt_tokens,
             output_tokens=usage.get("completion_tokens") or 0,
             acked_s=acked_s,

@@ -36,10 +36,15 @@ from prometheus_client.registry import Collector
 
 from ..batching.batcher import MicroBatcher
 from ..batching.guarantee import retry_after_s
-from ..errors import BatchFailedError, OverloadedError, RequestTimeoutError
+from ..errors import (
+    BatchFailedError,
+    OpenAIHTTPError,
+    OverloadedError,
+    RequestTimeoutError,
+    UpstreamError,
+)
 from ..serve._http import (
     BodySizeLimit,
-    OpenAIHTTPError,
     api_key_dependency,
     error_body,
     install_error_handlers,
@@ -47,7 +52,7 @@ from ..serve._http import (
     retry_after_header,
 )
 from ..serve.schemas import ProxyChatRequest, ProxyCompletionRequest
-from ..wire.upstream import Call, Reply, Upstream, UpstreamError, batch_key
+from ..wire.upstream import Call, Reply, Upstream, batch_key
 from ._capacity import QueueBound
 
 
@@ -137,6 +142,24 @@ class BatchingProxy:
         self.request_timeout_s = timeout
         if "max_queue_size" in changes:
             self.measure_queue_bound = measure
+
+
+def batcher_stats(batcher: MicroBatcher[Any, Any]) -> dict[str, Any]:
+    """A batcher's counters as JSON: batches by size and by flush reason, outcomes, queue."""
+    stats = batcher.stats
+    return {
+        "submitted": stats.submitted,
+        "completed": stats.completed,
+        "failed": stats.failed,
+        "rejected": stats.rejected,
+        "expired": stats.expired,
+        "cancelled": stats.cancelled,
+        "batches": stats.batches,
+        "batch_sizes": {str(size): n for size, n in sorted(stats.batch_sizes.items())},
+        "flush_reasons": dict(stats.flush_reasons),
+        "pending": batcher.pending,
+        "in_flight": batcher.in_flight,
+    }
 
 
 def _reply_for(exc: BaseException) -> Reply:
@@ -308,6 +331,11 @@ def create_proxy_app(
         except (ValueError, TypeError) as exc:
             raise OpenAIHTTPError(400, str(exc)) from exc
         return proxy.settings
+
+    @app.get("/admin/stats", dependencies=guard)
+    async def get_stats() -> dict[str, Any]:
+        """What the completions batcher has done, for a dashboard or a notebook."""
+        return batcher_stats(proxy.completions)
 
     @app.get("/health")
     async def health() -> dict[str, str]:

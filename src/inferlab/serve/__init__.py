@@ -1,16 +1,31 @@
 """serve: the OpenAI-compatible HTTP server over an engine.
 
-`app` holds the routes (completions with a prompt or a list of prompts, chat, SSE streaming,
-usage, /health, /metrics); `schemas` validates requests at the edge, `shapes` builds OpenAI's
-response bodies, `metrics` exports the engine's counters for Prometheus, `faults` fails or
-stalls requests on purpose, `_http` is the scaffold every server of the project shares (error
-bodies, body limit, API key), and `hosting` runs an app under uvicorn in a thread.
+`app` holds `ModelServer`, one object per running server (its engine, faults, metrics and
+typed `settings`), and its routes: completions with a prompt or a list of prompts, chat, SSE
+streaming, usage, /health, /metrics, and /admin to turn knobs while it runs. `schemas`
+validates requests at the edge, `shapes` builds OpenAI's response bodies, `metrics` exports the
+engine's counters for Prometheus, `faults` fails or stalls requests on purpose, `_http` is the
+scaffold every service of the project shares (lifecycle, error bodies, body limit, API key),
+`settings` and `_settings` are the typed knobs, and `hosting` runs an app in a thread or a
+process of its own.
 
 May import: `engine` and `inferlab.errors`.
 """
 
-from .app import DEFAULT_MAX_BODY_BYTES, create_app
+from ._http import ServiceState
+from .app import ModelServer, create_app
 from .faults import Faults
-from .hosting import UVICORN_DEFAULTS, ServerThread
+from .hosting import UVICORN_DEFAULTS, ServerProcess, ServerThread
+from .settings import DEFAULT_MAX_BODY_BYTES, ServerSettings
 
-__all__ = ["DEFAULT_MAX_BODY_BYTES", "UVICORN_DEFAULTS", "Faults", "ServerThread", "create_app"]
+__all__ = [
+    "DEFAULT_MAX_BODY_BYTES",
+    "UVICORN_DEFAULTS",
+    "Faults",
+    "ModelServer",
+    "ServerProcess",
+    "ServerSettings",
+    "ServerThread",
+    "ServiceState",
+    "create_app",
+]

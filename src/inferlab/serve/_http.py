@@ -10,18 +10,21 @@ to the right exception class:
 from __future__ import annotations
 
 import hmac
+import inspect
 import math
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from enum import Enum
+from typing import Any, TypeVar
 
 import httpx
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..errors import InvalidRequestError
+from ..errors import InvalidRequestError, OpenAIHTTPError
 
 _ERROR_TYPES = {
     400: "invalid_request_error",
@@ -51,26 +54,6 @@ def error_response(
     headers: dict[str, str] | None = None,
 ) -> JSONResponse:
     return JSONResponse(error_body(message, status, param=param, code=code), status, headers)
-
-
-class OpenAIHTTPError(Exception):
-    """Raise from a route to answer with this status and an OpenAI error body."""
-
-    def __init__(
-        self,
-        status: int,
-        message: str,
-        *,
-        param: str | None = None,
-        code: str | None = None,
-        headers: dict[str, str] | None = None,
-    ):
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.param = param
-        self.code = code
-        self.headers = headers
 
 
 def _describe_validation_error(exc: RequestValidationError) -> tuple[str, str | None]:
@@ -205,3 +188,107 @@ async def relay(upstream_call: Awaitable[httpx.Response]) -> Response:
 def retry_after_header(seconds: float) -> str:
     """HTTP's Retry-After takes whole seconds: round up, at least 1."""
     return str(max(1, math.ceil(seconds)))
+
+
+# ---------------------------------------------------------------------------------------------
+# The scaffold every service shares: its lifecycle, its app, and how routes find the service
+
+
+class ServiceState(str, Enum):
+    NEW = "new"  # built; its app can be served
+    RUNNING = "running"  # started: by uvicorn's lifespan, or `async with`
+    CLOSED = "closed"  # stopped for good: its workers, batchers and engine are shut down
+
+
+class Lifecycle:
+    """Start and stop for a service: uvicorn's lifespan, or `async with service:` in a test.
+
+    A subclass does its own work in `_start()` and `_close()`. Closing twice is harmless;
+    starting a closed service raises, since its batchers and engine are gone.
+    """
+
+    def __init__(self) -> None:
+        self.state = ServiceState.NEW
+
+    async def start(self) -> None:
+        if self.state is ServiceState.CLOSED:
+            raise RuntimeError(f"this {type(self).__name__} is closed; make a new one")
+        if self.state is ServiceState.NEW:
+            await self._start()
+            self.state = ServiceState.RUNNING
+
+    async def aclose(self) -> None:
+        if self.state is not ServiceState.CLOSED:
+            self.state = ServiceState.CLOSED
+            await self._close()
+
+    async def _start(self) -> None:
+        """Start background work (workers, senders); most services start lazily."""
+
+    async def _close(self) -> None:
+        """Stop background work and answer whoever still waits."""
+
+    async def __aenter__(self: L) -> L:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+
+L = TypeVar("L", bound=Lifecycle)
+
+
+def service_dependency(kind: type[L]) -> Any:
+    """`Depends(...)` that hands a route the service its app belongs to.
+
+    Routes live at module level, one set per kind of service; each app keeps its own service
+    in `app.state.service`, and only this dependency reads it (notebooks never do).
+    """
+
+    def the_service(request: Request) -> L:
+        service = request.app.state.service
+        assert isinstance(service, kind)  # an internal invariant: the app was built for it
+        return service
+
+    return Depends(the_service)
+
+
+def service_app(
+    title: str,
+    service: Lifecycle,
+    *,
+    routers: list[APIRouter],
+    api_key: str | None,
+    max_body_bytes: int,
+    metrics: Callable[[], bytes | Awaitable[bytes]],
+) -> FastAPI:
+    """A service's FastAPI app: OpenAI-shaped errors, a body limit, the routers behind the API
+    key, `/metrics` behind it too, and `/health` open (load balancers probe it without a key,
+    as vLLM's is). Its lifespan starts and closes the service."""
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await service.start()
+        yield
+        await service.aclose()
+
+    app = FastAPI(title=title, lifespan=lifespan)
+    app.state.service = service
+    install_error_handlers(app)
+    app.add_middleware(BodySizeLimit, max_body_bytes=max_body_bytes)
+    guard = [Depends(api_key_dependency(api_key))]
+    for router in routers:
+        app.include_router(router, dependencies=guard)
+
+    @app.get("/health")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/metrics", dependencies=guard)
+    async def prometheus_metrics() -> Response:
+        text = metrics()
+        body = await text if inspect.isawaitable(text) else text
+        return Response(body, media_type="text/plain; version=0.0.4")
+
+    return app

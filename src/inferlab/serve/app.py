@@ -17,29 +17,23 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
+from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from ..engine.model import SimulatedModel, Token
 from ..engine.text import count_tokens
-from ..errors import InvalidRequestError
-from ._http import (
-    BodySizeLimit,
-    OpenAIHTTPError,
-    api_key_dependency,
-    error_body,
-    install_error_handlers,
-)
+from ..engine.timing import EngineTiming
+from ..errors import InvalidRequestError, OpenAIHTTPError
+from ._http import Lifecycle, error_body, service_app, service_dependency
 from .faults import FaultInjection, Faults
 from .metrics import ServerMetrics
 from .schemas import ChatCompletionRequest, CompletionRequest, _Sampling, render_chat
-from .shapes import CHAT, COMPLETION, Shape, sse, usage
-
-DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
+from .settings import ENGINE_KNOBS, ServerSettings
+from .shapes import CHAT, COMPLETION, Shape, sse, timing_headers, usage
 
 
 @dataclass
@@ -114,18 +108,48 @@ async def _merged_tokens(
 
 
 class _Timer:
-    """Times each choice on the model's clock for the TTFT and latency histograms."""
+    """Times each choice on the model's clock: the TTFT and latency histograms of /metrics,
+    and the engine's own account of the whole request that the response carries."""
 
     def __init__(self, model: SimulatedModel, metrics: ServerMetrics):
         self.metrics = metrics
         self.start_s = model.clock.now()
         self.first_token_s: dict[int, float] = {}
+        self.arrival_s: float | None = None
+        self.admitted_s: float | None = None
+        self.finished_s: float | None = None
+        self.output_tokens = 0
 
     def saw(self, choice: _Choice, token: Token) -> None:
         self.first_token_s.setdefault(choice.index, token.time_s)
+        self.output_tokens += not token.end_of_sequence
         if token.finish_reason is not None:
             ttft_s = self.first_token_s[choice.index] - self.start_s
             self.metrics.observe_choice(ttft_s, token.time_s - self.start_s, token.finish_reason)
+            # A request of several choices: the earliest arrival and admission, the last finish.
+            self.arrival_s = _earliest(self.arrival_s, token.arrival_s)
+            self.admitted_s = _earliest(self.admitted_s, token.admitted_s)
+            self.finished_s = max(self.finished_s or token.time_s, token.time_s)
+
+    def engine_timing(self) -> EngineTiming | None:
+        if self.finished_s is None or not self.first_token_s:
+            return None
+        arrival_s = self.arrival_s if self.arrival_s is not None else self.start_s
+        # subtle: arrivals are stamped from the wall clock, steps on the exact simulated
+        # timeline; a server running late can admit a sequence "before" it arrived. Clamp.
+        admitted_s = max(arrival_s, self.admitted_s if self.admitted_s is not None else arrival_s)
+        first_s = max(admitted_s, min(self.first_token_s.values()))
+        return EngineTiming(
+            queue_s=admitted_s - arrival_s,
+            prefill_s=first_s - admitted_s,
+            ttft_s=first_s - arrival_s,
+            e2e_latency_s=max(first_s, self.finished_s) - arrival_s,
+            output_tokens=self.output_tokens,
+        )
+
+
+def _earliest(known: float | None, new: float | None) -> float | None:
+    return new if known is None else known if new is None else min(known, new)
 
 
 class _Responder:
@@ -164,17 +188,19 @@ class _Responder:
             generated += not token.end_of_sequence
             texts[choice.index] += self._clean(choice, token.text, bool(texts[choice.index]))
             finish[choice.index] = token.finish_reason
+        engine = timer.engine_timing()
         return {
             **self.head,
             "object": self.shape.object,
             "choices": [self.shape.choice(i, texts[i], finish[i]) for i in sorted(texts)],
             "usage": usage(self.choices, generated),
+            **({EngineTiming.WIRE_NAME: engine.to_json()} if engine else {}),
         }
 
     async def events(self) -> AsyncIterator[str]:
         head = {**self.head, "object": self.shape.chunk_object}
         started: set[int] = set()
-        generated = 0
+        generated = finished = 0
         timer = _Timer(self.model, self.metrics)
         if self.echo:
             for choice in self.choices:
@@ -195,7 +221,13 @@ class _Responder:
                     choice.index, text, token.finish_reason, first=choice.index not in started
                 )
                 started.add(choice.index)
-                yield sse({**head, "choices": [delta]})
+                chunk = {**head, "choices": [delta]}
+                finished += token.finish_reason is not None
+                if finished == len(self.choices):  # the last chunk carries the engine's
+                    engine = timer.engine_timing()  # account: a stream has no headers left
+                    if engine is not None:
+                        chunk[EngineTiming.WIRE_NAME] = engine.to_json()
+                yield sse(chunk)
         except Exception as exc:  # headers are sent: the error can only travel in the stream
             status = 400 if isinstance(exc, InvalidRequestError) else 500
             yield sse(error_body(str(exc), status))
@@ -208,7 +240,8 @@ class _Responder:
         if self.request.stream:
             return StreamingResponse(self._events_in_slot(), media_type="text/event-stream")
         async with self.slots:
-            return JSONResponse(await self.body())
+            body = await self.body()
+        return JSONResponse(body, headers=timing_headers(body.get(EngineTiming.WIRE_NAME)))
 
     async def _events_in_slot(self) -> AsyncIterator[str]:
         async with self.slots:  # a stream holds its request slot until its last chunk
@@ -217,103 +250,175 @@ class _Responder:
 
 
 # ---------------------------------------------------------------------------------------------
-# The app
+# The service: one object that owns the engine and its knobs, and the routes that serve it
+
+
+class ModelServer(Lifecycle):
+    """The OpenAI-compatible model server over one `SimulatedModel`, with its settings.
+
+        server = ModelServer(ServerSettings(time_scale=0.1, batching="static"))
+        server.app                          # the FastAPI app uvicorn serves
+        server.configure(max_num_seqs=8)    # an engine knob, while it runs; checked first
+
+    `max_concurrent_requests=1` makes it serve one HTTP request at a time, like a model wrapped
+    in a web framework behind a lock: the prompts of one request are still batched together,
+    but separate requests queue. That is the server a client-side batching proxy pays off for.
+    `faults` makes a share of requests fail or stall on purpose (see `faults.py`).
+
+    Give `model` to serve a model you built yourself (on a virtual clock, say); the settings
+    then only say how the HTTP side behaves, and giving engine settings too is an error.
+    """
+
+    def __init__(
+        self,
+        settings: ServerSettings | None = None,
+        *,
+        model: SimulatedModel | None = None,
+        faults: Faults | None = None,
+    ) -> None:
+        super().__init__()
+        self.settings = settings or ServerSettings()
+        self.model = model if model is not None else _model_for(self.settings)
+        self.faults = faults or Faults()
+        self.metrics = ServerMetrics(self.model)
+        limit = self.settings.max_concurrent_requests
+        self.slots: AbstractAsyncContextManager[Any] = (
+            asyncio.Semaphore(limit) if limit else nullcontext()
+        )
+        self.app = service_app(
+            "inferlab model server",
+            self,
+            routers=[router],
+            api_key=self.settings.api_key,
+            max_body_bytes=self.settings.max_body_bytes,
+            metrics=self.metrics.render,
+        )
+        self.app.add_middleware(FaultInjection, faults=self.faults)
+
+    def configure(self, **knobs: Any) -> ServerSettings:
+        """Change the engine's knobs (batching, max_num_seqs, kv_capacity_tokens) while it runs;
+        a bad or unknown value raises before anything changes. Returns the new settings."""
+        unknown = sorted(set(knobs) - set(ENGINE_KNOBS))
+        if unknown:
+            raise TypeError(f"{unknown[0]!r} cannot change while serving; can: {ENGINE_KNOBS}")
+        changed = self.settings.replace(**knobs)
+        self.model.configure(**{name: getattr(changed, name) for name in ENGINE_KNOBS})
+        self.settings = changed
+        return changed
+
+    def engine_knobs(self) -> dict[str, Any]:
+        return {name: getattr(self.settings, name) for name in ENGINE_KNOBS}
+
+    async def _close(self) -> None:
+        await self.model.aclose()
+
+    def check_model(self, requested: str | None) -> None:
+        if requested is not None and requested != self.model.name:
+            raise OpenAIHTTPError(
+                404,
+                f"The model `{requested}` does not exist. This server serves `{self.model.name}`.",
+                param="model",
+                code="model_not_found",
+            )
+
+
+def _model_for(settings: ServerSettings) -> SimulatedModel:
+    return SimulatedModel(
+        settings.profile,
+        batching=settings.batching,
+        max_num_seqs=settings.max_num_seqs,
+        kv_capacity_tokens=settings.kv_capacity_tokens,
+        time_scale=settings.time_scale,
+        name=settings.served_model_name,
+    )
+
+
+router = APIRouter()
+_server = service_dependency(ModelServer)
+
+
+@router.get("/v1/models")
+async def list_models(server: ModelServer = _server) -> dict[str, Any]:
+    model = server.model
+    card = {
+        "id": model.name,
+        "object": "model",
+        "created": 0,
+        "owned_by": "inferlab",
+        "max_model_len": model.profile.max_model_len,
+    }
+    return {"object": "list", "data": [card]}
+
+
+@router.post("/v1/completions")
+async def completions(request: CompletionRequest, server: ModelServer = _server) -> Response:
+    server.check_model(request.model)
+    choices = _plan_choices(server.model, request.prompts, request, request.max_tokens)
+    return await _Responder(
+        server.model, server.metrics, COMPLETION, choices, request, request.echo, server.slots
+    ).respond()
+
+
+@router.post("/v1/chat/completions")
+async def chat_completions(
+    request: ChatCompletionRequest, server: ModelServer = _server
+) -> Response:
+    server.check_model(request.model)
+    prompt = render_chat(request.messages)
+    choices = _plan_choices(server.model, [prompt], request, request.completion_limit)
+    return await _Responder(
+        server.model, server.metrics, CHAT, choices, request, slots=server.slots
+    ).respond()
+
+
+@router.put("/admin/faults")
+async def put_faults(request: Request, server: ModelServer = _server) -> dict[str, float]:
+    faults = server.faults
+    try:
+        faults.update(**await request.json())
+    except (ValueError, TypeError) as exc:
+        raise OpenAIHTTPError(400, str(exc)) from exc
+    return {
+        "fail_rate": faults.fail_rate,
+        "stall_rate": faults.stall_rate,
+        "stall_s": faults.stall_s,
+        "cold_start_s": faults.cold_start_s,
+    }
+
+
+@router.get("/admin/engine")
+async def get_engine(server: ModelServer = _server) -> dict[str, Any]:
+    """The engine's knobs that may change while it runs, and its time scale."""
+    return {**server.engine_knobs(), "time_scale": server.model.time_scale}
+
+
+@router.put("/admin/engine")
+async def put_engine(request: Request, server: ModelServer = _server) -> dict[str, Any]:
+    try:
+        server.configure(**await request.json())
+    except (ValueError, TypeError) as exc:
+        raise OpenAIHTTPError(400, str(exc)) from exc
+    return {**server.engine_knobs(), "time_scale": server.model.time_scale}
 
 
 def create_app(
     model: SimulatedModel | None = None,
     *,
-    api_key: str | None = None,
-    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-    max_concurrent_requests: int | None = None,
     faults: Faults | None = None,
-    **model_options: Any,
+    **settings: Any,
 ) -> FastAPI:
-    """The OpenAI-compatible app over `model` (or a new SimulatedModel(**model_options)).
-
-    `max_concurrent_requests=1` makes it serve one HTTP request at a time, like a model wrapped
-    in a web framework behind a lock: the prompts of one request are still batched together,
-    but separate requests queue. That is the server a client-side batching proxy pays off for.
-    `faults` makes a share of requests fail or stall on purpose (see `_faults.py`).
+    """The app of a new `ModelServer`: `create_app(time_scale=0.1)` is
+    `ModelServer(ServerSettings(time_scale=0.1)).app`. Unknown settings raise TypeError.
 
     >>> app = create_app(profile="h100-llama3-1b", batching="static", time_scale=0.1)
     """
-    model = model if model is not None else SimulatedModel(**model_options)
-    metrics = ServerMetrics(model)
-    if max_concurrent_requests is not None and max_concurrent_requests < 1:
-        raise ValueError(f"max_concurrent_requests must be >= 1, got {max_concurrent_requests}")
-    slots = asyncio.Semaphore(max_concurrent_requests) if max_concurrent_requests else None
+    engine_settings = sorted(set(settings) & _ENGINE_SETTINGS)
+    if model is not None and engine_settings:
+        raise TypeError(
+            f"{engine_settings[0]!r} is the model's to set: give it to SimulatedModel, or "
+            "leave `model` out and the server builds one with these settings"
+        )
+    return ModelServer(ServerSettings.from_dict(settings), model=model, faults=faults).app
 
-    @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        yield
-        await model.aclose()
 
-    app = FastAPI(title="inferlab model server", lifespan=lifespan)
-    app.state.model = model
-    install_error_handlers(app)
-    app.add_middleware(BodySizeLimit, max_body_bytes=max_body_bytes)
-    faults = faults or Faults()
-    app.state.faults = faults
-    app.add_middleware(FaultInjection, faults=faults)
-
-    def check_model(requested: str | None) -> None:
-        if requested is not None and requested != model.name:
-            raise OpenAIHTTPError(
-                404,
-                f"The model `{requested}` does not exist. This server serves `{model.name}`.",
-                param="model",
-                code="model_not_found",
-            )
-
-    v1 = APIRouter(prefix="/v1", dependencies=[Depends(api_key_dependency(api_key))])
-
-    @v1.get("/models")
-    async def list_models() -> dict[str, Any]:
-        card = {
-            "id": model.name,
-            "object": "model",
-            "created": 0,
-            "owned_by": "inferlab",
-            "max_model_len": model.profile.max_model_len,
-        }
-        return {"object": "list", "data": [card]}
-
-    @v1.post("/completions")
-    async def completions(request: CompletionRequest) -> Response:
-        check_model(request.model)
-        choices = _plan_choices(model, request.prompts, request, request.max_tokens)
-        responder = _Responder(model, metrics, COMPLETION, choices, request, request.echo, slots)
-        return await responder.respond()
-
-    @v1.post("/chat/completions")
-    async def chat_completions(request: ChatCompletionRequest) -> Response:
-        check_model(request.model)
-        prompt = render_chat(request.messages)
-        choices = _plan_choices(model, [prompt], request, request.completion_limit)
-        return await _Responder(model, metrics, CHAT, choices, request, slots=slots).respond()
-
-    app.include_router(v1)
-
-    @app.get("/health")
-    async def health() -> dict[str, str]:
-        return {"status": "ok"}
-
-    @app.put("/admin/faults", dependencies=[Depends(api_key_dependency(api_key))])
-    async def put_faults(request: Request) -> dict[str, float]:
-        try:
-            faults.update(**await request.json())
-        except (ValueError, TypeError) as exc:
-            raise OpenAIHTTPError(400, str(exc)) from exc
-        return {
-            "fail_rate": faults.fail_rate,
-            "stall_rate": faults.stall_rate,
-            "stall_s": faults.stall_s,
-            "cold_start_s": faults.cold_start_s,
-        }
-
-    @app.get("/metrics")
-    async def prometheus_metrics() -> Response:
-        return Response(metrics.render(), media_type="text/plain; version=0.0.4")
-
-    return app
+_ENGINE_SETTINGS = {"profile", "time_scale", "served_model_name", *ENGINE_KNOBS}

@@ -1,4 +1,5 @@
-"""Run an ASGI app with uvicorn in a background thread: how notebooks and tests host servers.
+"""Host a server: in a background thread (`ServerThread`, for tests), or in a process of its
+own (`ServerProcess`, for notebooks and benchmarks, so the kernel runs only the client).
 
     with ServerThread(create_app(time_scale=0.1)) as server:
         print(server.base_url)        # http://127.0.0.1:<free port>/v1
@@ -15,8 +16,14 @@ on Python 3.12+, rejects the `loop_factory` argument uvicorn passes, and the ser
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
+import time
 from types import TracebackType
 from typing import Any
 
@@ -116,3 +123,120 @@ class ServerThread:
         traceback: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+# ---------------------------------------------------------------------------------------------
+# A server in a process of its own
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nobody listens on now (the OS picks it); the child binds it a moment later."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
+class ServerProcess:
+    """`inferlab <command>` (serve, proxy or jobs) in a child process, with its own interpreter.
+
+        with ServerProcess("serve", ServerSettings(time_scale=0.1)) as server:
+            server.base_url          # http://127.0.0.1:<port>/v1
+            print(server.log())      # what it printed, for when something goes wrong
+
+    Why a process and not a thread: the notebook's kernel then runs only the client, so the
+    learner's Python (the load generator, plots, the notebook itself) never takes the
+    simulated accelerator's turn on the GIL. The child exits with its parent: it watches the
+    pipe on its stdin, which closes when the parent dies, however it dies.
+    """
+
+    def __init__(self, command: str, settings: Any, *, host: str = "127.0.0.1") -> None:
+        import tempfile
+
+        self.command = command
+        self.settings = settings
+        self.host = host
+        self.port = free_port(host)
+        self._log = tempfile.NamedTemporaryFile(  # noqa: SIM115 (it lives as long as we do)
+            prefix=f"inferlab-{command}-", suffix=".log", delete=False
+        )
+        self.log_path = self._log.name
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}/v1"
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def start(self, timeout_s: float = 60.0) -> ServerProcess:
+        settings = json.dumps(self.settings.to_dict())
+        command = [sys.executable, "-m", "inferlab", self.command, "--host", self.host]
+        command += ["--port", str(self.port), "--settings-json", settings]
+        command += ["--log-level", "warning", "--exit-with-parent"]
+        self._process = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=self._log, stderr=subprocess.STDOUT
+        )
+        self._wait_until_healthy(timeout_s)
+        return self
+
+    def _wait_until_healthy(self, timeout_s: float) -> None:
+        # Waiting on another process: nothing to await but its answer, so ask until it comes.
+        import httpx
+
+        deadline = time.monotonic() + timeout_s
+        url = f"http://{self.host}:{self.port}/health"
+        while time.monotonic() < deadline:
+            if not self.running:
+                raise RuntimeError(f"`inferlab {self.command}` exited:\n{self.log()}")
+            try:
+                if httpx.get(url, timeout=1.0).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.02)
+        self.stop()
+        raise RuntimeError(
+            f"`inferlab {self.command}` did not answer in {timeout_s} s:\n{self.log()}"
+        )
+
+    def log(self, last_lines: int = 50) -> str:
+        """The end of what the server printed."""
+        with open(self.log_path, encoding="utf-8", errors="replace") as log:
+            return "".join(log.readlines()[-last_lines:])
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """SIGTERM (uvicorn shuts down gracefully), then SIGKILL if it will not go."""
+        process, self._process = self._process, None
+        if process is None:
+            self._log.close()
+            return
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        if process.stdin is not None:
+            process.stdin.close()
+        self._log.close()  # the log file stays on disk for log(); the child had its own handle
+
+    def __enter__(self) -> ServerProcess:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+def exit_with_parent() -> None:
+    """In a child started by ServerProcess: SIGTERM ourselves once the parent's end of our
+    stdin closes (the parent exited, or was killed), so no server outlives its notebook."""
+
+    def watch() -> None:
+        while sys.stdin.buffer.read(1024):
+            pass
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="exit with parent", daemon=True).start()

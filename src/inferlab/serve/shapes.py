@@ -25,6 +25,21 @@ def usage(choices: list[_Choice], completion_tokens: int) -> dict[str, int]:
     }
 
 
+def timing_headers(engine_timing: dict[str, Any] | None) -> dict[str, str]:
+    """The engine's account as headers, in milliseconds, as Hugging Face's TGI sends them."""
+    if not engine_timing:
+        return {}
+    tokens = engine_timing["output_tokens"]
+    inference_s = engine_timing["e2e_latency_s"] - engine_timing["queue_s"]
+    decode_s = engine_timing["e2e_latency_s"] - engine_timing["ttft_s"]
+    return {
+        "x-queue-time": f"{engine_timing['queue_s'] * 1000:.3f}",
+        "x-inference-time": f"{inference_s * 1000:.3f}",
+        "x-time-per-token": f"{decode_s / max(1, tokens - 1) * 1000:.3f}",
+        "x-generated-tokens": str(tokens),
+    }
+
+
 def sse(payload: dict[str, Any] | str) -> str:
     data = payload if isinstance(payload, str) else json.dumps(payload, separators=(",", ":"))
     return f"data: {data}\n\n"

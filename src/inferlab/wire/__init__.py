@@ -8,8 +8,10 @@ prompts and split the answer back per caller.
 May import: `engine` (the token rule) and `inferlab.errors`; never a server.
 """
 
-from .client import DEFAULT_TIMEOUT, AsyncClient, Client, Completion, Timing
-from .upstream import Call, Reply, Upstream, UpstreamError, batch_key
+from ..errors import UpstreamError
+from .client import DEFAULT_TIMEOUT, AsyncClient, Client, Completion
+from .timing import Timing
+from .upstream import Call, Reply, Upstream, batch_key
 
 __all__ = [
     "DEFAULT_TIMEOUT",

@@ -17,52 +17,27 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from itertools import pairwise
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
-from ..errors import ServerUnavailableError
+from ..engine.timing import EngineTiming
+from ..errors import (
+    ConnectionLostError,
+    ResponseTimeoutError,
+    ServerUnavailableError,
+    TransportError,
+)
 from .sse import DONE, api_error, choice_text, error_from_response, read_sse_line
+from .timing import Timing
 
 Messages = list[dict[str, Any]]
 OnText = Callable[[int, str], None]  # (choice index, text) as each piece arrives
 
 DEFAULT_TIMEOUT = httpx.Timeout(connect=5.0, read=600.0, write=30.0, pool=600.0)
-
-
-@dataclass
-class Timing:
-    """Moments of one request, in `time.perf_counter()` seconds."""
-
-    sent_s: float
-    first_token_s: float | None = None
-    token_times_s: list[float] = field(default_factory=list)
-    done_s: float = 0.0
-
-    @property
-    def ttft_s(self) -> float:
-        """Time to first token; for a non-streamed call, the whole answer is the first token."""
-        return (self.first_token_s if self.first_token_s is not None else self.done_s) - self.sent_s
-
-    @property
-    def e2e_latency_s(self) -> float:
-        return self.done_s - self.sent_s
-
-    @property
-    def itl_s(self) -> list[float]:
-        """Inter-token latencies: the gap before each token after the first."""
-        times = self.token_times_s
-        return [later - earlier for earlier, later in pairwise(times)]
-
-    @property
-    def tpot_s(self) -> float:
-        """Time per output token after the first (vLLM's TPOT); 0 with fewer than two tokens."""
-        if len(self.token_times_s) < 2 or self.first_token_s is None:
-            return 0.0
-        return (self.done_s - self.first_token_s) / (len(self.token_times_s) - 1)
 
 
 @dataclass
@@ -100,6 +75,8 @@ class _Answer:
         self.model = payload.get("model") or self.model
         if isinstance(payload.get("usage"), dict):
             self.usage = payload["usage"]
+        if EngineTiming.WIRE_NAME in payload:  # only this course's servers send it
+            self.timing.engine = EngineTiming.from_json(payload[EngineTiming.WIRE_NAME])
         for choice in payload.get("choices") or []:
             if not isinstance(choice, dict):
                 continue
@@ -127,13 +104,15 @@ class _Answer:
 
     def result(self, now_s: float) -> Completion:
         self.timing.done_s = now_s
+        completion_tokens = self.usage.get("completion_tokens")
+        self.timing.output_tokens = completion_tokens or len(self.timing.token_times_s)
         order = sorted(self.texts)
         return Completion(
             texts=[self.texts[i] for i in order],
             finish_reasons=[self.finish.get(i) for i in order],
             timing=self.timing,
             prompt_tokens=self.usage.get("prompt_tokens"),
-            completion_tokens=self.usage.get("completion_tokens"),
+            completion_tokens=completion_tokens,
             model=self.model,
         )
 
@@ -151,6 +130,24 @@ def _as_messages(messages: str | Messages) -> Messages:
 
 def _headers(api_key: str | None) -> dict[str, str]:
     return {"Authorization": f"Bearer {api_key}"} if api_key else {}
+
+
+@contextmanager
+def transport_errors(base_url: str) -> Iterator[None]:
+    """Map httpx's exceptions to the course's at the client boundary, as httpx maps httpcore's:
+    a caller catches `TransportError` (or one of its three kinds), never an httpx class."""
+    try:
+        yield
+    except httpx.ConnectError as exc:
+        raise ServerUnavailableError(f"nothing answered at {base_url}: {exc}") from exc
+    except httpx.ConnectTimeout as exc:
+        raise ServerUnavailableError(f"no connection to {base_url} in time: {exc}") from exc
+    except httpx.TimeoutException as exc:
+        raise ResponseTimeoutError(f"{base_url} did not answer in time ({exc!r})") from exc
+    except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
+        raise ConnectionLostError(f"the connection to {base_url} broke: {exc!r}") from exc
+    except httpx.HTTPError as exc:
+        raise TransportError(f"the request to {base_url} failed: {exc!r}") from exc
 
 
 def _first_model_id(body: Any) -> str:
@@ -213,17 +210,15 @@ class Client:
         return self._generate("/chat/completions", payload, on_text)
 
     def _get(self, path: str) -> Any:
-        try:
+        with transport_errors(self.base_url):
             response = self._http.get(self.base_url + path)
-        except httpx.ConnectError as exc:
-            raise ServerUnavailableError(f"nothing answered at {self.base_url}: {exc}") from exc
         if response.status_code >= 400:
             raise error_from_response(response.status_code, response.content)
         return response.json()
 
     def _generate(self, path: str, payload: dict[str, Any], on_text: OnText | None) -> Completion:
         answer = _Answer(time.perf_counter(), on_text)
-        try:
+        with transport_errors(self.base_url):
             with self._http.stream("POST", self.base_url + path, json=payload) as response:
                 if response.status_code >= 400:
                     raise error_from_response(response.status_code, response.read())
@@ -233,8 +228,6 @@ class Client:
                 for line in response.iter_lines():
                     if answer.add_sse_line(line, time.perf_counter()):
                         break
-        except httpx.ConnectError as exc:
-            raise ServerUnavailableError(f"nothing answered at {self.base_url}: {exc}") from exc
         return answer.result(time.perf_counter())
 
     def close(self) -> None:
@@ -302,10 +295,8 @@ class AsyncClient:
         return await self._generate("/chat/completions", payload, on_text)
 
     async def _get(self, path: str) -> Any:
-        try:
+        with transport_errors(self.base_url):
             response = await self._http.get(self.base_url + path)
-        except httpx.ConnectError as exc:
-            raise ServerUnavailableError(f"nothing answered at {self.base_url}: {exc}") from exc
         if response.status_code >= 400:
             raise error_from_response(response.status_code, response.content)
         return response.json()
@@ -314,7 +305,7 @@ class AsyncClient:
         self, path: str, payload: dict[str, Any], on_text: OnText | None
     ) -> Completion:
         answer = _Answer(time.perf_counter(), on_text)
-        try:
+        with transport_errors(self.base_url):
             async with self._http.stream("POST", self.base_url + path, json=payload) as response:
                 if response.status_code >= 400:
                     raise error_from_response(response.status_code, await response.aread())
@@ -324,8 +315,6 @@ class AsyncClient:
                 async for line in response.aiter_lines():
                     if answer.add_sse_line(line, time.perf_counter()):
                         break
-        except httpx.ConnectError as exc:
-            raise ServerUnavailableError(f"nothing answered at {self.base_url}: {exc}") from exc
         return answer.result(time.perf_counter())
 
     async def aclose(self) -> None:

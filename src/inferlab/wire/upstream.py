@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 
 from ..engine.text import count_tokens
+from ..errors import UpstreamError
 from .sse import DONE, choice_text, read_sse_line
 
 Json = dict[str, Any]
@@ -67,14 +68,6 @@ class Reply:
     status: int
     body: Json | None = None
     headers: dict[str, str] = field(default_factory=dict)
-
-
-class UpstreamError(Exception):
-    """The upstream failed the whole batch: no answer, a 5xx, or a broken stream."""
-
-    def __init__(self, message: str, *, status: int = 502):
-        super().__init__(message)
-        self.status = status
 
 
 @contextmanager

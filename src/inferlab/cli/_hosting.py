@@ -1,0 +1,49 @@
+"""What `inferlab serve`, `proxy` and `jobs` share: where to listen, how to log, how to stop.
+
+Each command's own flags come from its settings class (`Settings.add_arguments`), so a flag and
+the field it sets have the same name. `--settings-json` gives them all at once (flags win):
+that is how a notebook starts a server in a process of its own (`serve.hosting.ServerProcess`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from ..serve.hosting import UVICORN_DEFAULTS, exit_with_parent
+
+
+def add_hosting_arguments(parser: argparse.ArgumentParser, *, port: int) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="bind address (default: loopback)")
+    parser.add_argument("--port", type=int, default=port)
+    parser.add_argument("--log-level", default="info")
+    parser.add_argument(
+        "--settings-json", default="{}", help="all settings as one JSON object (flags win)"
+    )
+    parser.add_argument("--exit-with-parent", action="store_true", help=argparse.SUPPRESS)
+
+
+def settings_json(args: argparse.Namespace) -> dict[str, Any]:
+    given = json.loads(args.settings_json)
+    if not isinstance(given, dict):
+        raise ValueError(f"--settings-json must be a JSON object, got {args.settings_json!r}")
+    return given
+
+
+def run(app: Any, args: argparse.Namespace, *, graceful_shutdown_s: float = 5.0) -> int:
+    """Serve `app` until SIGTERM or Ctrl-C; open streams get `graceful_shutdown_s` to finish,
+    so a restart is never held up by a long-poll or an endless stream."""
+    import uvicorn
+
+    if args.exit_with_parent:
+        exit_with_parent()
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        timeout_graceful_shutdown=graceful_shutdown_s,
+        **UVICORN_DEFAULTS,
+    )
+    return 0

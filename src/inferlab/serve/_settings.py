@@ -1,0 +1,126 @@
+"""Settings objects: the typed, frozen knobs of a running service, one field per knob.
+
+A reader follows a knob from the command line to the line where it acts: the flag
+`--max-num-seqs` is the field `ServerSettings.max_num_seqs`, which the server hands to its
+engine by that name. Nothing travels as `**kwargs`: an unknown name raises, and so does a value
+of the wrong type (`True` is not a batch size, "0.5" is not a rate), before anything changes.
+
+    settings = ServerSettings(time_scale=0.1, batching="static")
+    settings.replace(max_num_seqs=8)            # a new, checked object; the old one unchanged
+    ServerSettings.from_dict({"max_num_seq": 8})  # TypeError: unknown setting 'max_num_seq'
+
+Each service's settings class adds its bounds in `check()`. The CLI builds its flags from the
+fields (`add_arguments`), so a new field is a new flag with the same name and help.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import types
+import typing
+from typing import Any, TypeVar
+
+S = TypeVar("S", bound="Settings")
+
+
+def setting(default: Any, help: str, **options: Any) -> Any:
+    """A settings field with the help text its command-line flag shows."""
+    return dataclasses.field(default=default, metadata={"help": help, **options})
+
+
+def required(help: str) -> Any:
+    """A settings field with no default: the caller (or the flag) must give it."""
+    return dataclasses.field(metadata={"help": help})
+
+
+def _allowed_types(annotation: Any) -> tuple[type, ...]:
+    """(int,), (float, int), (str, NoneType), ... for an annotation such as `int | None`."""
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        return tuple(t for part in typing.get_args(annotation) for t in _allowed_types(part))
+    if annotation is float:
+        return (float, int)  # 1 is a fine number of seconds
+    if annotation is None or annotation is type(None):
+        return (type(None),)
+    origin = typing.get_origin(annotation)
+    return (origin,) if origin is not None else (annotation,)
+
+
+class Settings:
+    """The shared behaviour of every settings dataclass (subclasses are frozen dataclasses)."""
+
+    def __post_init__(self) -> None:
+        hints = typing.get_type_hints(type(self))
+        for field in dataclasses.fields(self):  # type: ignore[arg-type]
+            value = getattr(self, field.name)
+            allowed = _allowed_types(hints[field.name])
+            wrong_bool = isinstance(value, bool) and bool not in allowed
+            if wrong_bool or not isinstance(value, allowed):
+                kinds = " or ".join(sorted(t.__name__ for t in allowed))
+                raise TypeError(f"{field.name} must be {kinds}, got {value!r}")
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"{field.name} must be a finite number, got {value}")
+        self.check()
+
+    def check(self) -> None:
+        """Bounds beyond the types; a subclass raises ValueError naming the field."""
+
+    # --- building and changing ---------------------------------------------------------------
+
+    @classmethod
+    def from_dict(cls: type[S], data: dict[str, Any]) -> S:
+        """Settings from JSON-like data; unknown names raise TypeError, listing the known."""
+        known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        unknown = sorted(set(data) - known)
+        if unknown:
+            names = ", ".join(sorted(known))
+            raise TypeError(f"unknown setting {unknown[0]!r} for {cls.__name__}; known: {names}")
+        missing = [
+            f.name
+            for f in dataclasses.fields(cls)  # type: ignore[arg-type]
+            if f.default is dataclasses.MISSING
+            and f.default_factory is dataclasses.MISSING
+            and f.name not in data
+        ]
+        if missing:
+            flag = "--" + missing[0].replace("_", "-")
+            raise TypeError(f"{cls.__name__} needs {missing[0]} (the flag {flag})")
+        return cls(**data)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}  # type: ignore[arg-type]
+
+    def replace(self: S, **changes: Any) -> S:
+        """A copy with `changes`, checked as a new object is: a bad change never applies."""
+        return type(self).from_dict({**self.to_dict(), **changes})
+
+    # --- the command line ----------------------------------------------------------------------
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser, *, skip: tuple[str, ...] = ()) -> None:
+        """One flag per field, `--max-num-seqs` for `max_num_seqs`, with the field's help."""
+        hints = typing.get_type_hints(cls)
+        for field in dataclasses.fields(cls):  # type: ignore[arg-type]
+            if field.name in skip:
+                continue
+            flag = "--" + field.name.replace("_", "-")
+            allowed = [t for t in _allowed_types(hints[field.name]) if t is not type(None)]
+            options: dict[str, Any] = {"dest": field.name, "help": field.metadata.get("help")}
+            if "choices" in field.metadata:
+                options["choices"] = field.metadata["choices"]
+            if allowed[0] is bool:
+                options["action"] = argparse.BooleanOptionalAction
+            elif allowed[0] is tuple:
+                options["action"] = "append"  # repeat the flag for each value
+            else:
+                options["type"] = allowed[0]
+            parser.add_argument(flag, default=argparse.SUPPRESS, **options)
+
+    @classmethod
+    def from_arguments(cls: type[S], args: argparse.Namespace, **defaults: Any) -> S:
+        """The fields given on the command line, over `defaults`, over the class's own."""
+        names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        given = {name: value for name, value in vars(args).items() if name in names}
+        given = {k: tuple(v) if isinstance(v, list) else v for k, v in given.items()}
+        return cls.from_dict({**defaults, **given})

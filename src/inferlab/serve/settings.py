@@ -1,0 +1,63 @@
+"""The model server's settings: the engine's knobs (vLLM's names) and the HTTP server's.
+
+    inferlab serve --max-num-seqs 64 --batching static --time-scale 0.1
+    ModelServer(ServerSettings(max_num_seqs=64, batching="static", time_scale=0.1))
+
+Each flag of `inferlab serve` is one field here, with the same name; the engine knobs can also
+change while the server runs (`PUT /admin/engine`, or `ModelServer.configure`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..engine.profiles import DEFAULT_PROFILE, PROFILES
+from ..engine.scheduler import Batching
+from ._settings import Settings, setting
+
+DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
+
+# The knobs of the engine that may change while it runs; the rest are fixed at start.
+ENGINE_KNOBS = ("batching", "max_num_seqs", "kv_capacity_tokens")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServerSettings(Settings):
+    profile: str = setting(DEFAULT_PROFILE, "the measured timing profile", choices=sorted(PROFILES))
+    batching: str = setting(
+        "continuous", "the scheduler's policy", choices=[b.value for b in Batching]
+    )
+    max_num_seqs: int = setting(256, "sequences in one batch at most (vLLM's --max-num-seqs)")
+    kv_capacity_tokens: int | None = setting(
+        None, "KV-cache size in tokens (default: the profile's)"
+    )
+    time_scale: float = setting(
+        1.0, "wall seconds per simulated second (0.1 = ten times faster than the H100)"
+    )
+    served_model_name: str | None = setting(
+        None, "the model name clients ask for (default: the profile's)"
+    )
+    max_concurrent_requests: int | None = setting(
+        None, "serve at most this many HTTP requests at once (1: a naive server)"
+    )
+    max_body_bytes: int = setting(DEFAULT_MAX_BODY_BYTES, "largest request body accepted")
+    api_key: str | None = setting(None, "require 'Authorization: Bearer KEY'")
+
+    def check(self) -> None:
+        if self.profile not in PROFILES:
+            raise ValueError(f"profile must be one of {sorted(PROFILES)}, got {self.profile!r}")
+        if self.batching not in {b.value for b in Batching}:
+            names = ", ".join(b.value for b in Batching)
+            raise ValueError(f"batching must be one of {names}, got {self.batching!r}")
+        if self.max_num_seqs < 1:
+            raise ValueError(f"max_num_seqs must be >= 1, got {self.max_num_seqs}")
+        if self.kv_capacity_tokens is not None and self.kv_capacity_tokens < 1:
+            raise ValueError(f"kv_capacity_tokens must be >= 1, got {self.kv_capacity_tokens}")
+        if not self.time_scale > 0:
+            raise ValueError(f"time_scale must be > 0, got {self.time_scale}")
+        if self.max_concurrent_requests is not None and self.max_concurrent_requests < 1:
+            raise ValueError(
+                f"max_concurrent_requests must be >= 1, got {self.max_concurrent_requests}"
+            )
+        if self.max_body_bytes < 1:
+            raise ValueError(f"max_body_bytes must be >= 1, got {self.max_body_bytes}")
