@@ -12,6 +12,7 @@ from inferlab.jobs import SQLiteJobStore, Status, WorkerPool
 from inferlab.jobs._board import JobBoard
 from inferlab.jobs._records import claim, new_job
 from inferlab.jobs.service import JobService
+from inferlab.jobs.settings import JobSettings
 from inferlab.jobs.workers import MAX_WORKERS
 from inferlab.wire.upstream import Upstream
 
@@ -145,3 +146,11 @@ async def test_long_polls_read_the_store_once_and_share_one_poller(tmp_path):
             poll.cancel()
         await service.aclose()
         await other.aclose()
+
+
+def test_job_settings_take_0_to_max_workers():
+    """0 workers is a front that only accepts (as benchmarks/jobs.py starts one); past
+    MAX_WORKERS the command refuses, as PUT /admin/workers does."""
+    assert JobSettings(upstream="http://127.0.0.1:8000/v1", workers=0).workers == 0
+    with pytest.raises(ValueError, match=f"from 0 to {MAX_WORKERS}"):
+        JobSettings(upstream="http://127.0.0.1:8000/v1", workers=MAX_WORKERS + 1)

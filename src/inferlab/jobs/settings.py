@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from ..serve._settings import Settings, required, setting
 from ..serve.settings import DEFAULT_MAX_BODY_BYTES
 
+MAX_WORKERS = 1024  # each is a job in flight; past the batcher's concurrency they only queue
+
 
 @dataclass(frozen=True, kw_only=True)
 class JobSettings(Settings):
@@ -50,7 +52,9 @@ class JobSettings(Settings):
     def check(self) -> None:
         if not self.upstream.startswith(("http://", "https://")):
             raise ValueError(f"upstream must be an http(s) URL, got {self.upstream!r}")
-        for name in ("workers", "max_queue_size", "max_attempts", "webhook_max_attempts"):
+        if not 0 <= self.workers <= MAX_WORKERS:  # 0: a front that only accepts (workers elsewhere)
+            raise ValueError(f"workers must be from 0 to {MAX_WORKERS}, got {self.workers}")
+        for name in ("max_queue_size", "max_attempts", "webhook_max_attempts"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         for name in ("lease_s", "attempt_timeout_s", "fallback_poll_s"):

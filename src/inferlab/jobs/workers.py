@@ -29,6 +29,7 @@ from ..wire.upstream import Call, Reply
 from ._board import JobBoard
 from ._records import Job, Status, claim, error_info, finish, renew, retry_later
 from .retry import Backoff, outcome_of
+from .settings import MAX_WORKERS
 from .store import JobStore
 
 log = logging.getLogger(__name__)
@@ -47,9 +48,6 @@ def call_for(request: dict) -> Call:
     prompt = request["prompt"]
     prompts = [prompt] if isinstance(prompt, str) else list(prompt)
     return Call(request, prompts, int(request.get("n") or 1), stream=False, include_usage=False)
-
-
-MAX_WORKERS = 1024  # each is a job in flight; past the batcher's concurrency they only queue
 
 
 class WorkerPool:
