@@ -4,7 +4,9 @@ return when the server says something changed."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import threading
 from collections.abc import Iterator
 
@@ -294,6 +296,8 @@ def test_bad_json_and_bad_worker_counts_are_400s(start_jobs):
     assert response.status_code == 400
     assert jobs._http.put("/admin/workers", json={"workers": -1}).status_code == 400
     assert jobs._http.put("/admin/workers", json={}).status_code == 400
+    too_many = jobs._http.put("/admin/workers", json={"workers": 10_000_000})
+    assert too_many.status_code == 400 and "0 to 1024" in too_many.json()["error"]["message"]
     assert jobs.scale(3)["workers"] == 3
 
 
@@ -371,3 +375,83 @@ def test_workers_of_another_process_share_one_redis_queue(start_jobs, redis_url,
     ids = [front.submit(f"shared {i}", max_tokens=2).id for i in range(6)]
     assert {front.wait(job_id).status for job_id in ids} == {"succeeded"}
     assert back.stats()["succeeded"] == 6 and front.stats()["workers"] == 0
+
+
+def test_a_redis_that_would_lose_acknowledged_jobs_is_refused_at_start(own_redis, caplog):
+    """Redis's defaults (no append-only file): a restart loses every acknowledged job, so the
+    job API will not start on it, unless told to accept the risk (then it warns)."""
+
+    async def start(store: RedisJobStore) -> None:
+        try:
+            await store.open()
+        finally:
+            await store.close()
+
+    with own_redis() as (_, url):
+        with pytest.raises(RuntimeError, match="appendonly no"):
+            asyncio.run(start(RedisJobStore(url)))
+        with caplog.at_level(logging.WARNING, logger="inferlab.jobs.redis_store"):
+            asyncio.run(start(RedisJobStore(url, allow_data_loss=True)))
+        assert "appendonly no" in caplog.text and "accepted" in caplog.text
+
+
+def test_redis_down_is_a_503_with_retry_after_everywhere_health_included(start_jobs, own_redis):
+    with own_redis("--appendonly", "yes", "--appendfsync", "always") as (redis, url):
+        jobs = start_jobs(store=RedisJobStore(url), workers=0)
+        job = jobs.submit("before", max_tokens=2)
+        assert jobs._http.get("/health").status_code == 200
+        redis.kill()
+        redis.wait(10)
+        for method, path, body in [
+            ("POST", "/v1/jobs", {"request": {"prompt": "after"}}),
+            ("GET", f"/v1/jobs/{job.id}", None),
+            ("GET", f"/v1/jobs/{job.id}?wait_s=5", None),
+            ("GET", f"/v1/jobs/{job.id}/events", None),
+            ("GET", "/metrics", None),
+            ("GET", "/admin/workers", None),
+            ("GET", "/health", None),
+        ]:
+            response = jobs._http.request(method, path, json=body)
+            assert response.status_code == 503, (path, response.text)
+            assert int(response.headers["retry-after"]) >= 1
+            error = response.json()["error"]
+            assert error["type"] == "server_error" and "unavailable" in error["message"]
+
+
+@pytest.fixture
+def silent_receiver():
+    """A webhook receiver that never answers (until the test ends)."""
+    app = FastAPI()
+    app.state.arrived = threading.Event()
+    app.state.release, app.state.loop = None, None
+
+    @app.post("/hook")
+    async def hook():
+        app.state.loop = asyncio.get_running_loop()
+        app.state.release = app.state.release or asyncio.Event()
+        app.state.arrived.set()
+        await app.state.release.wait()
+        return {"ok": True}
+
+    with ServerThread(app) as server:
+        yield app, server.base_url.removesuffix("/v1") + "/hook"
+        release_stall(app)
+
+
+def test_a_receiver_that_never_answers_delays_no_other_receivers_webhooks(
+    start_jobs, receiver, silent_receiver
+):
+    """Eight jobs call back a receiver that never answers (10 s timeout each); eight more call
+    a healthy one. The healthy eight are delivered while the silent host holds its own slots
+    (4 at most): a single sequential sender would make them wait 80 s."""
+    healthy, healthy_url = receiver
+    silent, silent_url = silent_receiver
+    jobs = start_jobs(workers=8)
+    stuck = [jobs.submit(f"s{i}", max_tokens=2, callback_url=silent_url) for i in range(8)]
+    assert silent.state.arrived.wait(30)  # the silent receiver holds deliveries now
+    fine = [jobs.submit(f"h{i}", max_tokens=2, callback_url=healthy_url) for i in range(8)]
+    for job in fine:
+        assert events(jobs, job.id)[-1]["callback"]["state"] == "delivered"
+    assert len(healthy.state.received) == 8
+    for job in stuck:
+        assert jobs._http.get(f"/v1/jobs/{job.id}").json()["callback"]["state"] == "pending"

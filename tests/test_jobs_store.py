@@ -150,3 +150,14 @@ async def test_concurrent_adds_respect_the_bound_and_the_idempotency_key(store):
     )
     assert len({job.id for job, _ in same_key}) == 1
     assert [created for _, created in same_key].count(True) == 1
+
+
+async def test_versions_answer_for_many_jobs_in_one_call(store):
+    """The board's shared poller asks for every watched job at once; unknown ids are left out."""
+    jobs = [(await store.add(a_job(f"p{i}"), max_unfinished=10_000))[0] for i in range(600)]
+    taken = claim(jobs[0], worker="w", now=NOW, lease_s=10)
+    assert await store.replace(taken)
+    found = await store.versions([job.id for job in jobs] + ["job-missing"])
+    assert len(found) == 600 and found[jobs[0].id] == 1 and found[jobs[1].id] == 0
+    await store.ping()
+    await store.open()

@@ -11,6 +11,10 @@ from inferlab.batching.batcher import MicroBatcher
 from inferlab.jobs import SQLiteJobStore, Status, WorkerPool
 from inferlab.jobs._board import JobBoard
 from inferlab.jobs._records import claim, new_job
+from inferlab.jobs.service import JobService
+from inferlab.jobs.settings import JobSettings
+from inferlab.jobs.workers import MAX_WORKERS
+from inferlab.wire.upstream import Upstream
 
 pytestmark = pytest.mark.anyio
 
@@ -60,3 +64,93 @@ async def test_a_worker_trusts_the_jobs_own_data_not_a_stale_index(tmp_path):
         await pool.aclose()
         await store.inner.close()
     assert pool.stats.failed == 0 and pool.stats.claimed == 0
+
+
+class CountingStore:
+    """A store that counts its reads, and says when `versions` (the board's poll) has run
+    three times since the store was read `gets_first` times."""
+
+    def __init__(self, inner: SQLiteJobStore, gets_first: int):
+        self.inner = inner
+        self.gets = self.version_reads = 0
+        self.polled = asyncio.Event()
+        self.gets_first = gets_first
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    async def get(self, job_id):
+        self.gets += 1
+        return await self.inner.get(job_id)
+
+    async def versions(self, job_ids):
+        self.version_reads += self.gets >= self.gets_first
+        if self.version_reads >= 3:
+            self.polled.set()
+        return await self.inner.versions(job_ids)
+
+
+async def test_idle_workers_are_not_tasks_and_cost_no_polling(tmp_path):
+    """A pool of MAX_WORKERS idle workers runs one claimer task, not one task per worker, and
+    a bound past it is refused with a clear ValueError (the API's 400)."""
+    store = SQLiteJobStore(tmp_path / "jobs.db")
+    board = JobBoard(fallback_s=0.01)
+    pool = WorkerPool(store, MicroBatcher(lambda items: items), board, workers=MAX_WORKERS)
+    before = len(asyncio.all_tasks())
+    pool.start()
+    try:
+        board.nudge()
+        await asyncio.sleep(0)  # (one turn of the loop: no wait on the clock)
+        assert len(asyncio.all_tasks()) - before <= 2
+        with pytest.raises(ValueError, match=f"0 to {MAX_WORKERS}"):
+            pool.scale(10_000_000)
+        assert pool.workers == MAX_WORKERS and pool.busy == 0
+    finally:
+        await pool.aclose()
+        await store.close()
+
+
+def a_service(store, **options):
+    upstream = Upstream("http://127.0.0.1:9/v1")  # never called: no workers
+    return JobService(store, upstream, workers=0, fallback_poll_s=0.02, **options)
+
+
+async def test_long_polls_read_the_store_once_and_share_one_poller(tmp_path):
+    """100 long-polls on a queued job: 100 reads, then only the board's shared poller asks
+    the store (one query a round, for all of them). A cancel in this process wakes them with
+    no read at all; one made by another process (a second service on the same file) is found
+    by that poller, which reads the job once for everyone."""
+    store = CountingStore(SQLiteJobStore(tmp_path / "jobs.db"), gets_first=100)
+    other_store = SQLiteJobStore(tmp_path / "jobs.db")
+    service, other = a_service(store), a_service(other_store)
+    await service.start()
+    await other.start()
+    try:
+        local = (await service.submit({"prompt": "a"})).job
+        remote = (await service.submit({"prompt": "b"})).job
+        polls = [
+            asyncio.ensure_future(service.get(job.id, wait_s=30))
+            for job in (local, remote)
+            for _ in range(50)
+        ]
+        await asyncio.wait_for(store.polled.wait(), 10)  # 100 reads, then 3 rounds of polling
+        assert store.gets == 100  # each long-poll read its job once, and never again
+
+        await service.cancel(local.id)  # reads it once, writes it, posts it on the board
+        await other.cancel(remote.id)  # posts on the other service's board only
+        done = await asyncio.wait_for(asyncio.gather(*polls), 30)
+        assert {job.status for job in done} == {Status.CANCELLED}
+        assert store.gets == 100 + 1 + 1  # the cancel's read, and the poller's read of `remote`
+    finally:
+        for poll in polls:
+            poll.cancel()
+        await service.aclose()
+        await other.aclose()
+
+
+def test_job_settings_take_0_to_max_workers():
+    """0 workers is a front that only accepts (as benchmarks/jobs.py starts one); past
+    MAX_WORKERS the command refuses, as PUT /admin/workers does."""
+    assert JobSettings(upstream="http://127.0.0.1:8000/v1", workers=0).workers == 0
+    with pytest.raises(ValueError, match=f"from 0 to {MAX_WORKERS}"):
+        JobSettings(upstream="http://127.0.0.1:8000/v1", workers=MAX_WORKERS + 1)

@@ -8,7 +8,9 @@ import openai
 import pytest
 
 from inferlab import ServerThread, count_tokens
+from inferlab.proxy._capacity import QueueBound
 from inferlab.proxy.app import create_proxy_app
+from inferlab.wire.upstream import Call
 
 from .fake_upstream import make_fake_upstream, release_stall
 
@@ -309,3 +311,49 @@ async def test_non_finite_numbers_are_a_400_not_a_502(fake):
     assert completion.status_code == chat.status_code == 400
     assert "finite" in completion.json()["error"]["message"]
     assert fake[0].state.requests == []
+
+
+def test_the_queue_bound_follows_the_measured_completion_rate():
+    """27 req/s finished with a queue standing, 300 s timeout: 27 × 300 × 0.5 = 4,050 may wait.
+    Idle windows only show a lower bound (they never lower it); a stalled upstream (nothing
+    finished, a queue standing) drops it to the floor; it never passes the ceiling."""
+    bound = QueueBound(request_timeout_s=300, floor=32, start=256, ceiling=10_000)
+    assert bound.limit == 256  # nothing measured yet
+    bound.observe(0.0, completed=0, queued=0)
+    bound.observe(1.0, completed=1, queued=0)  # idle: 1 req/s is a lower bound only
+    assert bound.limit == 256
+    bound.observe(2.0, completed=28, queued=10)
+    assert (bound.rate_per_s, bound.limit) == (27.0, 4050)
+    bound.observe(3.0, completed=29, queued=0)  # idle again: the estimate stays
+    assert bound.limit == 4050
+    for second in range(4, 40):
+        bound.observe(float(second), completed=29, queued=50)  # stalled, queue standing
+    assert bound.limit == 32
+    bound.observe(40.0, completed=1029, queued=50)  # 1,000 req/s: capped
+    assert bound.limit == 10_000
+
+
+async def test_by_default_the_queue_is_bounded_and_overload_is_a_429(fake):
+    """Without --max-queue-size the proxy does not queue 10,000 requests in front of a stalled
+    upstream: past its measured bound (256 before any measurement) the next caller gets a 429."""
+    app, server = fake
+    app.state.mode = "stall"
+    proxy_app, client = proxy_client(server.base_url, request_timeout_s=5)
+    proxy = proxy_app.state.proxy
+    limit = proxy.settings["max_queue_size"]
+    assert proxy.settings["max_queue_size_measured"] and limit == 256
+    held = []
+    try:
+        async with client:
+            for i in range(limit + 1):  # the first goes upstream and stalls; the rest queue
+                call = Call({"prompt": f"q{i}", "max_tokens": 2}, [f"q{i}"], 1, False, False)
+                held.append(proxy.completions.submit_nowait(call, timeout_s=5))
+            assert proxy.completions.pending == limit
+            refused = await client.post("/completions", json={"prompt": "one too many"})
+            assert refused.status_code == 429, refused.text
+            assert int(refused.headers["retry-after"]) >= 1
+            assert refused.json()["error"]["type"] == "rate_limit_error"
+    finally:
+        release_stall(app)
+        for future in held:
+            future.cancel()

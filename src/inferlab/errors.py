@@ -13,6 +13,7 @@
     ├── UpstreamError            the model server behind a proxy or worker failed a whole
     │                            batch: no answer, a 5xx, a broken stream                502/504
     ├── QueueFullError           the job store holds its limit of unfinished jobs         429
+    ├── StoreUnavailableError    the job store cannot be reached now (Redis down)         503
     ├── JobFailedError           a job ended `failed` or `cancelled`: no result to give
     └── BatchingError            a MicroBatcher could not answer with a result:
         ├── OverloadedError      its queue is full; try again after `retry_after_s`       429
@@ -118,6 +119,11 @@ class QueueFullError(InferlabError):
     def __init__(self, unfinished: int):
         super().__init__(f"the job queue is full ({unfinished} jobs waiting or running)")
         self.unfinished = unfinished
+
+
+class StoreUnavailableError(InferlabError):
+    """The job store cannot be reached now (Redis is down, say): the API answers 503 with
+    Retry-After, /health included."""
 
 
 class JobFailedError(InferlabError):

@@ -52,7 +52,11 @@ def _jobs(args: argparse.Namespace) -> int:
 
     defaults = {"webhook_secret": os.environ.get("INFERLAB_WEBHOOK_SECRET")}
     settings = JobSettings.from_arguments(args, **{**defaults, **settings_json(args)})
-    store = RedisJobStore(settings.redis_url) if settings.redis_url else SQLiteJobStore(settings.db)
+    store = (
+        RedisJobStore(settings.redis_url, allow_data_loss=settings.redis_allow_data_loss)
+        if settings.redis_url
+        else SQLiteJobStore(settings.db)
+    )
     app = create_jobs_app(
         settings.upstream,
         store=store,

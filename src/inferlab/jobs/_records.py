@@ -215,6 +215,11 @@ def take_delivery(job: Job, *, hold_until: float) -> Job:
     return _next(job, callback=callback)
 
 
+def postpone_delivery(job: Job, *, until: float) -> Job:
+    """A delivery waits its turn (its receiver is busy) without spending an attempt."""
+    return _next(job, callback=replace(job.callback, next_at=until))
+
+
 def delivery_outcome(
     job: Job, *, error: str | None, give_up: bool, retry_at: float | None = None
 ) -> Job:

@@ -14,7 +14,7 @@
     GET    /health, GET /metrics
 
 Errors leave in OpenAI's shape, like every server in inferlab; a full queue is a 429 with
-Retry-After.
+Retry-After, and an unreachable store (Redis down) a 503 with Retry-After, /health included.
 """
 
 from __future__ import annotations
@@ -31,8 +31,14 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ..errors import OpenAIHTTPError
-from ..serve._http import BodySizeLimit, api_key_dependency, install_error_handlers, relay
+from ..errors import OpenAIHTTPError, StoreUnavailableError
+from ..serve._http import (
+    BodySizeLimit,
+    api_key_dependency,
+    error_body,
+    install_error_handlers,
+    relay,
+)
 from ..serve.schemas import ProxyCompletionRequest
 from ..wire.upstream import Upstream
 from ._records import Status
@@ -40,6 +46,7 @@ from .service import JobService
 from .store import JobStore, SQLiteJobStore
 
 MAX_WAIT_S = 60.0
+STORE_RETRY_AFTER_S = 2  # a Redis restart, or a failover, takes seconds
 
 
 class JobSubmission(BaseModel):
@@ -90,6 +97,12 @@ def create_jobs_app(
     app = FastAPI(title="inferlab job API", lifespan=lifespan)
     app.state.service = service
     install_error_handlers(app)
+
+    async def store_unavailable(_: Request, exc: Exception) -> Response:
+        headers = {"Retry-After": str(STORE_RETRY_AFTER_S)}
+        return JSONResponse(error_body(f"the job store is unavailable: {exc}", 503), 503, headers)
+
+    app.add_exception_handler(StoreUnavailableError, store_unavailable)
     app.add_middleware(BodySizeLimit, max_body_bytes=4 * 1024 * 1024)
     guard = [Depends(api_key_dependency(api_key))]
     v1 = APIRouter(prefix="/v1", dependencies=guard)
@@ -164,6 +177,7 @@ def create_jobs_app(
 
     @app.get("/health")
     async def health() -> dict[str, str]:
+        await service.store.ping()  # unreachable: 503, so a load balancer stops sending here
         return {"status": "ok"}
 
     registry = CollectorRegistry()

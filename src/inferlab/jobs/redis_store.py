@@ -11,18 +11,55 @@ Keys, under one prefix (default "inferlab:jobs:"):
     idem:<key>        the id of the job an idempotency key made
 
 Adding a job and compare-and-set each run as one Lua script, which Redis executes atomically:
-no other client's command runs in between. Durability is Redis's to give: run it with
-`appendonly yes` (and `appendfsync always` for the SQLite store's promise) if a restart of Redis
-must not lose jobs. The scripts build key names from the prefix, so this does not run on a
+no other client's command runs in between. Durability is Redis's to give, so `open()` asks it
+(`CONFIG GET appendonly`, `appendfsync`) before the API acknowledges anything:
+
+    appendonly no             a Redis restart loses every job since its last snapshot: refuse
+    appendfsync everysec/no   a Redis crash loses nothing (the write reached the kernel before
+                              the reply), a power cut or kernel crash the last second or so: warn
+    appendfsync always        what SQLite promises (on disk before the 202): fine
+
+Refusing, not warning, for `appendonly no` because the 202 is a promise: with Redis's default
+settings, a Redis SIGKILL lost 50 of 50 acknowledged jobs. `allow_data_loss=True`
+(`--redis-allow-data-loss`) accepts the risk and only warns; a Redis that will not answer
+CONFIG (a managed one, say) is refused the same way, since we cannot tell. When Redis cannot be
+reached, every call raises StoreUnavailableError: the API answers 503 with Retry-After.
+
+The scripts build key names from the prefix, so this does not run on a
 Redis Cluster, where a script may only touch the keys it is given.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, ParamSpec, TypeVar
 
-from ..errors import QueueFullError
+from ..errors import QueueFullError, StoreUnavailableError
 from ._records import UNFINISHED, Job, Status
+
+log = logging.getLogger(__name__)
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _reachable(method: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    """Turn "Redis cannot be reached" (refused, timed out, still loading) into
+    StoreUnavailableError, which every caller knows; other Redis errors are bugs, left as they
+    are."""
+
+    @functools.wraps(method)
+    async def call(*args: P.args, **kwargs: P.kwargs) -> R:
+        import redis.exceptions
+
+        try:
+            return await method(*args, **kwargs)
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+            raise StoreUnavailableError(f"Redis cannot be reached: {exc}") from exc
+
+    return call
+
 
 _ADD = """
 local p, id = ARGV[1], ARGV[2]
@@ -61,6 +98,10 @@ return 1
 """
 
 
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
 def _score(value: float | None) -> str:
     return "" if value is None else repr(value)
 
@@ -68,15 +109,58 @@ def _score(value: float | None) -> str:
 class RedisJobStore:
     """Jobs in Redis (needs the `redis` package, redis-py, and a Redis server 6 or newer)."""
 
-    def __init__(self, url: str = "redis://127.0.0.1:6379/0", *, prefix: str = "inferlab:jobs:"):
+    def __init__(
+        self,
+        url: str = "redis://127.0.0.1:6379/0",
+        *,
+        prefix: str = "inferlab:jobs:",
+        allow_data_loss: bool = False,
+    ):
         import redis.asyncio as redis  # imported here: only this backend needs it
 
         self.url = url
         self.prefix = prefix
-        self._redis: Any = redis.Redis.from_url(url)
+        self.allow_data_loss = allow_data_loss
+        # Bounded waits: a Redis host that is gone (not refusing, just silent) must become a
+        # 503 in seconds, not hold every request until the client's own timeout.
+        self._redis: Any = redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=5)
         self._add = self._redis.register_script(_ADD)
         self._replace = self._redis.register_script(_REPLACE)
 
+    @_reachable
+    async def open(self) -> None:
+        import redis.exceptions
+
+        try:
+            settings = await self._redis.config_get("append*")
+        except redis.exceptions.ResponseError as exc:  # CONFIG disabled or renamed
+            self._risk(f"Redis would not say how it persists ({exc}), so a restart may lose jobs")
+            return
+        settings = {_text(k): _text(v) for k, v in settings.items()}
+        if settings.get("appendonly") != "yes":
+            self._risk(
+                "Redis runs without its append-only file (appendonly no): a restart of Redis "
+                "loses every acknowledged job since its last snapshot. Run it with "
+                "`--appendonly yes --appendfsync always`"
+            )
+        elif settings.get("appendfsync") != "always":
+            log.warning(
+                "Redis syncs its append-only file with appendfsync %s: a Redis crash loses no "
+                "job, but a power cut or kernel crash may lose the last second of them. "
+                "`appendfsync always` promises what SQLite does.",
+                settings.get("appendfsync"),
+            )
+
+    def _risk(self, message: str) -> None:
+        if not self.allow_data_loss:
+            raise RuntimeError(f"{message}; or accept the risk with --redis-allow-data-loss")
+        log.warning("%s (accepted: allow_data_loss)", message)
+
+    @_reachable
+    async def ping(self) -> None:
+        await self._redis.ping()
+
+    @_reachable
     async def add(self, job: Job, *, max_unfinished: int) -> tuple[Job, bool]:
         outcome, text = await self._add(
             args=[
@@ -98,10 +182,20 @@ class RedisJobStore:
             return Job.from_json(text), False
         return job, True
 
+    @_reachable
     async def get(self, job_id: str) -> Job | None:
         data = await self._redis.hget(self.prefix + "job:" + job_id, "data")
         return None if data is None else Job.from_json(data)
 
+    @_reachable
+    async def versions(self, job_ids: list[str]) -> dict[str, int]:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for job_id in job_ids:
+                pipe.hget(self.prefix + "job:" + job_id, "version")
+            found = await pipe.execute()
+        return {job_id: int(v) for job_id, v in zip(job_ids, found, strict=True) if v is not None}
+
+    @_reachable
     async def replace(self, job: Job) -> bool:
         written = await self._replace(
             args=[
@@ -122,12 +216,14 @@ class RedisJobStore:
     async def due_callbacks(self, now: float, limit: int) -> list[Job]:
         return await self._load(await self._due("callbacks", now, limit))
 
+    @_reachable
     async def _due(self, index: str, now: float, limit: int) -> list[bytes]:
         ids: list[bytes] = await self._redis.zrangebyscore(
             self.prefix + index, "-inf", now, start=0, num=limit
         )
         return ids
 
+    @_reachable
     async def next_due_at(self) -> float | None:
         times = []
         for index in ("ready", "callbacks"):
@@ -135,6 +231,7 @@ class RedisJobStore:
             times += [score for _, score in first]
         return min(times) if times else None
 
+    @_reachable
     async def list(self, status: Status | None, limit: int) -> list[Job]:
         statuses = [status] if status is not None else list(Status)
         newest: list[tuple[float, bytes]] = []
@@ -146,6 +243,7 @@ class RedisJobStore:
         newest.sort(reverse=True)
         return await self._load([job_id for _, job_id in newest[:limit]])
 
+    @_reachable
     async def counts(self) -> dict[Status, int]:
         async with self._redis.pipeline(transaction=False) as pipe:
             for status in Status:
@@ -153,6 +251,7 @@ class RedisJobStore:
             sizes = await pipe.execute()
         return dict(zip(Status, sizes, strict=True))
 
+    @_reachable
     async def _load(self, ids: list[bytes]) -> list[Job]:
         if not ids:
             return []

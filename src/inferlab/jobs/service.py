@@ -62,6 +62,7 @@ class JobService:
         self.webhook_secret = webhook_secret
         self.allow_callback_hosts = tuple(allow_callback_hosts)
         self.board = JobBoard(fallback_poll_s)
+        self.board.read_from(store.versions, store.get)
         # Workers bound how many jobs are in flight; let the batcher send several batches at
         # once, so that adding workers adds throughput instead of a queue inside the batcher.
         batching.setdefault("max_concurrent_batches", 8)
@@ -92,6 +93,7 @@ class JobService:
         self._started_s = time.monotonic()
 
     async def start(self) -> None:
+        await self.store.open()  # a store that would lose acknowledged jobs refuses here
         self.pool.start()
         if self.webhooks is not None:
             self._sender = asyncio.ensure_future(self.webhooks.run())
@@ -101,6 +103,7 @@ class JobService:
         if self._sender is not None:
             self._sender.cancel()
             await asyncio.gather(self._sender, return_exceptions=True)
+        await self.board.aclose()
         await self.batcher.aclose(drain=False)
         await self.upstream.aclose()
         await self.store.close()
@@ -159,29 +162,33 @@ class JobService:
         return job
 
     async def get(self, job_id: str, *, wait_s: float = 0.0) -> Job:
-        """The job; with wait_s, not before it has finished or wait_s has passed."""
+        """The job; with wait_s, not before it has finished or wait_s has passed. It reads the
+        store once: later versions come from the board, posted by whoever changed the job."""
+        if wait_s <= 0:
+            return await self._load(job_id)
         deadline = time.monotonic() + wait_s
-        while True:
-            mark = self.board.mark(job_id)
+        with self.board.watch(job_id) as watch:
             job = await self._load(job_id)
-            remaining = deadline - time.monotonic()
-            if job.status.finished or remaining <= 0:
-                return job
-            await self.board.wait(mark, remaining)
+            while not job.status.finished:
+                newer = await watch.next(job, deadline - time.monotonic())
+                if newer is None:
+                    break  # wait_s passed
+                job = newer
+        return job
 
     async def changes(self, job_id: str) -> AsyncIterator[Job]:
         """Yield the job as it is, then at every change of its status or of its webhook's
         delivery, until it finished and its webhook (if any) was delivered or given up."""
         seen: tuple[Status, str] | None = None
-        while True:
-            mark = self.board.mark(job_id)
+        with self.board.watch(job_id) as watch:
             job = await self._load(job_id)
-            if (job.status, job.callback.state) != seen:
-                seen = (job.status, job.callback.state)
-                yield job
-            if job.status.finished and job.callback.state != "pending":
-                return
-            await self.board.wait(mark, self.board.fallback_s)
+            while True:
+                if (job.status, job.callback.state) != seen:
+                    seen = (job.status, job.callback.state)
+                    yield job
+                if job.status.finished and job.callback.state != "pending":
+                    return
+                job = await watch.next(job, None) or job  # (no timeout: never None)
 
     async def cancel(self, job_id: str) -> Job:
         while True:

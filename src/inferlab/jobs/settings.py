@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from ..serve._settings import Settings, required, setting
 from ..serve.settings import DEFAULT_MAX_BODY_BYTES
 
+MAX_WORKERS = 1024  # each is a job in flight; past the batcher's concurrency they only queue
+
 
 @dataclass(frozen=True, kw_only=True)
 class JobSettings(Settings):
@@ -23,6 +25,11 @@ class JobSettings(Settings):
     )
     db: str = setting("jobs.db", "SQLite file for the jobs (the default store)")
     redis_url: str | None = setting(None, "keep the jobs in Redis instead (redis://host:6379/0)")
+    redis_allow_data_loss: bool = setting(
+        False,
+        "start even if Redis runs without its append-only file (a Redis restart then loses "
+        "acknowledged jobs); without it, such a Redis is refused at start-up",
+    )
     workers: int = setting(4, "jobs in flight at once")
     max_queue_size: int = setting(10_000, "unfinished jobs at most, then 429")
     max_attempts: int = setting(3, "tries per job before it is a dead letter")
@@ -47,7 +54,9 @@ class JobSettings(Settings):
     def check(self) -> None:
         if not self.upstream.startswith(("http://", "https://")):
             raise ValueError(f"upstream must be an http(s) URL, got {self.upstream!r}")
-        for name in ("workers", "max_queue_size", "max_attempts", "webhook_max_attempts"):
+        if not 0 <= self.workers <= MAX_WORKERS:  # 0: a front that only accepts (workers elsewhere)
+            raise ValueError(f"workers must be from 0 to {MAX_WORKERS}, got {self.workers}")
+        for name in ("max_queue_size", "max_attempts", "webhook_max_attempts"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not 0 < self.retry_base_s <= self.retry_cap_s:

@@ -29,12 +29,24 @@ T = TypeVar("T")
 
 
 class JobStore(Protocol):
+    async def open(self) -> None:
+        """Check the store before serving (Redis: that it keeps what it acknowledges)."""
+        ...
+
+    async def ping(self) -> None:
+        """Raise StoreUnavailableError unless the store answers now (for /health)."""
+        ...
+
     async def add(self, job: Job, *, max_unfinished: int) -> tuple[Job, bool]:
         """Store a new job; returns (job, True). With an idempotency key already used, returns
         (that earlier job, False) and stores nothing. Raises QueueFullError."""
         ...
 
     async def get(self, job_id: str) -> Job | None: ...
+
+    async def versions(self, job_ids: list[str]) -> dict[str, int]:
+        """The stored version of each of these jobs that exists: one round trip for them all."""
+        ...
 
     async def replace(self, job: Job) -> bool:
         """Write `job` if the stored one still has `job.version - 1`; False if it changed."""
@@ -112,6 +124,15 @@ class SQLiteJobStore:
         db.execute("PRAGMA busy_timeout=5000")  # another process may hold the write lock
         db.executescript(_SCHEMA)
         return db
+
+    async def open(self) -> None:
+        """Nothing to check: `synchronous=FULL` is set on opening, above."""
+
+    async def ping(self) -> None:
+        def ping() -> None:
+            self._db.execute("SELECT 1")
+
+        await self._run(ping)
 
     async def _run(self, work: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._thread, work)
@@ -194,6 +215,18 @@ class SQLiteJobStore:
     async def get(self, job_id: str) -> Job | None:
         rows = await self._select("SELECT data FROM jobs WHERE id = ?", (job_id,))
         return rows[0] if rows else None
+
+    async def versions(self, job_ids: list[str]) -> dict[str, int]:
+        def versions() -> dict[str, int]:
+            found: dict[str, int] = {}
+            for start in range(0, len(job_ids), 500):  # SQLite takes at most 999 parameters
+                chunk = job_ids[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                sql = f"SELECT id, version FROM jobs WHERE id IN ({marks})"
+                found.update(self._db.execute(sql, chunk))
+            return found
+
+        return await self._run(versions)
 
     async def due_work(self, now: float, limit: int) -> list[Job]:
         return await self._select(

@@ -22,19 +22,22 @@ other hosts in `allow_hosts`.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import ipaddress
 import json
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
+from functools import partial
 from urllib.parse import urlsplit
 
 import httpx
 
 from ._board import JobBoard
-from ._records import Job, delivery_outcome, take_delivery
+from ._records import Job, delivery_outcome, postpone_delivery, take_delivery
 from .retry import Backoff
 from .store import JobStore
 
@@ -83,7 +86,14 @@ def check_callback_url(url: str, allow_hosts: Iterable[str] = ()) -> str | None:
 
 
 class WebhookSender:
-    """Delivers due callbacks, as a task: `await sender.run()` until cancelled."""
+    """Delivers due callbacks, as a task: `await sender.run()` until cancelled.
+
+    Deliveries run concurrently, up to `max_in_flight`, and at most `per_host` at once to any
+    one receiver (host and port): a receiver that never answers holds its own slots for a
+    timeout each, never anybody else's. A due callback whose host is full waits in the store,
+    where it is; only when a whole read of due callbacks is for full hosts are they postponed
+    by one timeout (no attempt spent), so that callbacks behind them come into view.
+    """
 
     def __init__(
         self,
@@ -95,48 +105,100 @@ class WebhookSender:
         timeout_s: float = 10.0,
         backoff: Backoff | None = None,
         clock: Callable[[], float] = time.time,
+        per_host: int = 4,
+        max_in_flight: int = 64,
     ):
+        if not 1 <= per_host <= max_in_flight:
+            raise ValueError(
+                f"need 1 <= per_host <= max_in_flight, got {per_host}, {max_in_flight}"
+            )
         self.store, self.board, self.secret = store, board, secret
         self.max_attempts = max_attempts
         self.timeout_s = timeout_s
         self.backoff = backoff or Backoff(base_s=1.0, cap_s=60.0)
         self.clock = clock
+        self.per_host, self.max_in_flight = per_host, max_in_flight
         self.delivered = 0
         self.failed = 0
+        self._deliveries: set[asyncio.Task[None]] = set()
+        self._busy_hosts: Counter[str] = Counter()  # host:port -> deliveries under way
 
     async def run(self) -> None:
-        async with httpx.AsyncClient(timeout=self.timeout_s) as http:
-            while True:
-                mark = self.board.mark()
-                try:
-                    now = self.clock()
-                    due = await self.store.due_callbacks(now, limit=16)
-                    for job in due:
-                        if job.callback_at is not None and job.callback_at <= now:
-                            await self._deliver(http, job)  # (re-checked: see workers.py)
-                    if due:
-                        continue
-                    next_at = await self.store.next_due_at()
-                    wait = self.board.fallback_s if next_at is None else next_at - self.clock()
-                except Exception:
-                    log.exception("webhook sender failed; it carries on")
-                    wait = self.board.fallback_s
-                await self.board.wait(mark, wait)
+        limits = httpx.Limits(max_connections=self.max_in_flight)
+        async with httpx.AsyncClient(timeout=self.timeout_s, limits=limits) as http:
+            try:
+                while True:
+                    mark = self.board.mark()
+                    try:
+                        wait = await self._start_due(http)
+                    except Exception:
+                        log.exception("webhook sender failed; it carries on")
+                        wait = self.board.fallback_s
+                    if wait is not None:
+                        await self.board.wait(mark, wait)
+            finally:
+                for task in self._deliveries:
+                    task.cancel()
+                await asyncio.gather(*self._deliveries, return_exceptions=True)
 
-    async def _deliver(self, http: httpx.AsyncClient, job: Job) -> None:
-        # Take the delivery first (compare-and-set), holding it for one timeout, so a second
-        # sender (another process) does not post the same callback at the same time.
-        taken = take_delivery(job, hold_until=self.clock() + self.timeout_s + 1)
-        if not await self.store.replace(taken) or job.callback_url is None:
-            return
-        body = json.dumps(job.public(), separators=(",", ":")).encode()
+    async def _start_due(self, http: httpx.AsyncClient) -> float | None:
+        """Start what is due and has room; how long to wait before looking again (None: now)."""
+        now = self.clock()
+        limit = 4 * self.max_in_flight
+        due = await self.store.due_callbacks(now, limit=limit)
+        started, waiting = 0, []
+        for job in due:
+            # (re-checked: a store's index may be a moment behind the job, see workers.py)
+            if job.callback_at is None or job.callback_at > now or job.callback_url is None:
+                continue
+            host = urlsplit(job.callback_url).netloc
+            if (
+                len(self._deliveries) >= self.max_in_flight
+                or self._busy_hosts[host] >= self.per_host
+            ):
+                waiting.append(job)
+                continue
+            # Take the delivery first (compare-and-set), holding it for one timeout, so a
+            # second sender (another process) does not post the same callback at the same time.
+            taken = take_delivery(job, hold_until=now + self.timeout_s + 1)
+            if not await self.store.replace(taken):
+                continue
+            self._busy_hosts[host] += 1
+            task = asyncio.ensure_future(self._deliver(http, taken))
+            self._deliveries.add(task)
+            task.add_done_callback(partial(self._delivery_ended, host))
+            started += 1
+        if started:
+            return None  # look again at once: more may be due
+        if waiting:
+            if len(due) == limit:  # every callback in view waits for a busy host: move them
+                later = now + self.timeout_s
+                await asyncio.gather(
+                    *(self.store.replace(postpone_delivery(j, until=later)) for j in waiting)
+                )
+            return self.board.fallback_s  # (a delivery that ends nudges us sooner)
+        next_at = await self.store.next_due_at()
+        return self.board.fallback_s if next_at is None else next_at - self.clock()
+
+    def _delivery_ended(self, host: str, task: asyncio.Task[None]) -> None:
+        self._deliveries.discard(task)
+        if not task.cancelled() and task.exception() is not None:  # the store went away, say
+            log.error("a webhook delivery failed; it is tried again", exc_info=task.exception())
+        self._busy_hosts[host] -= 1
+        if not self._busy_hosts[host]:
+            del self._busy_hosts[host]
+        self.board.nudge()  # a slot is free: callbacks waiting for it may go now
+
+    async def _deliver(self, http: httpx.AsyncClient, taken: Job) -> None:
+        assert taken.callback_url is not None
+        body = json.dumps(taken.public(), separators=(",", ":")).encode()
         headers = {
             "Content-Type": "application/json",
-            JOB_ID_HEADER: job.id,
+            JOB_ID_HEADER: taken.id,
             SIGNATURE_HEADER: sign(self.secret, body, int(self.clock())),
         }
         try:
-            response = await http.post(job.callback_url, content=body, headers=headers)
+            response = await http.post(taken.callback_url, content=body, headers=headers)
             error = None if response.is_success else f"the receiver answered {response.status_code}"
         except httpx.HTTPError as exc:
             error = f"the receiver could not be reached ({exc!r})"

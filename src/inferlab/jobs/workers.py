@@ -1,9 +1,11 @@
 """Workers: take jobs from the store, send them through a MicroBatcher, write what came back.
 
-Each worker is a task that loops: claim the oldest due job (compare-and-set, so two workers
-never both win it), submit it to the shared batcher, and wait. Several workers waiting at once
-is what fills a batch: the number of workers is the number of jobs in flight, and it can change
-while the pool runs (`scale`). A worker removed while busy first finishes its job.
+One claimer task takes the oldest due jobs, as many as workers are idle (compare-and-set, so two
+processes never both win one), and starts one attempt task per job: submit it to the shared
+batcher, and wait. Several attempts waiting at once is what fills a batch: the number of
+workers is the number of jobs in flight (at most MAX_WORKERS), and it can change while the pool
+runs (`scale`). A worker removed while busy first finishes its job; an idle worker costs
+nothing, since it is only room in a count, not a task that polls.
 
 While it waits, a worker renews its lease every third of `lease_s`. If the process dies the
 renewals stop, the lease runs out, and another worker (here after a restart, or on another
@@ -27,6 +29,7 @@ from ..wire.upstream import Call, Reply
 from ._board import JobBoard
 from ._records import Job, Status, claim, error_info, finish, renew, retry_later
 from .retry import Backoff, outcome_of
+from .settings import MAX_WORKERS
 from .store import JobStore
 
 log = logging.getLogger(__name__)
@@ -70,15 +73,18 @@ class WorkerPool:
         self.stats = PoolStats()
         self.name = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self._target = self._check(workers)
-        self._tasks: dict[int, asyncio.Task[None]] = {}
-        self._busy: set[int] = set()
+        self._attempts: set[asyncio.Task[None]] = set()  # one per busy worker
+        self._room = asyncio.Event()  # set when a worker may have become free
+        self._claimer: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._claiming = asyncio.Lock()
+        self._started = 0  # attempts started, to name them
 
     @staticmethod
     def _check(workers: int) -> int:
-        if not isinstance(workers, int) or workers < 0:
-            raise ValueError(f"workers must be a whole number >= 0, got {workers!r}")
+        if not isinstance(workers, int) or not 0 <= workers <= MAX_WORKERS:
+            raise ValueError(
+                f"workers must be a whole number from 0 to {MAX_WORKERS}, got {workers!r}"
+            )
         return workers
 
     @property
@@ -87,76 +93,95 @@ class WorkerPool:
 
     @property
     def busy(self) -> int:
-        return len(self._busy)
+        return len(self._attempts)
 
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        self._spawn()
+        self._claimer = asyncio.ensure_future(self._claim_loop())
 
     def scale(self, workers: int) -> None:
-        """Run `workers` workers from now on; callable from any thread."""
+        """Run `workers` workers from now on; callable from any thread. A worker removed while
+        busy first finishes its job; an idle one is only a number, so scaling costs nothing."""
         self._target = self._check(workers)
-        if self._loop is not None and self._loop.is_running():  # else start() spawns them
-            call_in_loop(self._loop, self._spawn)
-
-    def _spawn(self) -> None:
-        for index in range(self._target):
-            if index not in self._tasks:
-                task = asyncio.ensure_future(self._work(index))
-                self._tasks[index] = task
-                task.add_done_callback(lambda _, index=index: self._tasks.pop(index, None))
-        self.board.nudge()  # idle workers above the new count wake up and leave
+        if self._loop is not None and self._loop.is_running():  # else start() reads _target
+            call_in_loop(self._loop, self._room.set)
 
     async def aclose(self) -> None:
         """Stop every worker now. Jobs they held stay `running` until their lease runs out,
         and are then claimed again: stopping loses nothing."""
         self._target = 0
-        tasks = list(self._tasks.values())
+        tasks = [*self._attempts, *([self._claimer] if self._claimer else [])]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    # -- one worker ----------------------------------------------------------------------------
-    async def _work(self, index: int) -> None:
-        me = f"{self.name}/{index}"
-        while index < self._target:
+    # -- the claimer ---------------------------------------------------------------------------
+    # One task claims for all the pool's workers: as many due jobs as workers are idle, then an
+    # attempt task for each. An idle worker is not a task that polls; it is room in this count.
+    async def _claim_loop(self) -> None:
+        while True:
             mark = self.board.mark()
+            idle = self._target - len(self._attempts)
+            if idle <= 0:
+                self._room.clear()  # (no await since `idle` was counted: no set is missed)
+                await self._room.wait()  # an attempt ended, or scale() added workers
+                continue
             try:
-                async with self._claiming:  # one claim at a time in this process: see _claim
-                    job = await self._claim(me)
-                if job is None:
+                jobs = await self._claim(min(idle, 256))
+                for job in jobs:
+                    self._begin(job)
+                if len(jobs) < idle:  # nothing more is due: wait for work, or for its time
                     await self.board.wait(mark, await self._until_due())
-                    continue
-                self._busy.add(index)
-                await self._attempt(job)
             except Exception:  # the store is unreachable, say: log, wait a moment, go on
-                log.exception("worker %s failed; it carries on", me)
+                log.exception("worker pool %s failed to claim; it carries on", self.name)
                 await self.board.wait(mark, self.board.fallback_s)
-            finally:
-                self._busy.discard(index)
+
+    def _begin(self, job: Job) -> None:
+        task = asyncio.ensure_future(self._attempt_logged(job))
+        self._attempts.add(task)
+        task.add_done_callback(self._attempt_ended)
+
+    def _attempt_ended(self, task: asyncio.Task[None]) -> None:
+        self._attempts.discard(task)
+        self._room.set()
+
+    async def _attempt_logged(self, job: Job) -> None:
+        try:
+            await self._attempt(job)
+        except Exception:  # the store went away mid-attempt: the lease brings the job back
+            log.exception(
+                "worker %s failed on %s; the job is retried when its lease ends", job.worker, job.id
+            )
 
     async def _until_due(self) -> float:
         due = await self.store.next_due_at()
         return self.board.fallback_s if due is None else due - self.clock()
 
-    async def _claim(self, me: str) -> Job | None:
+    async def _claim(self, idle: int) -> list[Job]:
+        """Claim up to `idle` due jobs, their compare-and-sets sent together (one group commit
+        on SQLite). Racing another process for a job is fine: exactly one of us wins it."""
         now = self.clock()
-        # Workers of this process claim one at a time, so they never race each other for the
-        # same job, and a few candidates are enough (other processes may take some of them).
-        for job in await self.store.due_work(now, limit=8):
+        taken: list[Job] = []
+        for job in await self.store.due_work(now, limit=idle):
             # subtle: a store may read the index and the job at different moments (Redis does),
             # so the job may have been claimed in between: trust its own data, not the index.
             if job.ready_at is None or job.ready_at > now:
                 continue
-            taken = claim(job, worker=me, now=now, lease_s=self.lease_s)
-            if not await self.store.replace(taken):
+            self._started += 1
+            worker = f"{self.name}/{self._started}"
+            taken.append(claim(job, worker=worker, now=now, lease_s=self.lease_s))
+        won = await asyncio.gather(*(self.store.replace(job) for job in taken))
+        claimed = []
+        for job, ok in zip(taken, won, strict=True):
+            if not ok:
                 continue  # another worker was quicker
-            self.board.post(taken)
-            if taken.status is Status.RUNNING:
+            self.board.post(job)
+            if job.status is Status.RUNNING:
                 self.stats.claimed += 1
-                return taken
-            self.stats.failed += 1  # its worker died on the last attempt: a dead letter now
-        return None
+                claimed.append(job)
+            else:
+                self.stats.failed += 1  # its worker died on the last attempt: a dead letter now
+        return claimed
 
     async def _attempt(self, job: Job) -> None:
         try:

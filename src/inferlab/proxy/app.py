@@ -13,6 +13,10 @@ one, with the same queue, deadlines and errors. Every caller gets exactly one an
     deadline passed         504
     its own bad request     4xx, from the upstream or from our own checks
 
+The queue is bounded by what the upstream can finish within `request_timeout_s`, measured as
+the proxy runs (see `_capacity.py`): past that, a 429 at once beats a 504 later. An explicit
+`max_queue_size` replaces the measured bound with a fixed one.
+
 Settings change while it runs: `PUT /admin/batching` with JSON, or `proxy.configure(...)`.
 """
 
@@ -31,6 +35,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from ..batching.batcher import MicroBatcher
+from ..batching.guarantee import retry_after_s
 from ..errors import (
     BatchFailedError,
     OpenAIHTTPError,
@@ -48,6 +53,7 @@ from ..serve._http import (
 )
 from ..serve.schemas import ProxyChatRequest, ProxyCompletionRequest
 from ..wire.upstream import Call, Reply, Upstream, batch_key
+from ._capacity import QueueBound
 
 
 class BatchingProxy:
@@ -56,12 +62,43 @@ class BatchingProxy:
     def __init__(self, upstream: Upstream, *, request_timeout_s: float = 300.0, **batching: Any):
         self.upstream = upstream
         self.request_timeout_s = request_timeout_s
+        # No max_queue_size: measure (one bound per batcher, since chats and completions drain
+        # at their own rates); the batcher's own bound stays as the ceiling.
+        self.measure_queue_bound = batching.get("max_queue_size") is None
+        if self.measure_queue_bound:
+            batching.pop("max_queue_size", None)
         self.completions: MicroBatcher[Call, Reply] = MicroBatcher(
             upstream.complete, group_key=batch_key, **batching
         )
         self.chats: MicroBatcher[tuple[Any, asyncio.Queue[str | None]], Reply] = MicroBatcher(
             self._forward_chats, **{**batching, "max_batch_size": 64}
         )
+        self.queue_bounds = {
+            id(batcher): QueueBound(
+                request_timeout_s=request_timeout_s,
+                floor=min(4 * batcher.settings.max_batch_size, batcher.settings.max_queue_size),
+                start=min(256, batcher.settings.max_queue_size),
+                ceiling=batcher.settings.max_queue_size,
+            )
+            for batcher in (self.completions, self.chats)
+        }
+
+    def admit(self, batcher: MicroBatcher[Any, Reply]) -> None:
+        """Raise OverloadedError if `batcher`'s queue is at its measured bound."""
+        if not self.measure_queue_bound:
+            return  # the batcher's fixed max_queue_size decides
+        bound = self.queue_bounds[id(batcher)]
+        bound.request_timeout_s = self.request_timeout_s
+        now_s = asyncio.get_running_loop().time()
+        bound.observe(now_s, completed=batcher.stats.completed, queued=batcher.pending)
+        if batcher.pending >= bound.limit:
+            batcher.stats.rejected += 1
+            raise OverloadedError(
+                f"the queue is full ({batcher.pending} requests waiting: as many as the "
+                f"upstream is measured to finish within the {self.request_timeout_s:g} s "
+                "request timeout)",
+                retry_after_s=retry_after_s(batcher.pending, batcher.settings, batcher.stats),
+            )
 
     async def _forward_chats(self, items: list[tuple[Any, asyncio.Queue[str | None]]]) -> list:
         replies = await asyncio.gather(
@@ -77,7 +114,10 @@ class BatchingProxy:
             "max_batch_size": settings.max_batch_size,
             "batch_wait_timeout_s": settings.batch_wait_timeout_s,
             "max_concurrent_batches": settings.max_concurrent_batches,
-            "max_queue_size": settings.max_queue_size,
+            "max_queue_size": self.queue_bounds[id(self.completions)].limit
+            if self.measure_queue_bound
+            else settings.max_queue_size,
+            "max_queue_size_measured": self.measure_queue_bound,
             "dispatch_when_idle": settings.dispatch_when_idle,
             "request_timeout_s": self.request_timeout_s,
         }
@@ -90,12 +130,18 @@ class BatchingProxy:
             batcher.close_from_thread(drain=False, timeout_s=timeout_s)
 
     def configure(self, **changes: Any) -> None:
-        """Change batching settings from any thread; raises ValueError/TypeError if invalid."""
+        """Change batching settings from any thread; raises ValueError/TypeError if invalid.
+        `max_queue_size=None` goes back to the measured bound."""
         timeout = changes.pop("request_timeout_s", self.request_timeout_s)
         if not timeout > 0:
             raise ValueError(f"request_timeout_s must be > 0, got {timeout}")
+        measure = "max_queue_size" in changes and changes["max_queue_size"] is None
+        if measure:
+            changes["max_queue_size"] = self.queue_bounds[id(self.completions)].ceiling
         self.completions.configure(**changes)
         self.request_timeout_s = timeout
+        if "max_queue_size" in changes:
+            self.measure_queue_bound = measure
 
 
 def batcher_stats(batcher: MicroBatcher[Any, Any]) -> dict[str, Any]:
@@ -220,7 +266,8 @@ def create_proxy_app(
     """The proxy app in front of `upstream_url` (an OpenAI base URL ending in /v1).
 
     `batching` takes MicroBatcher's settings: max_batch_size, batch_wait_timeout_s,
-    max_concurrent_batches, max_queue_size, dispatch_when_idle.
+    max_concurrent_batches, max_queue_size, dispatch_when_idle. Without max_queue_size (or
+    with None) the queue bound is measured: what the upstream finishes within the timeout.
     """
     upstream = Upstream(upstream_url, api_key=upstream_api_key, list_prompts=list_prompts)
     proxy = BatchingProxy(upstream, request_timeout_s=request_timeout_s, **batching)
@@ -260,6 +307,7 @@ def create_proxy_app(
         raw: Request,
     ) -> Response:
         try:
+            proxy.admit(batcher)
             future = batcher.submit_nowait(item, timeout_s=proxy.request_timeout_s)
         except OverloadedError as exc:
             return _json(_reply_for(exc))
