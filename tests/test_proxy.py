@@ -9,7 +9,8 @@ import pytest
 
 from inferlab import ServerThread, count_tokens
 from inferlab.proxy._capacity import QueueBound
-from inferlab.proxy.app import create_proxy_app
+from inferlab.proxy.app import BatchingProxy, create_proxy_app
+from inferlab.proxy.settings import ProxySettings
 from inferlab.wire.upstream import Call
 
 from .fake_upstream import make_fake_upstream, release_stall
@@ -18,9 +19,10 @@ pytestmark = pytest.mark.anyio
 
 
 def proxy_client(upstream_url, **options):
-    app = create_proxy_app(upstream_url, **options)
-    transport = httpx.ASGITransport(app=app)
-    return app, httpx.AsyncClient(transport=transport, base_url="http://proxy/v1", timeout=30)
+    """A BatchingProxy in-process (no sockets) and a client for it."""
+    proxy = BatchingProxy(ProxySettings(upstream=upstream_url, **options))
+    transport = httpx.ASGITransport(app=proxy.app)
+    return proxy, httpx.AsyncClient(transport=transport, base_url="http://proxy/v1", timeout=30)
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +72,7 @@ async def test_callers_share_one_upstream_call_and_each_gets_its_own_answer(live
     for answer, want in zip(answers, expected, strict=True):
         assert answer.json()["choices"] == want["choices"]
         assert answer.json()["usage"] == want["usage"]
-    assert app.state.proxy.completions.stats.batch_sizes == {6: 1}
+    assert app.completions.stats.batch_sizes == {6: 1}
 
 
 async def test_list_prompts_and_n_are_split_back_by_index(fake):
@@ -218,7 +220,8 @@ async def test_settings_change_at_run_time(fake):
         )
         refused = await client.put("http://proxy/admin/batching", json={"max_batch_size": 0})
     assert changed.json()["max_batch_size"] == 32
-    assert app.state.proxy.completions.settings.batch_wait_timeout_s == 0.002
+    assert app.completions.settings.batch_wait_timeout_s == 0.002
+    assert app.settings.max_batch_size == 32  # the typed settings follow, the refusal did not
     assert refused.status_code == 400 and "max_batch_size" in refused.json()["error"]["message"]
 
 
@@ -252,8 +255,10 @@ def test_callers_that_hang_up_are_dropped_not_sent(fake):
 
     app, server = fake
     app.state.mode = "stall"
-    proxy_app = create_proxy_app(server.base_url, max_batch_size=1, max_concurrent_batches=1)
-    batcher = proxy_app.state.proxy.completions
+    proxy = BatchingProxy(
+        ProxySettings(upstream=server.base_url, max_batch_size=1, max_concurrent_batches=1)
+    )
+    proxy_app, batcher = proxy.app, proxy.completions
     all_gone = threading.Event()
     answered = batcher._on_answered
 
@@ -338,10 +343,9 @@ async def test_by_default_the_queue_is_bounded_and_overload_is_a_429(fake):
     upstream: past its measured bound (256 before any measurement) the next caller gets a 429."""
     app, server = fake
     app.state.mode = "stall"
-    proxy_app, client = proxy_client(server.base_url, request_timeout_s=5)
-    proxy = proxy_app.state.proxy
-    limit = proxy.settings["max_queue_size"]
-    assert proxy.settings["max_queue_size_measured"] and limit == 256
+    proxy, client = proxy_client(server.base_url, request_timeout_s=5)
+    limit = proxy.live_settings()["max_queue_size"]
+    assert proxy.live_settings()["max_queue_size_measured"] and limit == 256
     held = []
     try:
         async with client:

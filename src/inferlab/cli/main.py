@@ -29,21 +29,14 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _proxy(args: argparse.Namespace) -> int:
-    from ..proxy import create_proxy_app
+    from ..proxy import BatchingProxy
     from ..proxy.settings import ProxySettings
 
     settings = ProxySettings.from_arguments(args, **settings_json(args))
-    app = create_proxy_app(
-        settings.upstream,
-        upstream_api_key=settings.upstream_api_key,
-        list_prompts=settings.list_prompts,
-        api_key=settings.api_key,
-        request_timeout_s=settings.request_timeout_s,
-        **settings.batching,
-    )
+    proxy = BatchingProxy(settings)
     where = f"http://{args.host}:{args.port}/v1"
     print(f"inferlab: batching proxy on {where} -> {settings.upstream}", flush=True)
-    return run(app, args)
+    return run(proxy.app, args)
 
 
 def _jobs(args: argparse.Namespace) -> int:

@@ -25,10 +25,9 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -44,44 +43,73 @@ from ..errors import (
     UpstreamError,
 )
 from ..serve._http import (
-    BodySizeLimit,
-    api_key_dependency,
+    Lifecycle,
     error_body,
-    install_error_handlers,
     relay,
     retry_after_header,
+    service_app,
+    service_dependency,
 )
 from ..serve.schemas import ProxyChatRequest, ProxyCompletionRequest
 from ..wire.upstream import Call, Reply, Upstream, batch_key
 from ._capacity import QueueBound
+from .settings import LIVE_KNOBS, ProxySettings
 
 
-class BatchingProxy:
-    """The proxy's state: its upstream and its two batchers, with thread-safe settings."""
+class BatchingProxy(Lifecycle):
+    """The proxy service: its upstream, its two batchers (completions are batched into lists
+    of prompts; chats are forwarded one by one through the same queue and deadlines), its
+    measured queue bound, and its typed settings.
 
-    def __init__(self, upstream: Upstream, *, request_timeout_s: float = 300.0, **batching: Any):
-        self.upstream = upstream
-        self.request_timeout_s = request_timeout_s
+        proxy = BatchingProxy(ProxySettings(upstream="http://127.0.0.1:8080/v1"))
+        proxy.app                                # the FastAPI app uvicorn serves
+        proxy.configure(max_batch_size=16)       # while it runs; checked whole first
+    """
+
+    def __init__(self, settings: ProxySettings) -> None:
+        super().__init__()
+        self.settings = settings
+        self.upstream = Upstream(
+            settings.upstream, api_key=settings.upstream_api_key, list_prompts=settings.list_prompts
+        )
+        batching = settings.batching
         # No max_queue_size: measure (one bound per batcher, since chats and completions drain
         # at their own rates); the batcher's own bound stays as the ceiling.
-        self.measure_queue_bound = batching.get("max_queue_size") is None
-        if self.measure_queue_bound:
-            batching.pop("max_queue_size", None)
+        self.measure_queue_bound = settings.max_queue_size is None
         self.completions: MicroBatcher[Call, Reply] = MicroBatcher(
-            upstream.complete, group_key=batch_key, **batching
+            self.upstream.complete, group_key=batch_key, **batching
         )
         self.chats: MicroBatcher[tuple[Any, asyncio.Queue[str | None]], Reply] = MicroBatcher(
             self._forward_chats, **{**batching, "max_batch_size": 64}
         )
         self.queue_bounds = {
             id(batcher): QueueBound(
-                request_timeout_s=request_timeout_s,
+                request_timeout_s=settings.request_timeout_s,
                 floor=min(4 * batcher.settings.max_batch_size, batcher.settings.max_queue_size),
                 start=min(256, batcher.settings.max_queue_size),
                 ceiling=batcher.settings.max_queue_size,
             )
             for batcher in (self.completions, self.chats)
         }
+        registry = CollectorRegistry()
+        registry.register(_ProxyCollector(self))
+        self.app = service_app(
+            "inferlab batching proxy",
+            self,
+            routers=[router],
+            api_key=settings.api_key,
+            max_body_bytes=settings.max_body_bytes,
+            metrics=lambda: generate_latest(registry),
+        )
+
+    @property
+    def request_timeout_s(self) -> float:
+        return self.settings.request_timeout_s
+
+    async def _close(self) -> None:
+        await self.completions.aclose()
+        await self.chats.aclose()
+        await self.upstream.aclose()
 
     def admit(self, batcher: MicroBatcher[Any, Reply]) -> None:
         """Raise OverloadedError if `batcher`'s queue is at its measured bound."""
@@ -107,8 +135,8 @@ class BatchingProxy:
         )
         return [r if isinstance(r, Reply) else _reply_for(r) for r in replies]
 
-    @property
-    def settings(self) -> dict[str, Any]:
+    def live_settings(self) -> dict[str, Any]:
+        """What may change while it runs, as `GET /admin/batching` shows it."""
         settings = self.completions.settings
         return {
             "max_batch_size": settings.max_batch_size,
@@ -129,19 +157,21 @@ class BatchingProxy:
         for batcher in (self.completions, self.chats):
             batcher.close_from_thread(drain=False, timeout_s=timeout_s)
 
-    def configure(self, **changes: Any) -> None:
-        """Change batching settings from any thread; raises ValueError/TypeError if invalid.
-        `max_queue_size=None` goes back to the measured bound."""
-        timeout = changes.pop("request_timeout_s", self.request_timeout_s)
-        if not timeout > 0:
-            raise ValueError(f"request_timeout_s must be > 0, got {timeout}")
-        measure = "max_queue_size" in changes and changes["max_queue_size"] is None
-        if measure:
-            changes["max_queue_size"] = self.queue_bounds[id(self.completions)].ceiling
-        self.completions.configure(**changes)
-        self.request_timeout_s = timeout
-        if "max_queue_size" in changes:
-            self.measure_queue_bound = measure
+    def configure(self, **changes: Any) -> dict[str, Any]:
+        """Change batching settings from any thread; a bad or unknown one raises ValueError or
+        TypeError before anything changes. `max_queue_size=None` goes back to the measured
+        bound. Returns the live settings."""
+        unknown = sorted(set(changes) - set(LIVE_KNOBS))
+        if unknown:
+            raise TypeError(f"{unknown[0]!r} cannot change while serving; can: {LIVE_KNOBS}")
+        changed = self.settings.replace(**changes)  # checks types and bounds, all at once
+        batching = {k: v for k, v in changes.items() if k in changed.batching}
+        if "max_queue_size" in changes and changes["max_queue_size"] is None:
+            batching["max_queue_size"] = self.queue_bounds[id(self.completions)].ceiling
+        self.completions.configure(**batching)
+        self.settings = changed
+        self.measure_queue_bound = changed.max_queue_size is None
+        return self.live_settings()
 
 
 def batcher_stats(batcher: MicroBatcher[Any, Any]) -> dict[str, Any]:
@@ -254,101 +284,75 @@ async def _relay(
         future.cancel()  # a caller that hung up: the batcher cancels a batch nobody awaits
 
 
-def create_proxy_app(
-    upstream_url: str,
-    *,
-    upstream_api_key: str | None = None,
-    list_prompts: bool = True,
-    api_key: str | None = None,
-    request_timeout_s: float = 300.0,
-    **batching: Any,
-) -> FastAPI:
-    """The proxy app in front of `upstream_url` (an OpenAI base URL ending in /v1).
+router = APIRouter()
+_proxy = service_dependency(BatchingProxy)
 
-    `batching` takes MicroBatcher's settings: max_batch_size, batch_wait_timeout_s,
-    max_concurrent_batches, max_queue_size, dispatch_when_idle. Without max_queue_size (or
-    with None) the queue bound is measured: what the upstream finishes within the timeout.
-    """
-    upstream = Upstream(upstream_url, api_key=upstream_api_key, list_prompts=list_prompts)
-    proxy = BatchingProxy(upstream, request_timeout_s=request_timeout_s, **batching)
 
-    @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        yield
-        await proxy.completions.aclose()
-        await proxy.chats.aclose()
-        await upstream.aclose()
+@router.post("/v1/completions")
+async def completions(
+    request: ProxyCompletionRequest, raw: Request, proxy: BatchingProxy = _proxy
+) -> Response:
+    body = request.model_dump(exclude_unset=True)
+    include_usage = bool(request.stream_options and request.stream_options.include_usage)
+    call = Call(body, request.prompts, request.n, request.stream, include_usage)
+    return await _submit(proxy, proxy.completions, call, call.events, request.stream, raw)
 
-    app = FastAPI(title="inferlab batching proxy", lifespan=lifespan)
-    app.state.proxy = proxy
-    install_error_handlers(app)
-    app.add_middleware(BodySizeLimit, max_body_bytes=4 * 1024 * 1024)
-    guard = [Depends(api_key_dependency(api_key))]
-    v1 = APIRouter(prefix="/v1", dependencies=guard)
 
-    @v1.post("/completions")
-    async def completions(request: ProxyCompletionRequest, raw: Request) -> Response:
-        body = request.model_dump(exclude_unset=True)
-        include_usage = bool(request.stream_options and request.stream_options.include_usage)
-        call = Call(body, request.prompts, request.n, request.stream, include_usage)
-        return await _submit(proxy.completions, call, call.events, request.stream, raw)
+@router.post("/v1/chat/completions")
+async def chat_completions(
+    request: ProxyChatRequest, raw: Request, proxy: BatchingProxy = _proxy
+) -> Response:
+    events: asyncio.Queue[str | None] = asyncio.Queue()
+    body = request.model_dump(exclude_unset=True)
+    return await _submit(proxy, proxy.chats, (body, events), events, request.stream, raw)
 
-    @v1.post("/chat/completions")
-    async def chat_completions(request: ProxyChatRequest, raw: Request) -> Response:
-        events: asyncio.Queue[str | None] = asyncio.Queue()
-        body = request.model_dump(exclude_unset=True)
-        return await _submit(proxy.chats, (body, events), events, request.stream, raw)
 
-    async def _submit(
-        batcher: MicroBatcher[Any, Reply],
-        item: Any,
-        events: asyncio.Queue[str | None],
-        stream: bool,
-        raw: Request,
-    ) -> Response:
-        try:
-            proxy.admit(batcher)
-            future = batcher.submit_nowait(item, timeout_s=proxy.request_timeout_s)
-        except OverloadedError as exc:
-            return _json(_reply_for(exc))
-        return await _answer(future, events, stream, raw)
+async def _submit(
+    proxy: BatchingProxy,
+    batcher: MicroBatcher[Any, Reply],
+    item: Any,
+    events: asyncio.Queue[str | None],
+    stream: bool,
+    raw: Request,
+) -> Response:
+    try:
+        proxy.admit(batcher)
+        future = batcher.submit_nowait(item, timeout_s=proxy.request_timeout_s)
+    except OverloadedError as exc:
+        return _json(_reply_for(exc))
+    return await _answer(future, events, stream, raw)
 
-    @v1.get("/models")
-    async def models() -> Response:
-        return await relay(upstream.http.get(upstream.base_url + "/models"))
 
-    app.include_router(v1)
+@router.get("/v1/models")
+async def models(proxy: BatchingProxy = _proxy) -> Response:
+    upstream = proxy.upstream
+    return await relay(upstream.http.get(upstream.base_url + "/models"))
 
-    @app.get("/admin/batching", dependencies=guard)
-    async def get_settings() -> dict[str, Any]:
-        return proxy.settings
 
-    @app.put("/admin/batching", dependencies=guard)
-    async def put_settings(request: Request) -> dict[str, Any]:
-        try:
-            changes = await request.json()
-            proxy.configure(**changes)
-        except (ValueError, TypeError) as exc:
-            raise OpenAIHTTPError(400, str(exc)) from exc
-        return proxy.settings
+@router.get("/admin/batching")
+async def get_settings(proxy: BatchingProxy = _proxy) -> dict[str, Any]:
+    return proxy.live_settings()
 
-    @app.get("/admin/stats", dependencies=guard)
-    async def get_stats() -> dict[str, Any]:
-        """What the completions batcher has done, for a dashboard or a notebook."""
-        return batcher_stats(proxy.completions)
 
-    @app.get("/health")
-    async def health() -> dict[str, str]:
-        return {"status": "ok"}
+@router.put("/admin/batching")
+async def put_settings(request: Request, proxy: BatchingProxy = _proxy) -> dict[str, Any]:
+    try:
+        return proxy.configure(**await request.json())
+    except (ValueError, TypeError) as exc:
+        raise OpenAIHTTPError(400, str(exc)) from exc
 
-    registry = CollectorRegistry()
-    registry.register(_ProxyCollector(proxy))
 
-    @app.get("/metrics")
-    async def metrics() -> Response:
-        return Response(generate_latest(registry), media_type="text/plain; version=0.0.4")
+@router.get("/admin/stats")
+async def get_stats(proxy: BatchingProxy = _proxy) -> dict[str, Any]:
+    """What the completions batcher has done, for a dashboard or a notebook."""
+    return batcher_stats(proxy.completions)
 
-    return app
+
+def create_proxy_app(upstream_url: str, **settings: Any) -> FastAPI:
+    """The app of a new `BatchingProxy` in front of `upstream_url` (an OpenAI base URL ending
+    in /v1); `settings` are `ProxySettings` fields, and an unknown one raises TypeError.
+    Without max_queue_size the queue bound is measured: what the upstream finishes in time."""
+    return BatchingProxy(ProxySettings.from_dict({"upstream": upstream_url, **settings})).app
 
 
 class _ProxyCollector(Collector):
