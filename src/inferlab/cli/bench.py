@@ -104,7 +104,8 @@ def run(args: argparse.Namespace, base_url: str, api_key: str | None) -> int:
         bar.close()
         if front is not None:
             state = front.app.state
-            batcher = state.proxy.completions if args.mode == "proxy" else state.service.batcher
+            service = state.service  # the proxy or job service this command started itself
+            batcher = service.completions if args.mode == "proxy" else service.batcher
             stats = batcher.stats
             print(
                 f"{args.mode} batches: {stats.batches}, "

@@ -31,9 +31,10 @@ Redis Cluster, where a script may only touch the keys it is given.
 
 from __future__ import annotations
 
+import builtins  # a store has a method `list`: annotations after it say builtins.list
 import functools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Any, ParamSpec, TypeVar
 
 from ..errors import QueueFullError, StoreUnavailableError
@@ -44,7 +45,9 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-def _reachable(method: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+def _reachable(
+    method: Callable[P, Coroutine[Any, Any, R]],
+) -> Callable[P, Coroutine[Any, Any, R]]:
     """Turn "Redis cannot be reached" (refused, timed out, still loading) into
     StoreUnavailableError, which every caller knows; other Redis errors are bugs, left as they
     are."""
@@ -232,9 +235,9 @@ class RedisJobStore:
         return min(times) if times else None
 
     @_reachable
-    async def list(self, status: Status | None, limit: int) -> list[Job]:
+    async def list(self, status: Status | None, limit: int) -> builtins.list[Job]:
         statuses = [status] if status is not None else list(Status)
-        newest: list[tuple[float, bytes]] = []
+        newest: builtins.list[tuple[float, bytes]] = []
         for one in statuses:
             found = await self._redis.zrevrange(
                 self.prefix + "status:" + one.value, 0, limit - 1, withscores=True
@@ -252,7 +255,7 @@ class RedisJobStore:
         return dict(zip(Status, sizes, strict=True))
 
     @_reachable
-    async def _load(self, ids: list[bytes]) -> list[Job]:
+    async def _load(self, ids: builtins.list[bytes]) -> builtins.list[Job]:
         if not ids:
             return []
         async with self._redis.pipeline(transaction=False) as pipe:

@@ -15,6 +15,7 @@ connection is never shared between threads.
 from __future__ import annotations
 
 import asyncio
+import builtins  # a store has a method `list`: annotations after it say builtins.list
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -58,7 +59,7 @@ class JobStore(Protocol):
 
     async def next_due_at(self) -> float | None: ...
 
-    async def list(self, status: Status | None, limit: int) -> list[Job]:
+    async def list(self, status: Status | None, limit: int) -> builtins.list[Job]:
         """Newest first."""
         ...
 
@@ -113,7 +114,7 @@ class SQLiteJobStore:
         self.path = str(path)
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inferlab-sqlite")
         self._db: sqlite3.Connection = self._thread.submit(self._open).result()
-        self._writes: list[tuple[tuple[str, Job, int], asyncio.Future[object]]] = []
+        self._writes: builtins.list[tuple[tuple[str, Job, int], asyncio.Future[object]]] = []
         self._writes_lock = threading.Lock()
         self._commit_pending = False
 
@@ -168,7 +169,7 @@ class SQLiteJobStore:
                 "SELECT COUNT(*) FROM jobs WHERE status IN (?, ?)",
                 tuple(s.value for s in UNFINISHED),
             ).fetchone()
-            outcomes: list[object] = []
+            outcomes: builtins.list[object] = []
             for (kind, job, max_unfinished), _ in group:
                 if kind == "replace":
                     outcomes.append(self._compare_and_set(job))
@@ -216,7 +217,7 @@ class SQLiteJobStore:
         rows = await self._select("SELECT data FROM jobs WHERE id = ?", (job_id,))
         return rows[0] if rows else None
 
-    async def versions(self, job_ids: list[str]) -> dict[str, int]:
+    async def versions(self, job_ids: builtins.list[str]) -> dict[str, int]:
         def versions() -> dict[str, int]:
             found: dict[str, int] = {}
             for start in range(0, len(job_ids), 500):  # SQLite takes at most 999 parameters
@@ -228,12 +229,12 @@ class SQLiteJobStore:
 
         return await self._run(versions)
 
-    async def due_work(self, now: float, limit: int) -> list[Job]:
+    async def due_work(self, now: float, limit: int) -> builtins.list[Job]:
         return await self._select(
             "SELECT data FROM jobs WHERE ready_at <= ? ORDER BY ready_at LIMIT ?", (now, limit)
         )
 
-    async def due_callbacks(self, now: float, limit: int) -> list[Job]:
+    async def due_callbacks(self, now: float, limit: int) -> builtins.list[Job]:
         return await self._select(
             "SELECT data FROM jobs WHERE callback_at <= ? ORDER BY callback_at LIMIT ?",
             (now, limit),
@@ -248,7 +249,7 @@ class SQLiteJobStore:
 
         return await self._run(next_due)
 
-    async def list(self, status: Status | None, limit: int) -> list[Job]:
+    async def list(self, status: Status | None, limit: int) -> builtins.list[Job]:
         if status is None:
             return await self._select(
                 "SELECT data FROM jobs ORDER BY created_at DESC LIMIT ?", (limit,)
@@ -265,8 +266,8 @@ class SQLiteJobStore:
 
         return await self._run(counts)
 
-    async def _select(self, sql: str, params: tuple[object, ...]) -> list[Job]:
-        def select() -> list[Job]:
+    async def _select(self, sql: str, params: tuple[object, ...]) -> builtins.list[Job]:
+        def select() -> builtins.list[Job]:
             return [Job.from_json(row[0]) for row in self._db.execute(sql, params)]
 
         return await self._run(select)

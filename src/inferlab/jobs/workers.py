@@ -22,6 +22,7 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from ..batching.batcher import MicroBatcher
 from ..batching.loops import call_in_loop
@@ -44,7 +45,7 @@ class PoolStats:
     dropped: int = 0  # attempts whose job was cancelled or taken over meanwhile
 
 
-def call_for(request: dict) -> Call:
+def call_for(request: dict[str, Any]) -> Call:
     prompt = request["prompt"]
     prompts = [prompt] if isinstance(prompt, str) else list(prompt)
     return Call(request, prompts, int(request.get("n") or 1), stream=False, include_usage=False)
@@ -195,8 +196,9 @@ class WorkerPool:
             while not future.done():
                 changed = self.board.mark(job.id)
                 waiter = asyncio.ensure_future(changed.wait())
+                either: set[asyncio.Future[Any]] = {future, waiter}
                 await asyncio.wait(
-                    {future, waiter}, timeout=self.lease_s / 3, return_when=asyncio.FIRST_COMPLETED
+                    either, timeout=self.lease_s / 3, return_when=asyncio.FIRST_COMPLETED
                 )
                 waiter.cancel()
                 if future.done():
@@ -221,7 +223,8 @@ class WorkerPool:
             done, counter = finish(job, now=now, result=outcome.result), "succeeded"
         elif outcome.retryable and job.attempts < job.max_attempts:
             delay = self.backoff.delay_s(job.attempts)
-            done, counter = retry_later(job, not_before=now + delay, error=outcome.error), "retried"
+            error = outcome.error or error_info("no answer", kind="worker_error")
+            done, counter = retry_later(job, not_before=now + delay, error=error), "retried"
         else:
             error = dict(outcome.error or error_info("no answer", kind="worker_error"))
             if outcome.retryable:

@@ -128,7 +128,9 @@ class BatchingProxy(Lifecycle):
                 retry_after_s=retry_after_s(batcher.pending, batcher.settings, batcher.stats),
             )
 
-    async def _forward_chats(self, items: list[tuple[Any, asyncio.Queue[str | None]]]) -> list:
+    async def _forward_chats(
+        self, items: list[tuple[Any, asyncio.Queue[str | None]]]
+    ) -> list[Reply]:
         replies = await asyncio.gather(
             *(self.upstream.forward("/chat/completions", body, events) for body, events in items),
             return_exceptions=True,
@@ -244,7 +246,8 @@ async def _answer(
             watcher.cancel()
     first = asyncio.ensure_future(events.get())
     try:
-        await asyncio.wait({first, future}, return_when=asyncio.FIRST_COMPLETED)
+        either: set[asyncio.Future[Any]] = {first, future}
+        await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
     except asyncio.CancelledError:
         first.cancel()
         future.cancel()
@@ -267,7 +270,8 @@ async def _relay(
         while chunk is not None:
             yield chunk
             getter = asyncio.ensure_future(events.get())
-            await asyncio.wait({getter, future}, return_when=asyncio.FIRST_COMPLETED)
+            either: set[asyncio.Future[Any]] = {getter, future}
+            await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
             if getter.done():
                 chunk = getter.result()
                 continue

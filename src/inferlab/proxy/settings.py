@@ -9,6 +9,7 @@ The batching knobs can change while it runs (`PUT /admin/batching`, `BatchingPro
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from ..serve._settings import Settings, required, setting
 from ..serve.settings import DEFAULT_MAX_BODY_BYTES
@@ -54,9 +55,9 @@ class ProxySettings(Settings):
             raise ValueError(f"request_timeout_s must be > 0, got {self.request_timeout_s}")
 
     @property
-    def batching(self) -> dict[str, object]:
+    def batching(self) -> dict[str, Any]:
         """The MicroBatcher's own settings, checked there (BatcherSettings)."""
-        batching: dict[str, object] = {
+        batching: dict[str, Any] = {
             "max_batch_size": self.max_batch_size,
             "batch_wait_timeout_s": self.batch_wait_timeout_s,
             "max_concurrent_batches": self.max_concurrent_batches,
