@@ -31,6 +31,15 @@ def _serve(args: argparse.Namespace) -> int:
         time_scale=args.time_scale,
         api_key=args.api_key,
         max_concurrent_requests=args.max_concurrent_requests,
+        # vLLM's engine flags, under vLLM's names (engine/config.py)
+        name=args.served_model_name,
+        max_num_batched_tokens=args.max_num_batched_tokens,
+        max_model_len=args.max_model_len,
+        block_size=args.block_size,
+        gpu_memory_utilization=args.gpu_memory_utilization,
+        enable_chunked_prefill=args.enable_chunked_prefill,
+        enable_prefix_caching=args.enable_prefix_caching,
+        num_gpu_blocks_override=args.num_gpu_blocks_override,
     )
     print(f"inferlab: serving {args.profile} on http://{args.host}:{args.port}/v1", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, **UVICORN_DEFAULTS)
@@ -122,6 +131,29 @@ def _doctor(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _add_vllm_engine_flags(serve: argparse.ArgumentParser) -> None:
+    """vLLM's flags for the engine, same names and defaults as `vllm serve` on an 80 GB GPU."""
+    flag = serve.add_argument
+    flag("--served-model-name", default=None, help="the model id clients send (default: profile)")
+    flag("--max-num-batched-tokens", type=int, default=8192, help="token budget of one step")
+    flag("--max-model-len", type=int, default=None, help="context window (default: profile's)")
+    flag("--block-size", type=int, default=16, help="tokens per KV-cache block")
+    flag("--gpu-memory-utilization", type=float, default=0.9, help="share of GPU memory to use")
+    flag(
+        "--enable-chunked-prefill",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="mix prompt chunks with decodes in one step (off: prefill-only steps, vLLM 0.x)",
+    )
+    flag(
+        "--enable-prefix-caching",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="reuse the KV blocks of shared prompt prefixes",
+    )
+    flag("--num-gpu-blocks-override", type=int, default=None, help="KV pool size in blocks")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="inferlab", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -154,6 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--api-key", default=None, help="require 'Authorization: Bearer KEY'")
     serve.add_argument("--log-level", default="info")
+    _add_vllm_engine_flags(serve)
     serve.set_defaults(run=_serve)
 
     proxy = commands.add_parser("proxy", help="run the batching proxy in front of a server")

@@ -32,6 +32,7 @@ from .faults import FaultInjection, Faults
 from .metrics import ServerMetrics
 from .schemas import ChatCompletionRequest, CompletionRequest, _Sampling, render_chat
 from .shapes import CHAT, COMPLETION, Shape, sse, usage
+from .vllm_routes import vllm_router
 
 DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
 
@@ -288,6 +289,7 @@ def create_app(
         return await _Responder(model, metrics, CHAT, choices, request, slots=slots).respond()
 
     app.include_router(v1)
+    app.include_router(vllm_router(model, api_key=api_key))  # /tokenize, /reset_prefix_cache, ...
 
     @app.get("/health")
     async def health() -> dict[str, str]:
