@@ -27,7 +27,6 @@ from ..errors import OpenAIHTTPError
 from ._http import api_key_dependency
 from .schemas import ChatMessage, render_chat
 
-
 try:  # the installed package's version, as vLLM reports `vllm.__version__`
     _VERSION = metadata.version("inferlab")
 except metadata.PackageNotFoundError:  # run from a source tree without installing
