@@ -10,6 +10,7 @@ May import: `engine`, `wire`, `jobs.client`; never a server.
 
 from .loadgen import LoadRun, run_closed_loop, run_load, run_open_loop
 from .metrics import SLO, Distribution, LittlesLaw, RequestResult, Summary, percentile, summarize
+from .prometheus import parse_metrics, scrape_metrics
 from .workloads import (
     Lengths,
     PlannedRequest,
@@ -35,10 +36,12 @@ __all__ = [
     "arrival_times",
     "exponential",
     "fixed",
+    "parse_metrics",
     "percentile",
     "run_closed_loop",
     "run_load",
     "run_open_loop",
+    "scrape_metrics",
     "summarize",
     "uniform",
 ]
