@@ -42,6 +42,16 @@ def test_static_admits_a_new_batch_only_when_the_previous_one_is_done():
     assert [seq.admitted_s for seq in done] == [0.0] * 4 + [0.03] * 4
 
 
+def test_a_static_batch_larger_than_the_token_budget_still_rides_together():
+    """8 prompts of 10 tokens, a 32-token budget: the batch of 8 is admitted over three steps
+    (its prefills chunked), and the ninth request waits until all eight are done."""
+    done = simulate([(0.0, 10, 3)] * 9, FLAT_10MS, batching="static", max_num_seqs=8,
+                    max_num_batched_tokens=32)  # fmt: skip
+    first_eight = done[:8]
+    assert max(seq.admitted_s for seq in first_eight) < min(s.finished_s for s in first_eight)
+    assert done[8].admitted_s == pytest.approx(max(seq.finished_s for seq in first_eight))
+
+
 def test_static_batching_suffers_head_of_line_blocking():
     """A (10 tokens) and B (2 tokens) share a static batch; C must wait for A, not only for B.
 

@@ -134,7 +134,9 @@ class Scheduler:
         self.steps_done = 0
         self.num_preemptions = 0
         self.prefix_cache_stats = PrefixCacheStats()
-        self._static_batch_open = True  # static policy: the current batch may still grow
+        # Static policy: the batch formed when the engine last ran empty. Its members are
+        # admitted as the token budget allows; nobody else until all of them have finished.
+        self._static_batch: set[Sequence] = set()
         self._check_config()
         self.pool = BlockPool(self._num_blocks())
 
@@ -287,12 +289,18 @@ class Scheduler:
 
     # --- one step -----------------------------------------------------------------------------
 
-    def _may_admit(self) -> bool:
+    def _may_admit(self, seq: Sequence) -> bool:
         if self.batching is Batching.NONE:
             return not self.running
         if self.batching is Batching.STATIC:
-            return self._static_batch_open
+            return seq in self._static_batch
         return True
+
+    def _form_static_batch(self) -> None:
+        """When the engine is empty, the next `max_num_seqs` waiting form the next batch."""
+        if self.running or any(seq in self._static_batch for seq in self.waiting):
+            return
+        self._static_batch = set(list(self.waiting)[: self.max_num_seqs])
 
     def _schedule_running(self, budget: int, scheduled: dict[Sequence, int]) -> tuple[int, list]:
         preempted: list[Sequence] = []
@@ -316,9 +324,9 @@ class Scheduler:
     def _schedule_waiting(self, now_s: float, budget: int, scheduled: dict[Sequence, int]) -> int:
         chunked = self.config.enable_chunked_prefill
         while self.waiting and budget > 0 and len(self.running) < self.max_num_seqs:
-            if not self._may_admit():
-                break
             seq = self.waiting[0]
+            if not self._may_admit(seq):
+                break
             self._prefix_hit(seq)
             new_tokens = seq.context_len - seq.num_computed_tokens
             if chunked:
@@ -347,8 +355,8 @@ class Scheduler:
 
     def plan_step(self, now_s: float) -> Step | None:
         """Choose this step's tokens and price them; None when there is nothing to do."""
-        if not self.running:
-            self._static_batch_open = True
+        if self.batching is Batching.STATIC:
+            self._form_static_batch()
         budget = self.config.max_num_batched_tokens
         scheduled: dict[Sequence, int] = {}
         preempted: list[Sequence] = []
@@ -407,7 +415,6 @@ class Scheduler:
             seq.first_token_s = end_s if seq.first_token_s is None else seq.first_token_s
             seq.last_token_s = end_s
             seq.token_times_s.append(end_s)
-            self._static_batch_open = False
             if seq.generated >= seq.max_tokens or seq in early:
                 seq.finished_s = end_s
                 seq.finish_reason = "stop" if seq in early else "length"
