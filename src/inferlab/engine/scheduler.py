@@ -305,10 +305,13 @@ class Scheduler:
     def _schedule_running(self, budget: int, scheduled: dict[Sequence, int]) -> tuple[int, list]:
         preempted: list[Sequence] = []
         index = 0
+        block_size = self.block_size
         while index < len(self.running) and budget > 0:
             seq = self.running[index]
-            new_tokens = min(seq.context_len - seq.num_computed_tokens, budget)
-            while not self._allocate(seq, new_tokens):
+            new_tokens = min(seq.prompt_tokens + seq.generated - seq.num_computed_tokens, budget)
+            # the common case, on the hot path: its last block still has room
+            fits = seq.num_computed_tokens + new_tokens <= len(seq.block_ids) * block_size
+            while not fits and not self._allocate(seq, new_tokens):
                 victim = self.running[-1]  # the newest: FCFS preempts from the back
                 budget += scheduled.pop(victim, 0)
                 self._preempt(victim)
@@ -370,12 +373,18 @@ class Scheduler:
                 budget, preempted = self._schedule_running(budget, scheduled)
         if not scheduled:
             return None
-        prefill = [seq for seq in scheduled if seq.is_prefilling]
-        decode = [seq for seq in scheduled if not seq.is_prefilling]
+        prefill, decode, emitting, decode_lens = [], [], [], []
+        for seq, new_tokens in scheduled.items():  # one pass: this runs for every step
+            remaining = seq.prompt_tokens + seq.generated - seq.num_computed_tokens
+            if seq.generated and remaining == 1:
+                decode.append(seq)
+                decode_lens.append(seq.prompt_tokens + seq.generated)
+            else:
+                prefill.append(seq)
+            if new_tokens >= remaining:
+                emitting.append(seq)
         chunks = [(scheduled[seq], seq.num_computed_tokens) for seq in prefill]
-        cost_ms = self.profile.step_overhead_ms + self.profile.mixed_ms(
-            chunks, [seq.context_len for seq in decode]
-        )
+        cost_ms = self.profile.step_overhead_ms + self.profile.mixed_ms(chunks, decode_lens)
         return Step(
             index=self.steps_done,
             start_s=now_s,
@@ -386,11 +395,7 @@ class Scheduler:
             preempted=preempted,
             waiting=len(self.waiting),
             kv_usage=self.pool.usage,
-            sequences=[
-                seq
-                for seq, n in scheduled.items()
-                if seq.num_computed_tokens + n >= seq.context_len
-            ],
+            sequences=emitting,
         )
 
     def finish_step(self, step: Step, stopped_early: Iterable[Sequence] = ()) -> list[Sequence]:
@@ -403,12 +408,15 @@ class Scheduler:
         end_s = step.start_s + step.duration_s
         early = set(stopped_early)
         emitting = set(step.sequences)
+        running = set(self.running)  # subtle: a set, or this loop is O(batch²) every step
+        caching = self.config.enable_prefix_caching
         done: list[Sequence] = []
         for seq, new_tokens in step.scheduled.items():
-            if seq not in self.running:
+            if seq not in running:
                 continue  # removed while the step ran (its caller went away)
             seq.num_computed_tokens += new_tokens
-            self._cache_blocks(seq)
+            if caching:
+                self._cache_blocks(seq)
             if seq not in emitting:
                 continue  # a chunk of a longer prompt: no token yet
             seq._append_token()
@@ -418,9 +426,11 @@ class Scheduler:
             if seq.generated >= seq.max_tokens or seq in early:
                 seq.finished_s = end_s
                 seq.finish_reason = "stop" if seq in early else "length"
-                self.running.remove(seq)
                 self._free(seq)
                 done.append(seq)
+        if done:
+            finished = set(done)
+            self.running = [seq for seq in self.running if seq not in finished]
         self.steps_done += 1
         return done
 

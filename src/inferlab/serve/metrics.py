@@ -12,6 +12,7 @@ process (tests, notebooks) from mixing their numbers. `inferlab:` series are thi
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterator
 
 from prometheus_client import (
@@ -21,7 +22,12 @@ from prometheus_client import (
     disable_created_metrics,
     generate_latest,
 )
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
 from ..engine.model import SimulatedModel
@@ -57,6 +63,31 @@ def one_two_five_buckets(max_value: int) -> list[int]:
                 return buckets
             buckets.append(value)
         exponent += 1
+
+
+class _TokenHistogram(Collector):
+    """A labelled Prometheus histogram observed once per *token*: plain counters and bisect,
+    about a tenth of prometheus_client's `observe()` (a lock and a loop over the buckets each
+    time), which at 256 sequences a step was most of the step loop's time."""
+
+    def __init__(self, name: str, doc: str, buckets: tuple[float, ...], labels: dict[str, str]):
+        self.name, self.doc, self.labels = name, doc, labels
+        self.bounds = list(buckets)
+        self.counts = [0] * (len(buckets) + 1)  # the last one is +Inf
+        self.total = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect.bisect_left(self.bounds, value)] += 1
+        self.total += value
+
+    def collect(self) -> Iterator[Metric]:
+        family = HistogramMetricFamily(self.name, self.doc, labels=list(self.labels))
+        cumulative, buckets = 0, []
+        for bound, count in zip([*map(str, self.bounds), "+Inf"], self.counts, strict=True):
+            cumulative += count
+            buckets.append((bound, cumulative))
+        family.add_metric(list(self.labels.values()), buckets, self.total)
+        yield family
 
 
 class _LiveState(Collector):
@@ -150,10 +181,11 @@ class ServerMetrics:
             "vllm:time_to_first_token_seconds", "Histogram of time to first token in seconds.",
             _TTFT_BUCKETS_S,
         )  # fmt: skip
-        self.itl = histogram(
+        self.itl = _TokenHistogram(
             "vllm:inter_token_latency_seconds", "Histogram of inter-token latency in seconds.",
-            _ITL_BUCKETS_S,
+            _ITL_BUCKETS_S, self.labels,
         )  # fmt: skip
+        self.registry.register(self.itl)
         self.request_times = {
             phase: histogram(f"vllm:{name}_seconds", doc, _REQUEST_BUCKETS_S)
             for phase, name, doc in (
