@@ -49,3 +49,14 @@ def test_profiles_are_plain_data_a_user_can_extend():
 def test_unknown_profile_names_the_known_ones():
     with pytest.raises(ValueError, match="h100-llama3-8b"):
         get_profile("a100-gpt5")
+
+
+def test_a_mixed_step_is_one_pass_over_chunks_and_decodes():
+    """A 512-token chunk after 1,024 cached tokens, beside 8 decodes at 1,000 tokens of context:
+
+    linear = 2.6114 + 0.025444 x (512 + 8) + 5.214e-7 x (512² + 2 x 512 x 1024)
+             + 4.154e-5 x 8,000 = 2.6114 + 13.2309 + 0.6833 + 0.3323 = 16.858 ms,
+    above both the floor (8.4149) and the decode step alone (8.4149 + 0.0655 + 0.3323).
+    """
+    assert H100_LLAMA3_8B.mixed_ms([(512, 1024)], [1000] * 8) == pytest.approx(16.858, abs=1e-3)
+    assert H100_LLAMA3_8B.mixed_ms([], [1000] * 8) == H100_LLAMA3_8B.decode_ms([1000] * 8)

@@ -123,9 +123,11 @@ async def test_models_health_and_metrics(app_client):
         "/completions", json={"prompt": "Hi", "max_tokens": 3, "ignore_eos": True}
     )
     metrics = (await app_client.get("http://inferlab.test/metrics")).text
-    assert "vllm:generation_tokens_total 3.0" in metrics
-    assert 'vllm:request_success_total{finished_reason="length"} 1.0' in metrics
-    assert "vllm:num_requests_running 0.0" in metrics
+    labels = 'engine="0",model_name="h100-llama3-8b"'
+    assert f"vllm:generation_tokens_total{{{labels}}} 3.0" in metrics
+    success = 'engine="0",finished_reason="length",model_name="h100-llama3-8b"'
+    assert f"vllm:request_success_total{{{success}}} 1.0" in metrics
+    assert f"vllm:num_requests_running{{{labels}}} 0.0" in metrics
     assert "inferlab:step_duration_seconds_count 3.0" in metrics
 
 

@@ -38,7 +38,7 @@ from tests.lab.grading import (
 
 LAB_FOLDERS = ("solutions", "labs")
 CHECK_TIMEOUT_S = 20  # every check takes well under a second on a correct answer
-LESSONS = ("00", "01", "02", "03", "04", "05", "06", "07", "08", "09")
+LESSONS = ("00", "01", "02", "03", "04", "05", "06", "07", "08", "09", "10")
 
 
 def module_of_lesson(lesson: str) -> str:
@@ -73,12 +73,12 @@ def load_lab_module(folder: Path, name: str) -> ModuleType:
 # --- selection: an explicit lesson marker, never a substring of test ids -----------------------
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
-        "--lesson", action="append", default=[], help="grade only this lesson (00-09); repeatable"
+        "--lesson", action="append", default=[], help="grade only this lesson (00-10); repeatable"
     )
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "lesson(number): the lesson ('00'-'09') a check grades")
+    config.addinivalue_line("markers", "lesson(number): the lesson ('00'-'10') a check grades")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -98,7 +98,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     wanted = [lesson.zfill(2) for lesson in config.getoption("--lesson", default=[]) or []]
     unknown = [lesson for lesson in wanted if lesson not in LESSONS]
     if unknown:
-        raise pytest.UsageError(f"--lesson {unknown[0]}: there are lessons 00 to 09")
+        raise pytest.UsageError(f"--lesson {unknown[0]}: there are lessons 00 to 10")
     keep, drop = [], []
     for item in items:
         if not item.nodeid.startswith("tests/lab/"):

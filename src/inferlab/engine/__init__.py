@@ -10,10 +10,11 @@ May import: the standard library and `inferlab.errors`. Nothing here knows about
 """
 
 from .clock import ManualClock, ScaledClock, VirtualClock
+from .config import Batching, SchedulerConfig
 from .model import SimulatedModel, Token
 from .profiles import DEFAULT_PROFILE, PROFILES, Profile, calibration, get_profile
-from .scheduler import Batching, Scheduler, Sequence, Step, simulate
-from .text import count_tokens, generate_tokens
+from .scheduler import Scheduler, Sequence, Step, simulate
+from .text import count_tokens, detokenize, generate_tokens, token_ids
 from .timing import EngineTiming
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "Profile",
     "ScaledClock",
     "Scheduler",
+    "SchedulerConfig",
     "Sequence",
     "SimulatedModel",
     "Step",
@@ -32,7 +34,9 @@ __all__ = [
     "VirtualClock",
     "calibration",
     "count_tokens",
+    "detokenize",
     "generate_tokens",
     "get_profile",
     "simulate",
+    "token_ids",
 ]

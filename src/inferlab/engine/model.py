@@ -19,9 +19,10 @@ from collections.abc import AsyncIterator, Callable
 from typing import NamedTuple, Protocol
 
 from .clock import ScaledClock
+from .config import Batching, SchedulerConfig
 from .profiles import DEFAULT_PROFILE, Profile, get_profile
-from .scheduler import Batching, Scheduler, Sequence, Step
-from .text import count_tokens, generate_tokens
+from .scheduler import Scheduler, Sequence, Step
+from .text import count_tokens, generate_tokens, token_ids
 
 
 class Clock(Protocol):
@@ -135,13 +136,32 @@ class SimulatedModel:
         time_scale: float = 1.0,
         clock: Clock | None = None,
         name: str | None = None,
+        # NEW: vLLM's engine settings under vLLM's names (see config.py)
+        max_num_batched_tokens: int = 8192,
+        enable_chunked_prefill: bool = True,
+        block_size: int = 16,
+        gpu_memory_utilization: float = 0.9,
+        enable_prefix_caching: bool = False,
+        num_gpu_blocks_override: int | None = None,
+        max_model_len: int | None = None,
     ):
         self.profile = get_profile(profile)
+        if max_model_len is not None:  # vLLM's --max-model-len: a shorter context window
+            self.profile = self.profile.with_overrides(max_model_len=max_model_len)
         self.name = name or self.profile.name
         self.clock: Clock = clock or ScaledClock(time_scale)
-        self.scheduler = Scheduler(
-            self.profile, Batching(batching), max_num_seqs, kv_capacity_tokens
+        config = SchedulerConfig(
+            batching=Batching(batching),
+            max_num_seqs=max_num_seqs,
+            max_num_batched_tokens=max_num_batched_tokens,
+            enable_chunked_prefill=enable_chunked_prefill,
+            block_size=block_size,
+            gpu_memory_utilization=gpu_memory_utilization,
+            enable_prefix_caching=enable_prefix_caching,
+            kv_capacity_tokens=kv_capacity_tokens,
+            num_gpu_blocks_override=num_gpu_blocks_override,
         )
+        self.scheduler = Scheduler(self.profile, config)
         self.lag_s = 0.0  # how far the wall clock ran behind the last step's deadline
         self.max_lag_s = 0.0  # the worst lag since the model last went busy after being idle
         self.last_error: Exception | None = None  # why the step loop last crashed, if it did
@@ -161,14 +181,27 @@ class SimulatedModel:
         batching: Batching | str | None = None,
         max_num_seqs: int | None = None,
         kv_capacity_tokens: int | None = None,
+        max_num_batched_tokens: int | None = None,
+        enable_chunked_prefill: bool | None = None,
+        enable_prefix_caching: bool | None = None,
+        gpu_memory_utilization: float | None = None,
     ) -> None:
-        """Change the batching policy or limits while the model runs (next admission on)."""
-        s = self.scheduler
-        s.configure(
-            batching if batching is not None else s.batching,
-            max_num_seqs if max_num_seqs is not None else s.max_num_seqs,
-            kv_capacity_tokens if kv_capacity_tokens is not None else s.kv_capacity_tokens,
-        )
+        """Change the batching policy or limits while the model runs (next step on); the KV
+        pool's size (`kv_capacity_tokens`, `gpu_memory_utilization`) only while it is idle."""
+        changes = {
+            "batching": batching,
+            "max_num_seqs": max_num_seqs,
+            "kv_capacity_tokens": kv_capacity_tokens,
+            "max_num_batched_tokens": max_num_batched_tokens,
+            "enable_chunked_prefill": enable_chunked_prefill,
+            "enable_prefix_caching": enable_prefix_caching,
+            "gpu_memory_utilization": gpu_memory_utilization,
+        }
+        self.scheduler.configure(**{k: v for k, v in changes.items() if v is not None})
+
+    def reset_prefix_cache(self) -> bool:
+        """Empty the prefix cache, as vLLM's POST /reset_prefix_cache; False while busy."""
+        return self.scheduler.reset_prefix_cache()
 
     # ---------------------------------------------------------------------------------------
     # The caller's side
@@ -197,8 +230,13 @@ class SimulatedModel:
             prompt_tokens=count_tokens(prompt) if prompt_tokens is None else prompt_tokens,
             max_tokens=max_tokens,
             arrival_s=self.clock.now(),
+            prompt_token_ids=token_ids(prompt),  # NEW: what prefix caching hashes
         )
         self._ensure_running()
+        self.scheduler.check(seq)
+        tokenize_s = self.profile.tokenize_ms_per_token * seq.prompt_tokens / 1000.0
+        if tokenize_s > 0:  # NEW: the API server tokenizes before the engine sees the request
+            await self.clock.sleep_until(seq.arrival_s + tokenize_s)
         self.scheduler.add(seq)
         stream = _Stream(prompt, seed, temperature, stop or [], ignore_eos)
         self._streams[seq] = stream
@@ -245,8 +283,8 @@ class SimulatedModel:
             self._streams.clear()
         self._loop = loop
         self._wake = asyncio.Event()
-        self.scheduler.waiting.clear()
-        self.scheduler.running.clear()
+        for seq in [*self.scheduler.waiting, *self.scheduler.running]:
+            self.scheduler.remove(seq)  # gives their KV blocks back
         self._task = loop.create_task(self._step_loop(), name=f"{self.name} step loop")
 
     async def _step_loop(self) -> None:

@@ -10,7 +10,10 @@ H100 (bf16); the raw measurements ship beside this file in `data/h100_calibratio
 
 Notice what the decode formula says: `a` (streaming the weights once) dominates, so a step for
 64 sequences costs barely more than a step for one. That is the whole case for batching.
-Left out on purpose: chunked prefill, speculative decoding, quantisation, tensor parallelism.
+A step that mixes prefill chunks with decodes is one forward pass, priced as the Sarathi / Vidur
+view in shared/calibration/README.md (`mixed_ms`). The memory fields size the paged KV pool
+(`kv_blocks.py`) as vLLM's `determine_available_memory` does: total × utilisation - weights -
+activations. Left out on purpose: speculative decoding, quantisation, tensor parallelism.
 """
 
 from __future__ import annotations
@@ -39,9 +42,33 @@ class Profile:
     prefill_per_token_ms: float  # e: the matrix multiplies, linear in tokens
     prefill_attention_ms: float  # f: causal attention, quadratic in each prompt's length
     step_overhead_ms: float = 0.0  # scheduler and API work per step (CPU), 0.5-2 ms in vLLM
+    # The API server's own cost per request, before the engine sees it: tokenizing the prompt.
+    # vLLM PR #818 measured 2.4 s of tokenizer time over 500 requests of 512 + 128 tokens
+    # (A100, HF tokenizer): about 7.5 µs a token. The measured profiles leave it at 0 (they
+    # timed the GPU alone); the vLLM-like compiled profile turns it on.
+    tokenize_ms_per_token: float = 0.0
     max_model_len: int = 8192  # context window: prompt + completion tokens
-    kv_capacity_tokens: int = 400_000  # KV-cache slots left in HBM after the weights
+    # Memory, in GiB, for sizing the KV pool: vLLM's KV cache gets total × utilisation minus
+    # the weights and the peak activations of its profiling run (CUDA graphs included).
+    gpu_memory_gib: float = 79.6  # an H100 SXM "80GB" reports 81,559 MiB
+    weights_gib: float = 14.96  # Llama-3.1-8B: 8.03 B params × 2 bytes (bf16)
+    activation_gib: float = 1.5  # estimate: peak of a max_num_batched_tokens forward + graphs
+    kv_bytes_per_token: int = 131_072  # 32 layers × 8 KV heads × 128 dims × (K and V) × 2 bytes
     source: str = ""
+
+    def kv_pool_tokens(self, gpu_memory_utilization: float = 0.9) -> int:
+        """KV-cache tokens that fit in the memory left over, as vLLM sizes its pool.
+
+        >>> H100_LLAMA3_8B.kv_pool_tokens(0.9)   # (79.6 × 0.9 - 14.96 - 1.5) GiB / 128 KiB
+        452034
+        """
+        if not 0 < gpu_memory_utilization <= 1:
+            raise ValueError(
+                f"gpu_memory_utilization must be in (0, 1], got {gpu_memory_utilization}"
+            )
+        free_gib = self.gpu_memory_gib * gpu_memory_utilization - self.weights_gib
+        free_gib -= self.activation_gib
+        return max(0, int(free_gib * 2**30 // self.kv_bytes_per_token))
 
     def decode_ms(self, context_lens: Sequence[int]) -> float:
         """Milliseconds for one decode step over sequences with these context lengths.
@@ -75,6 +102,29 @@ class Profile:
         )
         return max(self.prefill_floor_ms, linear)
 
+    def mixed_ms(self, chunks: Sequence[tuple[int, int]], context_lens: Sequence[int]) -> float:
+        """One forward pass over prefill `chunks` ((new tokens, tokens already cached) each) and
+        decodes with `context_lens`: the Sarathi / Vidur view of a chunked step.
+
+        A chunk of c tokens after o cached ones attends to o + 1 ... o + c keys, so its attention
+        term is f·(c² + 2·c·o): the chunks of one prompt add up to f·T², as a whole prefill.
+        With no chunks it is `decode_ms`; whole prompts alone give exactly `prefill_ms`.
+
+        >>> H100_LLAMA3_8B.mixed_ms([(512, 0)], []) == H100_LLAMA3_8B.prefill_ms([512])
+        True
+        """
+        if not chunks:
+            return self.decode_ms(context_lens)
+        new_tokens = sum(c for c, _ in chunks) + len(context_lens)
+        attention = sum(c * c + 2 * c * o for c, o in chunks)
+        linear = (
+            self.prefill_fixed_ms
+            + self.prefill_per_token_ms * new_tokens
+            + self.prefill_attention_ms * attention
+            + self.decode_per_context_token_ms * sum(context_lens)
+        )
+        return max(self.prefill_floor_ms, self.decode_ms(context_lens), linear)
+
     def with_overrides(self, **changes: float | int | str) -> Profile:
         """A copy with some fields changed, e.g. `profile.with_overrides(step_overhead_ms=1.0)`."""
         return replace(self, **changes)  # type: ignore[arg-type]
@@ -96,8 +146,6 @@ H100_LLAMA3_8B = Profile(
     prefill_fixed_ms=2.6114,
     prefill_per_token_ms=0.025444,
     prefill_attention_ms=5.214e-7,
-    # 80 GB × 0.9 utilisation - 16 GB of weights - activations ≈ 52 GB; 128 KiB per token.
-    kv_capacity_tokens=400_000,
     source=_SOURCE,
 )
 
@@ -112,8 +160,9 @@ H100_LLAMA3_1B = Profile(
     prefill_fixed_ms=0.8167,
     prefill_per_token_ms=0.00424,
     prefill_attention_ms=1.58e-7,
-    # 80 GB × 0.9 - 2.5 GB of weights - activations ≈ 66 GB; 32 KiB per token.
-    kv_capacity_tokens=2_000_000,
+    weights_gib=2.30,  # 1.24 B params × 2 bytes
+    activation_gib=1.0,
+    kv_bytes_per_token=32_768,  # 16 layers × 8 KV heads × 64 dims × 2 × 2 bytes
     source=_SOURCE,
 )
 
@@ -125,6 +174,7 @@ H100_LLAMA3_8B_COMPILED = H100_LLAMA3_8B.with_overrides(
     decode_fixed_ms=6.4,
     prefill_floor_ms=6.4,
     step_overhead_ms=1.0,
+    tokenize_ms_per_token=0.0075,
 )
 
 PROFILES: dict[str, Profile] = {

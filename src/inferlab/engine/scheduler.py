@@ -1,38 +1,42 @@
-"""The scheduler of the simulated accelerator: who runs in the next step, and what it costs.
+"""The scheduler of the simulated accelerator: who computes which tokens in the next step.
 
-Pure bookkeeping, no clock and no asyncio, so it can be driven in real time by `SimulatedModel`
-or in virtual time by `simulate()` below, with exactly the same decisions. One step:
+Pure bookkeeping, no clock and no asyncio, so it is driven in real time by `SimulatedModel`
+or in virtual time by `simulate()` below, with exactly the same decisions. As in vLLM v1
+(`vllm/v1/core/sched/scheduler.py`, `Scheduler.schedule`) there is no "prefill phase" and
+"decode phase": each sequence has `num_computed_tokens` of its tokens in the KV cache, and a
+step computes some of the rest. One step:
 
-    1. admit waiting sequences, as the batching policy allows;
-    2. cost = overhead + prefill(newly admitted prompts) + decode(sequences already running);
-    3. after that time, every running sequence has one more token; finished ones leave.
+    1. running sequences first, oldest first: a decode needs 1 token, an unfinished prompt
+       a chunk; all draw on one budget of `max_num_batched_tokens` tokens;
+    2. each needs KV blocks for its new tokens (`kv_blocks.py`); when the pool is empty, the
+       newest running sequence is preempted (its blocks freed, recomputed later) and the
+       scheduler tries again;
+    3. then waiting sequences, first come first served, while budget, `max_num_seqs` and
+       blocks last; with prefix caching their cached blocks need no compute
+       (`prefix_cache.py`);
+    4. the step costs one forward pass over all those tokens (`Profile.mixed_ms`); a sequence
+       whose tokens are now all computed samples one more.
 
-Notice step 2: admitting newcomers makes the running sequences wait for their prefill, as in
-vLLM without chunked prefill (a prefill pass, then a decode pass). Chunked prefill exists to
-soften exactly that stall.
-
-Policies: `none` runs one sequence at a time; `static` admits a new batch only when the previous
-one has entirely finished; `continuous` admits at every step while `max_num_seqs` and the KV cache
-allow. The waiting queue is FIFO: a sequence that does not fit blocks those behind it, so nothing
-starves. KV is reserved for prompt + max_tokens at admission, so nothing is ever preempted
-(vLLM instead allocates pages as tokens arrive and preempts when they run out).
+With `enable_chunked_prefill=False` a step is either all prefill (whole prompts of newcomers)
+or all decode, and waiting prompts go first: vLLM 0.x's default scheduler. Every running
+sequence then waits out each newcomer's prefill, the stall that chunked prefill removes.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from enum import Enum
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 from ..errors import InvalidRequestError
+from .config import Batching, SchedulerConfig
+from .kv_blocks import BlockPool, blocks_for
+from .prefix_cache import PrefixCacheStats, extend_block_hashes, longest_hit
 from .profiles import Profile
 
-
-class Batching(str, Enum):
-    NONE = "none"
-    STATIC = "static"
-    CONTINUOUS = "continuous"
+_serials = itertools.count(1)
 
 
 @dataclass(eq=False)
@@ -42,74 +46,173 @@ class Sequence:
     prompt_tokens: int
     max_tokens: int
     arrival_s: float = 0.0
+    prompt_token_ids: list[int] | None = None  # None: unique ids, so it shares no prefix
     generated: int = 0
-    admitted_s: float | None = None
+    admitted_s: float | None = None  # first scheduled: the end of its queue time
     first_token_s: float | None = None
+    last_token_s: float | None = None
+    token_times_s: list[float] = field(default_factory=list)  # when each token was sampled
     finished_s: float | None = None
+    finish_reason: str | None = None  # "length" or "stop", as in vLLM's request_success
     batch_id: int | None = None  # the step that admitted it: sequences sharing one rode together
+    num_computed_tokens: int = 0  # tokens whose keys and values are in the cache
+    num_cached_tokens: int = 0  # of those, how many the prefix cache gave it at admission
+    preemptions: int = 0
+    block_ids: list[int] = field(default_factory=list)  # its block table
+    token_ids: list[int] = field(default_factory=list)  # prompt, then generated
+    block_hashes: list[int] = field(default_factory=list)
+    num_cached_blocks: int = 0  # leading blocks registered in the prefix cache
+    _serial: int = field(default=0, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.prompt_token_ids is not None and len(self.prompt_token_ids) == self.prompt_tokens:
+            self.token_ids = list(self.prompt_token_ids)
+        else:  # subtle: negative ids never collide with a text's ids, nor with another's
+            serial = next(_serials) << 24
+            self.token_ids = [-(serial + i) for i in range(self.prompt_tokens)]
+        self._serial = next(_serials) << 24  # numbers its generated tokens' ids
 
     @property
     def context_len(self) -> int:
+        """Tokens it holds: prompt + generated (the last generated one not yet computed)."""
         return self.prompt_tokens + self.generated
 
     @property
     def kv_reserved(self) -> int:
+        """The KV it needs at its longest: prompt + max_tokens."""
         return self.prompt_tokens + self.max_tokens
+
+    @property
+    def is_prefilling(self) -> bool:
+        """Computing more than its one newest token: a prompt, or a recompute after preemption."""
+        return self.generated == 0 or self.num_computed_tokens < self.context_len - 1
+
+    def _append_token(self) -> None:
+        self.generated += 1
+        self.token_ids.append(-(self._serial + self.generated))
 
 
 @dataclass
 class Step:
-    """What one step does: prefill the newly admitted, decode the rest, all in `duration_s`."""
+    """What one step computes, and what it costs (`duration_s`, simulated seconds)."""
 
     index: int
     start_s: float
     duration_s: float
-    prefill: list[Sequence]
-    decode: list[Sequence]
-    waiting: int  # still queued after admission
-    kv_used_tokens: int
+    scheduled: dict[Sequence, int]  # tokens computed this step, per sequence
+    prefill: list[Sequence]  # sequences computing prompt (or recomputed) tokens
+    decode: list[Sequence]  # sequences computing their newest token
+    preempted: list[Sequence]  # sent back to the queue to make room for this step
+    waiting: int  # still queued after scheduling
+    kv_usage: float  # share of KV blocks in use after scheduling (vllm:kv_cache_usage_perc)
+    # Those that sample a token at the end of this step: every decode, and each prefill whose
+    # last chunk this is. A partial chunk yields nothing yet.
+    sequences: list[Sequence] = field(default_factory=list)
 
     @property
     def batch_size(self) -> int:
-        return len(self.prefill) + len(self.decode)
+        return len(self.scheduled)
 
     @property
-    def sequences(self) -> list[Sequence]:
-        return self.prefill + self.decode
+    def num_tokens(self) -> int:
+        """Tokens computed in this step: what vLLM's `iteration_tokens_total` observes."""
+        return sum(self.scheduled.values())
 
 
-@dataclass
+# ---------------------------------------------------------------------------------------------
+# The scheduler
+
+
 class Scheduler:
-    profile: Profile
-    batching: Batching = Batching.CONTINUOUS
-    max_num_seqs: int = 256
-    kv_capacity_tokens: int | None = None  # None: the profile's
-    waiting: deque[Sequence] = field(default_factory=deque)
-    running: list[Sequence] = field(default_factory=list)
-    steps_done: int = 0
+    """Schedules sequences step by step over a paged KV pool; see the module docstring."""
 
-    def __post_init__(self) -> None:
-        self.configure(self.batching, self.max_num_seqs, self.kv_capacity_tokens)
+    def __init__(self, profile: Profile, config: SchedulerConfig | None = None):
+        self.profile = profile
+        self.config = config or SchedulerConfig()
+        self.waiting: deque[Sequence] = deque()
+        self.running: list[Sequence] = []
+        self.steps_done = 0
+        self.num_preemptions = 0
+        self.prefix_cache_stats = PrefixCacheStats()
+        # Static policy: the batch formed when the engine last ran empty. Its members are
+        # admitted as the token budget allows; nobody else until all of them have finished.
+        self._static_batch: set[Sequence] = set()
+        self._check_config()
+        self.pool = BlockPool(self._num_blocks())
 
-    def configure(
-        self, batching: Batching | str, max_num_seqs: int, kv_capacity_tokens: int | None
-    ) -> None:
-        """Change the policy or limits; takes effect at the next admission."""
-        if max_num_seqs < 1:
-            raise ValueError(f"max_num_seqs must be >= 1, got {max_num_seqs}")
-        if kv_capacity_tokens is not None and kv_capacity_tokens < 1:
-            raise ValueError(f"kv_capacity_tokens must be >= 1, got {kv_capacity_tokens}")
-        self.batching = Batching(batching)
-        self.max_num_seqs = max_num_seqs
-        self.kv_capacity_tokens = kv_capacity_tokens
+    def _check_config(self) -> None:
+        config = self.config
+        if not config.enable_chunked_prefill and (
+            config.max_num_batched_tokens < self.profile.max_model_len
+        ):  # the same refusal as vLLM's SchedulerConfig: a whole prompt must fit one step
+            raise ValueError(
+                f"max_num_batched_tokens ({config.max_num_batched_tokens}) is smaller than "
+                f"max_model_len ({self.profile.max_model_len}) with chunked prefill disabled: "
+                "a long prompt could never be scheduled. Raise it, or enable chunked prefill."
+            )
+
+    def _num_blocks(self) -> int:
+        config = self.config
+        if config.num_gpu_blocks_override is not None:
+            return config.num_gpu_blocks_override
+        tokens = config.kv_capacity_tokens or self.profile.kv_pool_tokens(
+            config.gpu_memory_utilization
+        )
+        if tokens < config.block_size:
+            raise ValueError(
+                f"no room for the KV cache: {tokens} tokens at gpu_memory_utilization="
+                f"{config.gpu_memory_utilization}; raise it"
+            )
+        return tokens // config.block_size
+
+    def configure(self, **changes: Any) -> None:
+        """Change settings by name (`SchedulerConfig`'s fields). The batching policy and the
+        limits apply from the next step; the pool's shape only while nothing holds a block."""
+        config = replace(self.config, **changes)
+        pool_fields = ("block_size", "gpu_memory_utilization", "kv_capacity_tokens")
+        pool_fields += ("num_gpu_blocks_override", "enable_prefix_caching")
+        reshape = any(getattr(config, f) != getattr(self.config, f) for f in pool_fields)
+        if reshape and self.pool.num_free != self.pool.num_blocks:
+            raise RuntimeError("the KV pool can be resized only while no sequence is running")
+        previous, self.config = self.config, config
+        try:
+            self._check_config()
+        except ValueError:
+            self.config = previous
+            raise
+        if reshape:
+            self.pool = BlockPool(self._num_blocks())
+
+    # --- convenience views ----------------------------------------------------------------
+
+    @property
+    def batching(self) -> Batching:
+        return self.config.batching
+
+    @property
+    def max_num_seqs(self) -> int:
+        return self.config.max_num_seqs
+
+    @property
+    def block_size(self) -> int:
+        return self.config.block_size
 
     @property
     def kv_capacity(self) -> int:
-        return self.kv_capacity_tokens or self.profile.kv_capacity_tokens
+        """Tokens the whole pool holds."""
+        return self.pool.num_blocks * self.config.block_size
 
     @property
     def kv_used_tokens(self) -> int:
-        return sum(seq.kv_reserved for seq in self.running)
+        return (self.pool.num_blocks - self.pool.num_free) * self.config.block_size
+
+    def reset_prefix_cache(self) -> bool:
+        """Empty the prefix cache (vLLM's POST /reset_prefix_cache); False while in use."""
+        done = self.pool.reset_prefix_cache()
+        self.prefix_cache_stats.resets += done
+        return done
+
+    # --- the caller's side ----------------------------------------------------------------
 
     def add(self, seq: Sequence) -> None:
         """Queue a sequence, or raise InvalidRequestError if it could never run."""
@@ -117,7 +220,7 @@ class Scheduler:
         self.waiting.append(seq)
 
     def check(self, seq: Sequence) -> None:
-        """Raise InvalidRequestError if `seq` exceeds the context window or the KV cache."""
+        """Raise InvalidRequestError if `seq` exceeds the context window or the whole KV pool."""
         limit = self.profile.max_model_len
         if seq.max_tokens < 1:
             raise InvalidRequestError(f"max_tokens must be >= 1, got {seq.max_tokens}")
@@ -135,104 +238,283 @@ class Scheduler:
             )
 
     def remove(self, seq: Sequence) -> None:
-        """Forget a sequence wherever it is (finished early, or its caller went away)."""
+        """Forget a sequence wherever it is (its caller went away): vLLM's abort."""
         if seq in self.running:
             self.running.remove(seq)
+            self._free(seq)
         elif seq in self.waiting:
             self.waiting.remove(seq)
+            self._free(seq)
 
     def has_work(self) -> bool:
         return bool(self.waiting or self.running)
 
-    def _admit(self, now_s: float) -> list[Sequence]:
-        if self.batching is not Batching.CONTINUOUS and self.running:
-            return []  # none and static wait for the whole running batch to finish
-        room = 1 if self.batching is Batching.NONE else self.max_num_seqs - len(self.running)
-        kv_free = self.kv_capacity - self.kv_used_tokens
-        admitted: list[Sequence] = []
-        while self.waiting and len(admitted) < room and self.waiting[0].kv_reserved <= kv_free:
-            seq = self.waiting.popleft()
-            kv_free -= seq.kv_reserved
-            seq.admitted_s = now_s
-            seq.batch_id = self.steps_done
-            admitted.append(seq)
-        return admitted
+    # --- blocks -----------------------------------------------------------------------------
+
+    def _allocate(self, seq: Sequence, new_tokens: int) -> bool:
+        """Give `seq` the blocks its next `new_tokens` need; False if the pool is short."""
+        needed = blocks_for(seq.num_computed_tokens + new_tokens, self.block_size)
+        needed -= len(seq.block_ids)
+        if needed > self.pool.num_free:
+            return False
+        if needed > 0:
+            seq.block_ids += self.pool.allocate(needed)
+        return True
+
+    def _free(self, seq: Sequence) -> None:
+        self.pool.free(reversed(seq.block_ids))  # tail first: evicted before the shared head
+        seq.block_ids = []
+        seq.num_cached_blocks = 0
+
+    def _preempt(self, seq: Sequence) -> None:
+        """Recompute preemption (vLLM's default): drop its KV, queue it first in line. Its
+        generated tokens stay; it prefills prompt + generated again when it comes back."""
+        self.running.remove(seq)
+        self._free(seq)
+        seq.num_computed_tokens = 0
+        seq.preemptions += 1
+        self.num_preemptions += 1
+        self.waiting.appendleft(seq)
+
+    def _prefix_hit(self, seq: Sequence) -> None:
+        """Start `seq` on its cached blocks, if prefix caching is on and any are cached."""
+        if not self.config.enable_prefix_caching or seq.num_computed_tokens:
+            return
+        extend_block_hashes(seq.block_hashes, seq.token_ids, self.block_size)
+        hits = longest_hit(self.pool, seq.block_hashes, seq.context_len, self.block_size)
+        self.pool.touch(hits)
+        seq.block_ids = list(hits)
+        seq.num_cached_blocks = len(hits)
+        seq.num_computed_tokens = len(hits) * self.block_size
+
+    # --- one step -----------------------------------------------------------------------------
+
+    def _may_admit(self, seq: Sequence) -> bool:
+        if self.batching is Batching.NONE:
+            return not self.running
+        if self.batching is Batching.STATIC:
+            return seq in self._static_batch
+        return True
+
+    def _form_static_batch(self) -> None:
+        """When the engine is empty, the next `max_num_seqs` waiting form the next batch."""
+        if self.running or any(seq in self._static_batch for seq in self.waiting):
+            return
+        self._static_batch = set(list(self.waiting)[: self.max_num_seqs])
+
+    def _schedule_running(self, budget: int, scheduled: dict[Sequence, int]) -> tuple[int, list]:
+        preempted: list[Sequence] = []
+        index = 0
+        block_size = self.block_size
+        while index < len(self.running) and budget > 0:
+            seq = self.running[index]
+            new_tokens = min(seq.prompt_tokens + seq.generated - seq.num_computed_tokens, budget)
+            # the common case, on the hot path: its last block still has room
+            fits = seq.num_computed_tokens + new_tokens <= len(seq.block_ids) * block_size
+            while not fits and not self._allocate(seq, new_tokens):
+                victim = self.running[-1]  # the newest: FCFS preempts from the back
+                budget += scheduled.pop(victim, 0)
+                self._preempt(victim)
+                preempted.append(victim)
+                if victim is seq:
+                    break
+            else:
+                scheduled[seq] = new_tokens
+                budget -= new_tokens
+                index += 1
+        return budget, preempted
+
+    def _schedule_waiting(self, now_s: float, budget: int, scheduled: dict[Sequence, int]) -> int:
+        chunked = self.config.enable_chunked_prefill
+        while self.waiting and budget > 0 and len(self.running) < self.max_num_seqs:
+            seq = self.waiting[0]
+            if not self._may_admit(seq):
+                break
+            self._prefix_hit(seq)
+            new_tokens = seq.context_len - seq.num_computed_tokens
+            if chunked:
+                new_tokens = min(new_tokens, budget)
+            if new_tokens > budget or not self._allocate(seq, new_tokens):
+                self._free(seq)  # hand back its prefix hits; it tries again next step
+                seq.num_computed_tokens = 0
+                break
+            self.waiting.popleft()
+            self._count_prefix_lookup(seq)
+            if seq.admitted_s is None:
+                seq.admitted_s, seq.batch_id = now_s, self.steps_done
+            self.running.append(seq)
+            scheduled[seq] = new_tokens
+            budget -= new_tokens
+            if self.batching is Batching.NONE:
+                break
+        return budget
+
+    def _count_prefix_lookup(self, seq: Sequence) -> None:
+        if self.config.enable_prefix_caching:
+            self.prefix_cache_stats.queries += seq.context_len
+            self.prefix_cache_stats.hits += seq.num_computed_tokens
+            if not seq.preemptions:
+                seq.num_cached_tokens = seq.num_computed_tokens
 
     def plan_step(self, now_s: float) -> Step | None:
-        """Admit what the policy allows and price the step; None when there is nothing to do."""
-        decode = list(self.running)
-        prefill = self._admit(now_s)
-        self.running.extend(prefill)
-        if not self.running:
+        """Choose this step's tokens and price them; None when there is nothing to do."""
+        if self.batching is Batching.STATIC:
+            self._form_static_batch()
+        budget = self.config.max_num_batched_tokens
+        scheduled: dict[Sequence, int] = {}
+        preempted: list[Sequence] = []
+        if self.config.enable_chunked_prefill:
+            budget, preempted = self._schedule_running(budget, scheduled)
+            if not preempted:  # as vLLM: no newcomers in a step that had to preempt
+                self._schedule_waiting(now_s, budget, scheduled)
+        else:  # vLLM 0.x: prompts first, in a step of their own; decodes wait
+            self._schedule_waiting(now_s, budget, scheduled)
+            if not scheduled:
+                budget, preempted = self._schedule_running(budget, scheduled)
+        if not scheduled:
             return None
-        cost_ms = (
-            self.profile.step_overhead_ms
-            + self.profile.prefill_ms([seq.prompt_tokens for seq in prefill])
-            + self.profile.decode_ms([seq.context_len for seq in decode])
-        )
+        prefill, decode, emitting, decode_lens = [], [], [], []
+        for seq, new_tokens in scheduled.items():  # one pass: this runs for every step
+            remaining = seq.prompt_tokens + seq.generated - seq.num_computed_tokens
+            if seq.generated and remaining == 1:
+                decode.append(seq)
+                decode_lens.append(seq.prompt_tokens + seq.generated)
+            else:
+                prefill.append(seq)
+            if new_tokens >= remaining:
+                emitting.append(seq)
+        chunks = [(scheduled[seq], seq.num_computed_tokens) for seq in prefill]
+        cost_ms = self.profile.step_overhead_ms + self.profile.mixed_ms(chunks, decode_lens)
         return Step(
             index=self.steps_done,
             start_s=now_s,
             duration_s=cost_ms / 1000.0,
+            scheduled=scheduled,
             prefill=prefill,
             decode=decode,
+            preempted=preempted,
             waiting=len(self.waiting),
-            kv_used_tokens=self.kv_used_tokens,
+            kv_usage=self.pool.usage,
+            sequences=emitting,
         )
 
     def finish_step(self, step: Step, stopped_early: Iterable[Sequence] = ()) -> list[Sequence]:
-        """Credit every sequence of `step` with one token; return those that are now done.
+        """Credit every sequence of `step` with its computed tokens, and one sampled token where
+        its tokens are all computed; return those that are now done.
 
         `stopped_early` are sequences whose token this step was end-of-sequence or completed a
         stop string: they leave even though max_tokens is not reached.
         """
         end_s = step.start_s + step.duration_s
         early = set(stopped_early)
+        emitting = set(step.sequences)
+        running = set(self.running)  # subtle: a set, or this loop is O(batch²) every step
+        caching = self.config.enable_prefix_caching
         done: list[Sequence] = []
-        for seq in step.sequences:
-            if seq not in self.running:
+        for seq, new_tokens in step.scheduled.items():
+            if seq not in running:
                 continue  # removed while the step ran (its caller went away)
-            seq.generated += 1
-            if seq.first_token_s is None:
-                seq.first_token_s = end_s
+            seq.num_computed_tokens += new_tokens
+            if caching:
+                self._cache_blocks(seq)
+            if seq not in emitting:
+                continue  # a chunk of a longer prompt: no token yet
+            seq._append_token()
+            seq.first_token_s = end_s if seq.first_token_s is None else seq.first_token_s
+            seq.last_token_s = end_s
+            seq.token_times_s.append(end_s)
             if seq.generated >= seq.max_tokens or seq in early:
                 seq.finished_s = end_s
-                self.running.remove(seq)
+                seq.finish_reason = "stop" if seq in early else "length"
+                self._free(seq)
                 done.append(seq)
+        if done:
+            finished = set(done)
+            self.running = [seq for seq in self.running if seq not in finished]
         self.steps_done += 1
         return done
 
+    def _cache_blocks(self, seq: Sequence) -> None:
+        """Register the blocks this step filled (vLLM's `cache_full_blocks`)."""
+        if not self.config.enable_prefix_caching:
+            return
+        full = min(seq.num_computed_tokens // self.block_size, len(seq.block_ids))
+        if full <= seq.num_cached_blocks:
+            return
+        extend_block_hashes(seq.block_hashes, seq.token_ids, self.block_size)
+        for index in range(seq.num_cached_blocks, full):
+            self.pool.cache(seq.block_ids[index], seq.block_hashes[index])
+        seq.num_cached_blocks = full
+
+
+# ---------------------------------------------------------------------------------------------
+# Virtual time
+
+Prompt = int | str | list[int]
+
+
+def _sequence(arrival_s: float, prompt: Prompt, output_tokens: int) -> Sequence:
+    from .text import token_ids  # a prompt's text becomes the ids prefix caching hashes
+
+    ids = token_ids(prompt) if isinstance(prompt, str) else None
+    if isinstance(prompt, list):
+        ids = list(prompt)
+    count = len(ids) if ids is not None else int(prompt)  # type: ignore[arg-type]
+    return Sequence(count, output_tokens, arrival_s, prompt_token_ids=ids)
+
 
 def simulate(
-    requests: Iterable[tuple[float, int, int]],
+    requests: Iterable[tuple[float, Prompt, int]],
     profile: Profile,
     *,
     batching: Batching | str = Batching.CONTINUOUS,
     max_num_seqs: int = 256,
+    max_num_batched_tokens: int = 8192,
+    enable_chunked_prefill: bool = True,
+    block_size: int = 16,
+    gpu_memory_utilization: float = 0.9,
+    enable_prefix_caching: bool = False,
     kv_capacity_tokens: int | None = None,
+    num_gpu_blocks_override: int | None = None,
+    scheduler: Scheduler | None = None,
 ) -> list[Sequence]:
-    """Run the scheduler in virtual time over `(arrival_s, prompt_tokens, output_tokens)` tuples.
+    """Run the scheduler in virtual time over `(arrival_s, prompt, output_tokens)` tuples.
 
-    Returns one finished `Sequence` per request, in input order, with its admission, first-token
-    and finish times. Every request generates exactly `output_tokens` tokens (as with vLLM's
-    `ignore_eos`), so the result is a pure function of the inputs:
+    `prompt` is a token count, a text (its words become token ids, so equal beginnings share
+    prefix-cache blocks) or a list of token ids. The settings are the server's, under vLLM's
+    names. Returns one finished `Sequence` per request, in input order, with its admission,
+    first-token and finish times. Every request generates exactly `output_tokens` tokens (as
+    with vLLM's `ignore_eos`), so the result is a pure function of the inputs. Pass a
+    `scheduler` to keep its prefix cache (and counters) across calls, as a live server would.
 
         simulate([(0, 100, 2)], profile) -> one Sequence, first_token_s = prefill(100) ms,
                                             finished_s = that + decode([101]) ms
     """
-    scheduler = Scheduler(profile, Batching(batching), max_num_seqs, kv_capacity_tokens)
-    sequences = [
-        Sequence(prompt_tokens=prompt, max_tokens=output, arrival_s=arrival)
-        for arrival, prompt, output in requests
-    ]
-    pending = deque(sorted(sequences, key=lambda seq: seq.arrival_s))
+    if scheduler is None:
+        config = SchedulerConfig(
+            Batching(batching),
+            max_num_seqs,
+            max_num_batched_tokens,
+            enable_chunked_prefill,
+            block_size,
+            gpu_memory_utilization,
+            enable_prefix_caching,
+            kv_capacity_tokens,
+            num_gpu_blocks_override,
+        )
+        scheduler = Scheduler(profile, config)
+    sequences = [_sequence(*request) for request in requests]
+    # The API server tokenizes a prompt before the engine sees it (Profile.tokenize_ms_per_token)
+    tokenize_s = profile.tokenize_ms_per_token / 1000.0
+    ready = sorted(sequences, key=lambda seq: seq.arrival_s + tokenize_s * seq.prompt_tokens)
+    pending = deque((seq.arrival_s + tokenize_s * seq.prompt_tokens, seq) for seq in ready)
     now_s = 0.0
     while pending or scheduler.has_work():
-        while pending and pending[0].arrival_s <= now_s:
-            scheduler.add(pending.popleft())
+        while pending and pending[0][0] <= now_s:
+            scheduler.add(pending.popleft()[1])
         step = scheduler.plan_step(now_s)
         if step is None:
-            now_s = pending[0].arrival_s  # idle: jump to the next arrival
+            now_s = pending[0][0]  # idle: jump to the next arrival
             continue
         now_s = step.start_s + step.duration_s
         scheduler.finish_step(step)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import random
 import re
+import zlib
 from collections.abc import Iterator
 
 _TOKEN = re.compile(r"\w+|[^\w\s]")
@@ -25,6 +26,40 @@ _TOKEN = re.compile(r"\w+|[^\w\s]")
 def count_tokens(text: str) -> int:
     """Number of tokens in `text` under the course's approximation: "Hi there." -> 3."""
     return len(_TOKEN.findall(text))
+
+
+# The simulated tokenizer has no fixed vocabulary: a token's id is a checksum of its text, so
+# the same word always gets the same id (what prefix caching needs: equal prompts, equal ids)
+# and `detokenize` can answer for every token this process has seen.
+_SEEN: dict[int, str] = {}
+
+
+def token_ids(text: str) -> list[int]:
+    """Deterministic ids of `text`'s tokens, one per `count_tokens` token.
+
+    >>> token_ids("Hi there.") == token_ids("Hi there.") and len(token_ids("Hi there.")) == 3
+    True
+    """
+    ids = []
+    for piece in _TOKEN.findall(text):
+        token_id = zlib.crc32(piece.encode()) & 0x7FFFFFFF  # 31 bits: fits any JSON reader
+        _SEEN.setdefault(token_id, piece)
+        ids.append(token_id)
+    return ids
+
+
+def detokenize(ids: list[int]) -> str:
+    """The text of ids that `token_ids` produced in this process; unknown ids raise ValueError.
+
+    Words get a space before them, punctuation does not: detokenize(token_ids("Hi, you.")) ->
+    "Hi, you."
+    """
+    unknown = [token_id for token_id in ids if token_id not in _SEEN]
+    if unknown:
+        raise ValueError(f"unknown token ids {unknown[:5]}: only ids this server made are known")
+    pieces = [_SEEN[token_id] for token_id in ids]
+    text = "".join(p if not p[0].isalnum() and p[0] != "_" else " " + p for p in pieces)
+    return text.lstrip()
 
 
 _SUBJECTS = (

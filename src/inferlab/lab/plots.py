@@ -291,3 +291,59 @@ def queue_depth(
     ax.set_ylim(bottom=0)
     ax.legend(frameon=False, loc="center right")
     return figure
+
+
+def token_timeline(
+    sequences: Sequence[SimulatedSequence],
+    *,
+    title: str = "When each token came out",
+    labels: Sequence[str] | None = None,
+) -> Figure:
+    """One row per simulate() sequence, a tick at each token it sampled (simulated time).
+
+    Look for a gap across every row at once: a step that computed a long prefill, during which
+    no running sequence got a token (prefill-decode interference).
+    """
+    figure, (ax,) = _figure(7.0, max(2.2, 0.3 * len(sequences) + 1.2))
+    for row, seq in enumerate(sequences):
+        times_ms = [t * 1000 for t in seq.token_times_s]
+        colour = PALETTE[3] if seq.prompt_tokens > 1000 else PALETTE[0]
+        ax.plot(times_ms, [row] * len(times_ms), "|", color=colour, markersize=9)
+        ax.plot(seq.arrival_s * 1000, row, ">", color="grey", markersize=5)
+    ax.set_yticks(range(len(sequences)), labels or [f"{s.prompt_tokens} in" for s in sequences])
+    ax.invert_yaxis()
+    ax.set(xlabel="time (ms)     ▸ arrival, | a token", title=title)
+    return figure
+
+
+def knob_sweep(
+    values: Sequence[float],
+    left: Mapping[str, Sequence[float]],
+    right: Mapping[str, Sequence[float]],
+    *,
+    xlabel: str,
+    left_label: str,
+    right_label: str,
+    title: str = "",
+    log_x: bool = False,
+) -> Figure:
+    """Two y axes over one knob: e.g. TTFT (left) and ITL (right) as the token budget moves.
+
+    Each mapping is {label: one y per value}; left lines are solid, right lines dashed.
+    """
+    figure, (ax,) = _figure(6.4, 3.6)
+    twin = ax.twinx()
+    for index, (label, ys) in enumerate(left.items()):
+        ax.plot(values, ys, "o-", color=PALETTE[index], label=label, linewidth=1.8)
+    for index, (label, ys) in enumerate(right.items(), start=len(left)):
+        twin.plot(values, ys, "s--", color=PALETTE[index], label=label, linewidth=1.5)
+    if log_x:
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(list(values), [f"{v:g}" for v in values])
+    ax.set(xlabel=xlabel, ylabel=left_label, title=title, ylim=(0, None))
+    twin.set(ylabel=right_label, ylim=(0, None))
+    twin.spines[["top"]].set_visible(False)
+    lines = ax.get_legend_handles_labels()
+    more = twin.get_legend_handles_labels()
+    ax.legend(lines[0] + more[0], lines[1] + more[1], frameon=False, fontsize=8, loc="upper center")
+    return figure

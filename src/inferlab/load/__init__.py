@@ -11,6 +11,7 @@ May import: `engine`, `wire`, `jobs.client`; never a server.
 from .drift import Drift, drift_of
 from .loadgen import LoadRun, run_closed_loop, run_load, run_open_loop
 from .metrics import SLO, Distribution, LittlesLaw, RequestResult, Summary, percentile, summarize
+from .prometheus import parse_metrics, scrape_metrics
 from .workloads import (
     Lengths,
     PlannedRequest,
@@ -38,10 +39,12 @@ __all__ = [
     "drift_of",
     "exponential",
     "fixed",
+    "parse_metrics",
     "percentile",
     "run_closed_loop",
     "run_load",
     "run_open_loop",
+    "scrape_metrics",
     "summarize",
     "uniform",
 ]

@@ -34,6 +34,7 @@ from .metrics import ServerMetrics
 from .schemas import ChatCompletionRequest, CompletionRequest, _Sampling, render_chat
 from .settings import ENGINE_KNOBS, ServerSettings
 from .shapes import CHAT, COMPLETION, Shape, sse, timing_headers, usage
+from .vllm_routes import vllm_router
 
 
 @dataclass
@@ -295,6 +296,7 @@ class ModelServer(Lifecycle):
             max_body_bytes=self.settings.max_body_bytes,
             metrics=self.metrics.render,
         )
+        self.app.include_router(vllm_router(self.model, api_key=self.settings.api_key))
         self.app.add_middleware(FaultInjection, faults=self.faults)
 
     def configure(self, **knobs: Any) -> ServerSettings:
@@ -332,6 +334,13 @@ def _model_for(settings: ServerSettings) -> SimulatedModel:
         kv_capacity_tokens=settings.kv_capacity_tokens,
         time_scale=settings.time_scale,
         name=settings.served_model_name,
+        max_num_batched_tokens=settings.max_num_batched_tokens,
+        enable_chunked_prefill=settings.enable_chunked_prefill,
+        block_size=settings.block_size,
+        gpu_memory_utilization=settings.gpu_memory_utilization,
+        enable_prefix_caching=settings.enable_prefix_caching,
+        num_gpu_blocks_override=settings.num_gpu_blocks_override,
+        max_model_len=settings.max_model_len,
     )
 
 
@@ -423,4 +432,9 @@ def create_app(
     return ModelServer(ServerSettings.from_dict(settings), model=model, faults=faults).app
 
 
-_ENGINE_SETTINGS = {"profile", "time_scale", "served_model_name", *ENGINE_KNOBS}
+# What builds the model; the rest of ServerSettings is the HTTP side.
+_ENGINE_SETTINGS = set(ServerSettings.__dataclass_fields__) - {
+    "max_concurrent_requests",
+    "max_body_bytes",
+    "api_key",
+}

@@ -11,14 +11,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..engine.config import Batching
 from ..engine.profiles import DEFAULT_PROFILE, PROFILES
-from ..engine.scheduler import Batching
 from ._settings import Settings, setting
 
 DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
 
 # The knobs of the engine that may change while it runs; the rest are fixed at start.
-ENGINE_KNOBS = ("batching", "max_num_seqs", "kv_capacity_tokens")
+ENGINE_KNOBS = (
+    "batching",
+    "max_num_seqs",
+    "kv_capacity_tokens",
+    "max_num_batched_tokens",
+    "enable_chunked_prefill",
+    "enable_prefix_caching",
+    "gpu_memory_utilization",
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -30,6 +38,26 @@ class ServerSettings(Settings):
     max_num_seqs: int = setting(256, "sequences in one batch at most (vLLM's --max-num-seqs)")
     kv_capacity_tokens: int | None = setting(
         None, "KV-cache size in tokens (default: the profile's)"
+    )
+    # NEW: vLLM's engine settings, under vLLM's names and defaults (engine/config.py)
+    max_num_batched_tokens: int = setting(
+        8192, "tokens computed per step at most, decodes and prefills together"
+    )
+    enable_chunked_prefill: bool = setting(
+        True, "prefill long prompts in chunks within the token budget, beside the decodes"
+    )
+    block_size: int = setting(16, "tokens per KV-cache block")
+    gpu_memory_utilization: float = setting(
+        0.9, "share of GPU memory the engine may use, weights included (sizes the KV pool)"
+    )
+    enable_prefix_caching: bool = setting(
+        False, "reuse the KV blocks of a prompt prefix seen before"
+    )
+    num_gpu_blocks_override: int | None = setting(
+        None, "the KV pool in blocks, instead of sizing it from memory"
+    )
+    max_model_len: int | None = setting(
+        None, "the context window in tokens (default: the profile's)"
     )
     time_scale: float = setting(
         1.0, "wall seconds per simulated second (0.1 = ten times faster than the H100)"
@@ -53,6 +81,13 @@ class ServerSettings(Settings):
             raise ValueError(f"max_num_seqs must be >= 1, got {self.max_num_seqs}")
         if self.kv_capacity_tokens is not None and self.kv_capacity_tokens < 1:
             raise ValueError(f"kv_capacity_tokens must be >= 1, got {self.kv_capacity_tokens}")
+        for name in ("max_num_batched_tokens", "block_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not 0 < self.gpu_memory_utilization <= 1:
+            raise ValueError(
+                f"gpu_memory_utilization must be in (0, 1], got {self.gpu_memory_utilization}"
+            )
         if not self.time_scale > 0:
             raise ValueError(f"time_scale must be > 0, got {self.time_scale}")
         if self.max_concurrent_requests is not None and self.max_concurrent_requests < 1:

@@ -1,0 +1,65 @@
+"""Exercises for lesson 10: KV blocks, prefix-cache hits, and choosing a token budget."""
+
+from __future__ import annotations
+
+from inferlab import simulate
+from inferlab.engine import Profile
+from inferlab.load import percentile
+
+
+def blocks_needed(context_lens: list[int], block_size: int) -> int:
+    """KV blocks a paged cache needs for sequences of these lengths: each rounds up to whole
+    blocks, and no sequence shares a block with another.
+
+    blocks_needed([1, 16, 17], 16) -> 1 + 1 + 2 = 4
+    """
+    # BEGIN SOLUTION (ceil(length / block_size) for each, summed)
+    return sum(-(-length // block_size) for length in context_lens)
+    # END SOLUTION
+
+
+def prefix_hit_tokens(cached: list[int], prompt: list[int], block_size: int) -> int:
+    """Tokens of `prompt` the prefix cache serves after `cached` was computed: the full blocks
+    they share from the start, never the prompt's last token (its logits must be computed).
+
+    prefix_hit_tokens([1, 2, 3, 4, 5], [1, 2, 3, 9], 2) -> 2   (block [1, 2] shared, [3, 9] not)
+    prefix_hit_tokens([1, 2, 3, 4], [1, 2, 3, 4], 2) -> 2      (the last block holds the last token)
+    """
+    # BEGIN SOLUTION (count equal leading blocks, at most (len(prompt) - 1) // block_size)
+    usable = (len(prompt) - 1) // block_size
+    full_cached = len(cached) // block_size
+    hits = 0
+    for block in range(min(usable, full_cached)):
+        end = (block + 1) * block_size
+        if cached[:end] != prompt[:end]:
+            break  # the chain is broken: no later block can hit
+        hits = end
+    return hits
+    # END SOLUTION
+
+
+def best_budget(
+    requests: list[tuple[float, int, int]],
+    profile: Profile,
+    budgets: list[int],
+    itl_p99_slo_ms: float,
+) -> int | None:
+    """The budget (max_num_batched_tokens) with the lowest median TTFT among those whose p99
+    inter-token latency meets the SLO, simulating `requests` with each; None if none meets it.
+
+    On lesson 10's mixed workload with an SLO of 50 ms: 1024 (p99 ITL 35 ms, TTFT 98 ms).
+    """
+    # BEGIN SOLUTION (simulate each budget; keep those with p99 ITL <= SLO; min median TTFT)
+    best: tuple[float, int] | None = None
+    for budget in budgets:
+        run = simulate(requests, profile, max_num_batched_tokens=budget)
+        gaps = [
+            (later - earlier) * 1000
+            for seq in run
+            for earlier, later in zip(seq.token_times_s, seq.token_times_s[1:], strict=False)
+        ]
+        ttft = percentile([(seq.first_token_s - seq.arrival_s) * 1000 for seq in run], 50)
+        if percentile(gaps, 99) <= itl_p99_slo_ms and (best is None or ttft < best[0]):
+            best = (ttft, budget)
+    return None if best is None else best[1]
+    # END SOLUTION
