@@ -32,6 +32,7 @@ from .faults import FaultInjection, Faults
 from .metrics import ServerMetrics
 from .schemas import ChatCompletionRequest, CompletionRequest, _Sampling, render_chat
 from .shapes import CHAT, COMPLETION, Shape, sse, usage
+from .websocket import install_websocket
 
 DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
 
@@ -288,6 +289,7 @@ def create_app(
         return await _Responder(model, metrics, CHAT, choices, request, slots=slots).respond()
 
     app.include_router(v1)
+    install_websocket(app, model, metrics, api_key=api_key, slots=slots)  # GET /v1/ws: streams
 
     @app.get("/health")
     async def health() -> dict[str, str]:
