@@ -13,6 +13,9 @@ one, with the same queue, deadlines and errors. Every caller gets exactly one an
     deadline passed         504
     its own bad request     4xx, from the upstream or from our own checks
 
+It does not pass WebSocket streams through: a batch is one upstream HTTP request, and a socket
+carries many requests that start and stop at will. GET /v1/ws closes with 1008 and says so.
+
 Settings change while it runs: `PUT /admin/batching` with JSON, or `proxy.configure(...)`.
 """
 
@@ -47,6 +50,7 @@ from ..serve._http import (
     retry_after_header,
 )
 from ..serve.schemas import ProxyChatRequest, ProxyCompletionRequest
+from ..serve.websocket import refuse_websockets
 from ..wire.upstream import Call, Reply, Upstream, batch_key
 
 
@@ -190,6 +194,9 @@ async def _relay(
         future.cancel()  # a caller that hung up: the batcher cancels a batch nobody awaits
 
 
+NO_WEBSOCKETS = "the batching proxy does not pass WebSockets through; stream over SSE here"
+
+
 def create_proxy_app(
     upstream_url: str,
     *,
@@ -252,6 +259,7 @@ def create_proxy_app(
         return await relay(upstream.http.get(upstream.base_url + "/models"))
 
     app.include_router(v1)
+    refuse_websockets(app, NO_WEBSOCKETS)
 
     @app.get("/admin/batching", dependencies=guard)
     async def get_settings() -> dict[str, Any]:

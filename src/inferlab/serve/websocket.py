@@ -228,14 +228,25 @@ def install_websocket(
 
     @app.websocket("/v1/ws")
     async def stream_over_websocket(socket: WebSocket) -> None:
-        if api_key is not None:  # checked on the upgrade request, as the HTTP routes check it
+        await socket.accept()  # first, so that a refusal can say why (a close reason)
+        if api_key is not None:  # the upgrade request's header, as the HTTP routes check it
             given = socket.headers.get("authorization", "").encode()
             if not hmac.compare_digest(given, f"Bearer {api_key}".encode()):
-                await socket.close(POLICY_VIOLATION, "incorrect or missing API key")
+                reason = "incorrect or missing API key: send 'Authorization: Bearer <key>'"
+                await socket.close(POLICY_VIOLATION, reason)
                 return
-        await socket.accept()
         gauges.connections.inc()
         try:
             await _Connection(socket, open_stream, slots or nullcontext(), gauges).serve()
         finally:
             gauges.connections.dec()
+
+
+def refuse_websockets(app: FastAPI, reason: str) -> None:
+    """Answer GET /v1/ws on a server that does not stream over WebSockets: accept, then close
+    with 1008 and `reason`, so the client reads why instead of a bare 403 on the upgrade."""
+
+    @app.websocket("/v1/ws")
+    async def no_websocket(socket: WebSocket) -> None:
+        await socket.accept()
+        await socket.close(POLICY_VIOLATION, reason)
