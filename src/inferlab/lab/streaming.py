@@ -135,8 +135,14 @@ async def engine_idle(url: str, *, timeout_s: float = 10.0) -> None:
 # nginx in front: a reverse proxy as real deployments have one
 
 
+def _nginx_binary() -> str | None:
+    # Debian puts it in /usr/sbin, which a learner's PATH often leaves out.
+    found = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/usr/local/sbin")
+    return found
+
+
 def nginx_available() -> bool:
-    return shutil.which("nginx") is not None
+    return _nginx_binary() is not None
 
 
 _NGINX_CONF = """
@@ -179,7 +185,7 @@ def nginx(
 
     `proxy_buffering on` (nginx's default) reads the upstream's answer into 4-8 KB buffers
     and passes each on when full: right for downloads, wrong for token streams."""
-    binary = shutil.which("nginx")
+    binary = _nginx_binary()
     if binary is None:
         raise RuntimeError("nginx is not installed (apt-get install nginx)")
     upstream = urlsplit(upstream_url)
