@@ -255,6 +255,27 @@ def inter_token_gaps(
     return figure
 
 
+def spans(
+    rows: Sequence[tuple[str, float, float]], *, title: str = "One request, traced"
+) -> Figure:
+    """One bar per (label, start_s, end_s), in order, times in seconds from the first start:
+    a trace as tracing tools draw it, each stage a span on its own line."""
+    start = min((row[1] for row in rows), default=0.0)
+    figure, (ax,) = _figure(7.0, max(2.0, 0.35 * len(rows) + 1.0))
+    for y, (_label, begin_s, end_s) in enumerate(rows):
+        ax.barh(
+            y,
+            (end_s - begin_s) * 1000,
+            left=(begin_s - start) * 1000,
+            color=PALETTE[y % len(PALETTE)],
+            height=0.6,
+        )
+    ax.set_yticks(range(len(rows)), [row[0] for row in rows])
+    ax.invert_yaxis()
+    ax.set(xlabel="time since submitted (ms)", title=title)
+    return figure
+
+
 def token_arrivals(
     streams: Mapping[str, Timing], *, time_scale: float = 1.0, title: str = "When tokens arrived"
 ) -> Figure:
