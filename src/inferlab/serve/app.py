@@ -4,7 +4,8 @@
 
 Routes: POST /v1/completions (a prompt or a list of prompts; one choice per prompt and sample,
 index = prompt_number * n + sample), POST /v1/chat/completions, `stream: true` as Server-Sent
-Events ending in `data: [DONE]`, GET /v1/models, GET /health, GET /metrics (Prometheus text).
+Events ending in `data: [DONE]`, GET /v1/models, GET /health, GET /metrics (Prometheus text),
+and GET /v1/ws: the same streams over one WebSocket (`websocket.py`).
 Every choice of every request is one sequence in the simulated engine, so the prompts of a list
 are batched together by the engine's scheduler, exactly as in vLLM. `usage` counts the tokens of
 the text (the course's token rule); the end-of-sequence marker costs a step but is not text, so
