@@ -4,7 +4,6 @@ The metrics test sends known traffic on virtual time and checks names, kinds, la
 so a vLLM Grafana dashboard (examples/online_serving/prometheus_grafana) finds every family.
 """
 
-
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families

@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     )
     from .lab import base_url, embedded_model, time_scale
     from .serve import ServerThread, create_app
-    from .wire import AsyncClient, Client, Completion, Timing
+    from .wire import AsyncClient, Client, Completion, Timing, WebSocketClient
 
 __version__ = "0.1.0"
 
@@ -72,6 +72,7 @@ _WHERE = {
     "Client": ".wire",
     "Completion": ".wire",
     "Timing": ".wire",
+    "WebSocketClient": ".wire",
 }
 __getattr__, __dir__ = lazy_exports(__name__, _WHERE)
 
@@ -98,6 +99,7 @@ __all__ = [
     "SimulatedModel",
     "Timing",
     "Token",
+    "WebSocketClient",
     "__version__",
     "base_url",
     "count_tokens",

@@ -1,6 +1,8 @@
 """lab: what the notebooks use around the library: where the model server lives
 (`runtime.base_url()`), the servers a notebook starts in processes of their own (`servers`),
-the course's plots, and the live dashboard.
+the course's plots, the live dashboard, and the measurements lessons 02 and 03 make
+(`collecting`: ways to collect a job's result; `streaming`: SSE against WebSocket, nginx in
+front), imported by module: `from inferlab.lab import streaming`.
 
 May import everything before it (`engine` … `load`). `plots` (matplotlib) and `widgets`
 (ipywidgets) load when first used, so `import inferlab` stays quick.

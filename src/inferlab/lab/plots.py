@@ -17,6 +17,7 @@ from matplotlib.figure import Figure
 
 from ..engine.scheduler import Sequence as SimulatedSequence
 from ..load.metrics import RequestResult
+from ..wire.timing import Timing
 
 if TYPE_CHECKING:  # only a type here: figures do not need the job API loaded
     from ..jobs.client import QueueSample
@@ -250,6 +251,48 @@ def inter_token_gaps(
             linewidth=1.5,
         )
     ax.set(xlabel="token number", ylabel="gap before this token (ms)", title=title, ylim=(0, None))
+    ax.legend(frameon=False)
+    return figure
+
+
+def spans(
+    rows: Sequence[tuple[str, float, float]], *, title: str = "One request, traced"
+) -> Figure:
+    """One bar per (label, start_s, end_s), in order, times in seconds from the first start:
+    a trace as tracing tools draw it, each stage a span on its own line."""
+    start = min((row[1] for row in rows), default=0.0)
+    figure, (ax,) = _figure(7.0, max(2.0, 0.35 * len(rows) + 1.0))
+    for y, (_label, begin_s, end_s) in enumerate(rows):
+        ax.barh(
+            y,
+            (end_s - begin_s) * 1000,
+            left=(begin_s - start) * 1000,
+            color=PALETTE[y % len(PALETTE)],
+            height=0.6,
+        )
+    ax.set_yticks(range(len(rows)), [row[0] for row in rows])
+    ax.invert_yaxis()
+    ax.set(xlabel="time since submitted (ms)", title=title)
+    return figure
+
+
+def token_arrivals(
+    streams: Mapping[str, Timing], *, time_scale: float = 1.0, title: str = "When tokens arrived"
+) -> Figure:
+    """For each labelled stream, how many text chunks had arrived by each moment (ms after
+    sending, at H100 speed). A staircase is a stream; one vertical jump is a buffered one."""
+    figure, (ax,) = _figure()
+    for index, (label, timing) in enumerate(streams.items()):
+        times_ms = [(t - timing.sent_s) / time_scale * 1000 for t in timing.token_times_s]
+        ax.step(
+            [0.0, *times_ms],
+            range(len(times_ms) + 1),
+            where="post",
+            color=PALETTE[index % len(PALETTE)],
+            label=label,
+            linewidth=1.5,
+        )
+    ax.set(xlabel="time since sent (ms)", ylabel="chunks received", title=title, xlim=(0, None))
     ax.legend(frameon=False)
     return figure
 

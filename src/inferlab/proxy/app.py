@@ -16,6 +16,8 @@ one, with the same queue, deadlines and errors. Every caller gets exactly one an
 The queue is bounded by what the upstream can finish within `request_timeout_s`, measured as
 the proxy runs (see `_capacity.py`): past that, a 429 at once beats a 504 later. An explicit
 `max_queue_size` replaces the measured bound with a fixed one.
+It does not pass WebSocket streams through: a batch is one upstream HTTP request, and a socket
+carries many requests that start and stop at will. GET /v1/ws closes with 1008 and says so.
 
 Settings change while it runs: `PUT /admin/batching` with JSON, or `proxy.configure(...)`.
 """
@@ -51,6 +53,7 @@ from ..serve._http import (
     service_dependency,
 )
 from ..serve.schemas import ProxyChatRequest, ProxyCompletionRequest
+from ..serve.websocket import refuse_websockets
 from ..wire.upstream import Call, Reply, Upstream, batch_key
 from ._capacity import QueueBound
 from .settings import LIVE_KNOBS, ProxySettings
@@ -101,6 +104,7 @@ class BatchingProxy(Lifecycle):
             max_body_bytes=settings.max_body_bytes,
             metrics=lambda: generate_latest(registry),
         )
+        refuse_websockets(self.app, NO_WEBSOCKETS)
 
     @property
     def request_timeout_s(self) -> float:
@@ -290,6 +294,7 @@ async def _relay(
 
 router = APIRouter()
 _proxy = service_dependency(BatchingProxy)
+NO_WEBSOCKETS = "the batching proxy does not pass WebSockets through; stream over SSE here"
 
 
 @router.post("/v1/completions")

@@ -2,9 +2,10 @@
 
 `app` holds `ModelServer`, one object per running server (its engine, faults, metrics and
 typed `settings`), and its routes: completions with a prompt or a list of prompts, chat, SSE
-streaming, usage, /health, /metrics, and /admin to turn knobs while it runs. `schemas`
-validates requests at the edge, `shapes` builds OpenAI's response bodies, `metrics` exports the
-engine's counters for Prometheus, `faults` fails or stalls requests on purpose, `_http` is the
+streaming, usage, /health, /metrics, and /admin to turn knobs while it runs. `websocket`
+streams many requests over one socket (GET /v1/ws). `schemas` validates requests at the edge,
+`shapes` builds OpenAI's response bodies, `metrics` exports the engine's counters for
+Prometheus, `faults` fails, stalls, delays or breaks requests on purpose, `_http` is the
 scaffold every service of the project shares (lifecycle, error bodies, body limit, API key),
 `settings` and `_settings` are the typed knobs, and `hosting` runs an app in a thread or a
 process of its own.

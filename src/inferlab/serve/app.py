@@ -4,7 +4,8 @@
 
 Routes: POST /v1/completions (a prompt or a list of prompts; one choice per prompt and sample,
 index = prompt_number * n + sample), POST /v1/chat/completions, `stream: true` as Server-Sent
-Events ending in `data: [DONE]`, GET /v1/models, GET /health, GET /metrics (Prometheus text).
+Events ending in `data: [DONE]`, GET /v1/models, GET /health, GET /metrics (Prometheus text),
+and GET /v1/ws: the same streams over one WebSocket (`websocket.py`).
 Every choice of every request is one sequence in the simulated engine, so the prompts of a list
 are batched together by the engine's scheduler, exactly as in vLLM. `usage` counts the tokens of
 the text (the course's token rule); the end-of-sequence marker costs a step but is not text, so
@@ -35,6 +36,7 @@ from .schemas import ChatCompletionRequest, CompletionRequest, _Sampling, render
 from .settings import ENGINE_KNOBS, ServerSettings
 from .shapes import CHAT, COMPLETION, Shape, sse, timing_headers, usage
 from .vllm_routes import vllm_router
+from .websocket import install_websocket
 
 
 @dataclass
@@ -297,6 +299,9 @@ class ModelServer(Lifecycle):
             metrics=self.metrics.render,
         )
         self.app.include_router(vllm_router(self.model, api_key=self.settings.api_key))
+        install_websocket(  # GET /v1/ws: many streamed requests over one socket
+            self.app, self.model, self.metrics, api_key=self.settings.api_key, slots=self.slots
+        )
         self.app.add_middleware(FaultInjection, faults=self.faults)
 
     def configure(self, **knobs: Any) -> ServerSettings:

@@ -8,6 +8,10 @@ lets tests, the soak benchmark and the tail-latency lesson cause that on demand:
     PUT /admin/faults {"fail_rate": 0.2}       # change them while it runs
     PUT /admin/faults {"cold_start_s": 2.0}    # go cold: the next request starts a 2 s warm-up
                                                # (loading weights), and everyone waits for it
+    PUT /admin/faults {"jitter_s": 0.02}       # a congested network: each request waits a
+                                               # random delay, exponential with mean 20 ms
+    PUT /admin/faults {"break_rate": 1.0}      # streams fail after `break_after_chunks` chunks:
+                                               # the 200 is sent, so the error travels in-stream
 
 Only generation (POST /v1/...) is affected; /v1/models, /health, /metrics and /admin keep
 answering, as they do on a real server whose GPU is in trouble.
@@ -19,9 +23,21 @@ import asyncio
 import random
 from dataclasses import dataclass, field
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ._http import error_response
+
+_SETTINGS = {
+    "fail_rate",
+    "stall_rate",
+    "stall_s",
+    "cold_start_s",
+    "jitter_s",
+    "break_rate",
+    "break_after_chunks",
+}
+BROKEN_STREAM = b'data: {"error": {"message": "injected fault: the accelerator failed mid-answer", '
+BROKEN_STREAM += b'"type": "server_error", "param": null, "code": null}}\n\ndata: [DONE]\n\n'
 
 
 @dataclass
@@ -30,6 +46,9 @@ class Faults:
     stall_rate: float = 0.0  # share of requests held for stall_s before being served
     stall_s: float = 0.0
     cold_start_s: float = 0.0  # set > 0 to go cold: the next request starts a warm-up this long
+    jitter_s: float = 0.0  # mean of an exponential delay added to every request
+    break_rate: float = 0.0  # share of streams failed part-way, after break_after_chunks chunks
+    break_after_chunks: int = 8
     seed: int | None = None
     _rng: random.Random = field(init=False, repr=False)
     _cold: bool = field(default=False, init=False, repr=False)
@@ -46,18 +65,29 @@ class Faults:
             self.seed = changes.pop("seed")
             self._rng = random.Random(self.seed)
         for name, value in changes.items():
-            if name not in {"fail_rate", "stall_rate", "stall_s", "cold_start_s"}:
+            if name not in _SETTINGS:
                 raise TypeError(f"unknown fault setting {name!r}")
             setattr(self, name, value)
         if not self.cold_start_s >= 0:
             raise ValueError(f"cold_start_s must be >= 0, got {self.cold_start_s}")
         if "cold_start_s" in changes:  # only saying so makes it cold, not other changes
             self._cold = self.cold_start_s > 0
-        for name in ("fail_rate", "stall_rate"):
+        for name in ("fail_rate", "stall_rate", "break_rate"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be between 0 and 1, got {getattr(self, name)}")
-        if not self.stall_s >= 0:
-            raise ValueError(f"stall_s must be >= 0, got {self.stall_s}")
+        for name in ("stall_s", "jitter_s"):
+            if not 0 <= getattr(self, name) < float("inf"):
+                raise ValueError(f"{name} must be >= 0 seconds, got {getattr(self, name)}")
+        after = self.break_after_chunks
+        if isinstance(after, bool) or not isinstance(after, int) or after < 0:
+            raise ValueError(f"break_after_chunks must be an integer >= 0, got {after!r}")
+
+    def jitter_draw_s(self) -> float:
+        """This request's network delay: exponential, so most are short and a few are long."""
+        return self._rng.expovariate(1 / self.jitter_s) if self.jitter_s > 0 else 0.0
+
+    def breaks(self) -> bool:
+        return self.break_rate > 0 and self._rng.random() < self.break_rate
 
     def draw(self) -> str | None:
         """'fail', 'stall' or None for the next request."""
@@ -96,4 +126,34 @@ class FaultInjection:
             warming = self.faults.warm_up_left_s(asyncio.get_running_loop().time())
             if warming > 0:
                 await asyncio.sleep(warming)
+            jitter_s = self.faults.jitter_draw_s()
+            if jitter_s > 0:
+                await asyncio.sleep(jitter_s)
+            if self.faults.breaks():
+                await self._break_stream(scope, receive, send)
+                return
         await self.app(scope, receive, send)
+
+    async def _break_stream(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Pass `break_after_chunks` chunks, then end the stream with an error event, as our
+        server does when its engine fails mid-answer. A plain (non-streamed) answer is one
+        chunk, so it passes whole unless break_after_chunks is 0."""
+        passed = 0
+
+        async def send_until_broken(message: Message) -> None:
+            nonlocal passed
+            if message["type"] == "http.response.body" and message.get("more_body"):
+                if passed >= self.faults.break_after_chunks:
+                    await send({"type": "http.response.body", "body": BROKEN_STREAM})
+                    raise _StreamBroken
+                passed += 1
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_until_broken)
+        except _StreamBroken:  # the app stops at its next chunk: the engine frees the sequence
+            return
+
+
+class _StreamBroken(Exception):
+    """Raised into the app's send to stop its stream where the fault cut it."""

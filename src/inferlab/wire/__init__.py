@@ -1,6 +1,7 @@
 """wire: what travels between a caller and a server, seen from the caller's side.
 
-`client` holds the timed clients (`Client`, `AsyncClient`) and their one timing record; `sse`
+`client` holds the timed clients (`Client`, `AsyncClient`) and their one timing record;
+`websocket` streams many requests over one socket (`WebSocketClient`); `sse`
 reads Server-Sent Events and turns OpenAI error bodies back into exceptions; `upstream` is the
 client that the batching proxy and the job workers share to call a model server with a list of
 prompts and split the answer back per caller.
@@ -12,6 +13,7 @@ from ..errors import UpstreamError
 from .client import DEFAULT_TIMEOUT, AsyncClient, Client, Completion
 from .timing import Timing
 from .upstream import Call, Reply, Upstream, batch_key
+from .websocket import WebSocketClient
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -23,5 +25,6 @@ __all__ = [
     "Timing",
     "Upstream",
     "UpstreamError",
+    "WebSocketClient",
     "batch_key",
 ]
