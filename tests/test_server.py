@@ -299,3 +299,32 @@ def test_a_cold_start_holds_everyone_until_the_first_request_has_warmed_the_serv
     assert faults.warm_up_left_s(50.0) == 0.0
     with pytest.raises(ValueError):
         faults.update(cold_start_s=-1)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"fail_rate": 2},
+        {"fail_rate": "0.5"},
+        {"fail_rate": True},
+        {"stall_s": float("inf")},
+        {"cold_start_s": float("nan")},
+        {"stall_rate": 0.5, "seed": "x"},  # one bad setting refuses the good one beside it
+        {"stall_rate": 0.5, "colour": 1},
+    ],
+)
+async def test_a_refused_fault_setting_changes_nothing(virtual_model, change):
+    """PUT /admin/faults is all or nothing: a 400 leaves every setting as it was, and the
+    server keeps serving. Infinity travels as JSON's non-standard token, as Python writes it."""
+    app = create_app(virtual_model)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        before = (await c.put("/admin/faults", json={})).json()
+        refused = await c.put(
+            "/admin/faults",
+            content=json.dumps(change),
+            headers={"content-type": "application/json"},
+        )
+        after = (await c.put("/admin/faults", json={})).json()
+        served = await c.post("/v1/completions", json={"prompt": "Hi", "max_tokens": 2})
+    assert refused.status_code == 400 and refused.json()["error"]["type"] == "invalid_request_error"
+    assert after == before and served.status_code == 200
