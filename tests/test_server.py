@@ -328,3 +328,44 @@ async def test_a_refused_fault_setting_changes_nothing(virtual_model, change):
         served = await c.post("/v1/completions", json={"prompt": "Hi", "max_tokens": 2})
     assert refused.status_code == 400 and refused.json()["error"]["type"] == "invalid_request_error"
     assert after == before and served.status_code == 200
+
+
+_LONE_SURROGATE_BODIES = [
+    ("/v1/completions", json.dumps({"prompt": "\ud800"}).encode()),  # JSON's \ud800 escape
+    ("/v1/completions", b'{"prompt": ["ok", "\xed\xa0\x80"]}'),  # a surrogate's UTF-8 bytes
+    ("/v1/completions", json.dumps({"prompt": "ok", "stop": ["\udfff"]}).encode()),
+    ("/v1/completions", json.dumps({"prompt": "ok", "model": "\ud800"}).encode()),
+    ("/v1/chat/completions", json.dumps({"messages": [{"role": "user", "content": "\ud800"}]})),
+]
+
+
+@pytest.mark.parametrize(("path", "body"), _LONE_SURROGATE_BODIES)
+async def test_text_that_is_not_unicode_is_a_400_and_hurts_no_one_else(virtual_model, path, body):
+    """A lone surrogate is valid JSON but no text: refused at the edge in OpenAI's shape,
+    while 20 innocent requests sent alongside it are all served."""
+    app = create_app(virtual_model)
+    headers = {"content-type": "application/json"}
+    innocent = {"prompt": "Hi", "max_tokens": 4, "ignore_eos": True}
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        refused, *served = await asyncio.gather(
+            c.post(path, content=body, headers=headers),
+            *(c.post("/v1/completions", json=innocent) for _ in range(20)),
+        )
+    assert refused.status_code == 400, refused.text
+    error = refused.json()["error"]
+    assert error["type"] == "invalid_request_error" and "not valid Unicode" in error["message"]
+    assert [response.status_code for response in served] == [200] * 20
+
+
+async def test_an_engine_failure_is_a_500_in_openai_shape():
+    """Not the client's fault, so a server_error; still JSON an OpenAI client can read."""
+
+    class BrokenClock(VirtualClock):
+        async def sleep_until(self, when_s):
+            raise OSError("the accelerator fell off the bus")
+
+    app = create_app(SimulatedModel(clock=BrokenClock()))
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+        response = await c.post("/v1/completions", json={"prompt": "Hi", "max_tokens": 2})
+    assert response.status_code == 500 and response.json()["error"]["type"] == "server_error"
