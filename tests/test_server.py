@@ -369,3 +369,67 @@ async def test_an_engine_failure_is_a_500_in_openai_shape():
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
         response = await c.post("/v1/completions", json={"prompt": "Hi", "max_tokens": 2})
     assert response.status_code == 500 and response.json()["error"]["type"] == "server_error"
+
+
+async def test_a_client_that_hangs_up_on_a_plain_request_cancels_its_sequences():
+    """No stream, 64 prompts x n=4 x 4,000 tokens: the client hangs up once the engine has
+    started, and the engine drops all 256 sequences instead of generating a million tokens."""
+    model = SimulatedModel(clock=VirtualClock())
+    app = create_app(model, max_tokens_per_request=10**7)
+    started = asyncio.Event()
+    model.step_listeners.append(lambda step: started.set())
+    body = {"prompt": [f"p{i}" for i in range(64)], "n": 4, "max_tokens": 4000}
+    messages = [{"type": "http.request", "body": json.dumps(body).encode(), "more_body": False}]
+    sent = []
+
+    async def receive():
+        if messages:
+            return messages.pop(0)
+        await started.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/v1/completions",
+        "headers": [(b"content-type", b"application/json")],
+        "query_string": b"",
+        "http_version": "1.1",
+        "scheme": "http",
+        "server": ("t", 80),
+        "client": ("c", 1),
+        "root_path": "",
+    }
+    await app(scope, receive, send)
+    assert sent[0]["status"] == 499
+    assert model.num_running == 0 and model.num_waiting == 0
+    assert model.scheduler.steps_done < 4000
+    await model.aclose()
+
+
+async def test_a_request_for_too_much_work_is_a_400_before_any_is_done(virtual_model):
+    """1,024 prompts x n=16 x 64 tokens = 1,048,576 tokens: past the 262,144 a request may
+    ask for. The same prompts with 16 tokens (262,144) are within it."""
+    app = create_app(virtual_model)
+    prompts = [f"p{i}" for i in range(1024)]
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        refused = await c.post(
+            "/v1/completions", json={"prompt": prompts, "n": 16, "max_tokens": 64}
+        )
+        steps_for_refused = virtual_model.scheduler.steps_done
+        chat = await c.post(
+            "/v1/chat/completions",
+            json={"messages": [{"role": "user", "content": "Hi"}], "n": 16, "max_tokens": 8000},
+        )
+    assert refused.status_code == 400 and "1,048,576 tokens" in refused.json()["error"]["message"]
+    assert refused.json()["error"]["param"] == "max_tokens"
+    assert steps_for_refused == 0
+    assert chat.status_code == 200
+    small = create_app(virtual_model, max_tokens_per_request=10)
+    transport = httpx.ASGITransport(app=small)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+        over = await c.post("/v1/completions", json={"prompt": ["a", "b"], "max_tokens": 6})
+    assert over.status_code == 400

@@ -92,7 +92,6 @@ def _jobs(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         log_level=args.log_level,
-        timeout_graceful_shutdown=5,  # long-polls and event streams must not hold a restart
         **UVICORN_DEFAULTS,
     )
     return 0

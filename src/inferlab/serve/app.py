@@ -32,6 +32,7 @@ from ._http import (
     OpenAIHTTPError,
     api_key_dependency,
     error_body,
+    error_response,
     install_error_handlers,
 )
 from .faults import FaultInjection, Faults
@@ -40,6 +41,10 @@ from .schemas import ChatCompletionRequest, CompletionRequest, _Sampling, render
 from .shapes import CHAT, COMPLETION, Shape, sse, usage
 
 DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
+# The most tokens one request may ask for: prompts x n x max_tokens. Past it a request is a 400,
+# as vLLM refuses what exceeds its limits: 1,024 prompts x n=16 x 8,000 tokens would otherwise
+# keep the engine busy for minutes, starving everyone else, even after its client hung up.
+DEFAULT_MAX_TOKENS_PER_REQUEST = 262_144
 
 
 @dataclass
@@ -57,7 +62,11 @@ class _Choice:
 
 
 def _plan_choices(
-    model: SimulatedModel, prompts: list[str], request: _Sampling, max_tokens: int | None
+    model: SimulatedModel,
+    prompts: list[str],
+    request: _Sampling,
+    max_tokens: int | None,
+    budget_tokens: int = DEFAULT_MAX_TOKENS_PER_REQUEST,
 ) -> list[_Choice]:
     """One `_Choice` per prompt and sample, validated before anything is generated."""
     choices = []
@@ -71,6 +80,14 @@ def _plan_choices(
             choices.append(_Choice(index, sample, prompt, prompt_tokens, limit, seed))
     for choice in choices:
         model.check_fits(choice.prompt_tokens, choice.max_tokens)
+    asked = sum(choice.max_tokens for choice in choices)
+    if asked > budget_tokens:
+        raise InvalidRequestError(
+            f"This request asks for up to {asked:,} tokens ({len(prompts)} prompts x n={request.n}"
+            f" x max_tokens={max_tokens}); this server allows {budget_tokens:,} per request. "
+            "Send fewer prompts, a smaller n or a smaller max_tokens.",
+            param="max_tokens",
+        )
     return choices
 
 
@@ -204,16 +221,37 @@ class _Responder:
                 yield sse({**head, "choices": [], "usage": usage(self.choices, generated)})
         yield sse("[DONE]")
 
-    async def respond(self) -> Response:
-        if self.request.stream:
+    async def respond(self, connection: Request) -> Response:
+        if self.request.stream:  # Starlette stops the stream itself when the client hangs up
             return StreamingResponse(self._events_in_slot(), media_type="text/event-stream")
+        body = asyncio.ensure_future(self._body_in_slot())
+        watcher = asyncio.ensure_future(_hung_up(connection))
+        try:
+            await asyncio.wait({body, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        finally:  # a client that hung up: cancelling the body cancels its sequences
+            watcher.cancel()
+            body.cancel()
+            await asyncio.gather(body, watcher, return_exceptions=True)
+        if not body.done() or body.cancelled():
+            # Nobody will read this; 499 is nginx's "client closed request", for the access log.
+            return error_response("the client closed the request", 499)
+        return JSONResponse(body.result())
+
+    async def _body_in_slot(self) -> dict[str, Any]:
         async with self.slots:
-            return JSONResponse(await self.body())
+            return await self.body()
 
     async def _events_in_slot(self) -> AsyncIterator[str]:
         async with self.slots:  # a stream holds its request slot until its last chunk
             async for event in self.events():
                 yield event
+
+
+async def _hung_up(connection: Request) -> None:
+    """Return once the client disconnects. The body is already read, so the next ASGI message
+    can only be `http.disconnect` (uvicorn sends it when the socket closes)."""
+    while (await connection.receive())["type"] != "http.disconnect":
+        pass
 
 
 # ---------------------------------------------------------------------------------------------
@@ -226,6 +264,7 @@ def create_app(
     api_key: str | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     max_concurrent_requests: int | None = None,
+    max_tokens_per_request: int = DEFAULT_MAX_TOKENS_PER_REQUEST,
     faults: Faults | None = None,
     **model_options: Any,
 ) -> FastAPI:
@@ -243,6 +282,8 @@ def create_app(
     if max_concurrent_requests is not None and max_concurrent_requests < 1:
         raise ValueError(f"max_concurrent_requests must be >= 1, got {max_concurrent_requests}")
     slots = asyncio.Semaphore(max_concurrent_requests) if max_concurrent_requests else None
+    if isinstance(max_tokens_per_request, bool) or not max_tokens_per_request >= 1:
+        raise ValueError(f"max_tokens_per_request must be >= 1, got {max_tokens_per_request}")
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -280,18 +321,22 @@ def create_app(
         return {"object": "list", "data": [card]}
 
     @v1.post("/completions")
-    async def completions(request: CompletionRequest) -> Response:
+    async def completions(request: CompletionRequest, connection: Request) -> Response:
         check_model(request.model)
-        choices = _plan_choices(model, request.prompts, request, request.max_tokens)
+        choices = _plan_choices(
+            model, request.prompts, request, request.max_tokens, max_tokens_per_request
+        )
         responder = _Responder(model, metrics, COMPLETION, choices, request, request.echo, slots)
-        return await responder.respond()
+        return await responder.respond(connection)
 
     @v1.post("/chat/completions")
-    async def chat_completions(request: ChatCompletionRequest) -> Response:
+    async def chat_completions(request: ChatCompletionRequest, connection: Request) -> Response:
         check_model(request.model)
         prompt = render_chat(request.messages)
-        choices = _plan_choices(model, [prompt], request, request.completion_limit)
-        return await _Responder(model, metrics, CHAT, choices, request, slots=slots).respond()
+        limit = request.completion_limit
+        choices = _plan_choices(model, [prompt], request, limit, max_tokens_per_request)
+        responder = _Responder(model, metrics, CHAT, choices, request, slots=slots)
+        return await responder.respond(connection)
 
     app.include_router(v1)
 
