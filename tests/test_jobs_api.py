@@ -288,6 +288,21 @@ def test_bad_input_gets_a_clear_4xx_in_openai_shape(start_jobs, method, path, bo
     assert error["message"] and error["param"] == param
 
 
+def test_text_that_is_not_unicode_is_a_400_and_the_job_list_still_answers(start_jobs):
+    """A lone surrogate never reaches the store: no job made, nothing that cannot be listed."""
+    jobs = start_jobs()
+    headers = {"content-type": "application/json"}
+    for body in (
+        {"request": {"prompt": "\ud800"}},
+        {"request": {"prompt": "ok"}, "callback_url": "http://127.0.0.1/\udfff"},
+    ):
+        response = jobs._http.post("/v1/jobs", content=json.dumps(body), headers=headers)
+        assert response.status_code == 400, response.text
+        assert "not valid Unicode" in response.json()["error"]["message"]
+    listed = jobs._http.get("/v1/jobs")
+    assert listed.status_code == 200 and listed.json()["data"] == []
+
+
 def test_bad_json_and_bad_worker_counts_are_400s(start_jobs):
     jobs = start_jobs()
     response = jobs._http.post(

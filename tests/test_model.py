@@ -105,6 +105,38 @@ async def test_a_crashed_step_loop_answers_every_waiting_caller():
         await _run(model, "Hi", max_tokens=3)
 
 
+async def test_one_failing_sequence_fails_alone_and_the_batch_runs_on(virtual_model):
+    """A lone surrogate makes the text generator raise inside the step loop: that sequence
+    fails, the 20 sharing its batch all finish, and the loop has not crashed."""
+    innocent = [_run(virtual_model, f"q{i}", max_tokens=5, ignore_eos=True) for i in range(20)]
+    results = await asyncio.gather(
+        _run(virtual_model, "\ud800", max_tokens=5), *innocent, return_exceptions=True
+    )
+    poisoned, *others = results
+    # it fails when its prompt is read (the prefix cache hashes its tokens) or in the step loop
+    assert isinstance(poisoned, (RuntimeError, UnicodeError))
+    assert "surrogates not allowed" in str(poisoned) or "UnicodeEncodeError" in str(poisoned)
+    assert [len(tokens) for tokens in others] == [5] * 20
+    assert virtual_model.last_error is None
+    assert virtual_model.num_running == 0 and virtual_model.num_waiting == 0
+
+
+async def test_each_caller_of_a_crashed_loop_gets_its_own_error():
+    """One shared exception raised in every reader would collect every reader's frames."""
+    crash = OSError("the accelerator fell off the bus")
+
+    class BrokenClock(VirtualClock):
+        async def sleep_until(self, when_s):
+            raise crash
+
+    model = SimulatedModel(clock=BrokenClock())
+    errors = await asyncio.gather(
+        *(_run(model, f"q{i}", max_tokens=3) for i in range(5)), return_exceptions=True
+    )
+    assert len({id(error) for error in errors}) == 5
+    assert all(error.__cause__ is crash for error in errors)
+
+
 async def test_scaled_clock_deadlines_are_absolute():
     """Sleeping until a deadline already past returns at once instead of waiting again."""
     clock = ScaledClock(time_scale=1000.0)  # one simulated second = 1000 wall seconds

@@ -361,3 +361,29 @@ async def test_by_default_the_queue_is_bounded_and_overload_is_a_429(fake):
         release_stall(app)
         for future in held:
             future.cancel()
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/completions", {"prompt": ["ok", "\ud800"]}),
+        ("/completions", {"prompt": "ok", "top_k": {"\udfff": 1}}),  # passed-through fields too
+        ("/chat/completions", {"messages": [{"role": "user", "content": "\ud800"}]}),
+    ],
+)
+async def test_text_that_is_not_unicode_is_a_400_and_its_batch_mates_are_served(
+    live_server, path, body
+):
+    """Refused before it joins a batch, so the callers it would have ridden with get answers."""
+    app, client = proxy_client(live_server.base_url, max_batch_size=8, batch_wait_timeout_s=0.05)
+    innocent = {"prompt": "Hi", "max_tokens": 2, "ignore_eos": True}
+    headers = {"content-type": "application/json"}
+    async with client:
+        refused, *served = await asyncio.gather(
+            client.post(path, content=json.dumps(body), headers=headers),
+            *(client.post("/completions", json=innocent) for _ in range(7)),
+        )
+    assert refused.status_code == 400, refused.text
+    assert "not valid Unicode" in refused.json()["error"]["message"]
+    assert [response.status_code for response in served] == [200] * 7
+    await app.upstream.aclose()  # ASGITransport runs no lifespan to close it

@@ -341,3 +341,137 @@ async def test_the_client_reads_the_engines_timing_beside_its_own(virtual_model)
         answer = await client.complete("Hello there", max_tokens=8, ignore_eos=True)
     assert answer.timing.engine is not None
     assert answer.timing.engine.output_tokens == answer.completion_tokens == 8
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"fail_rate": 2},
+        {"fail_rate": "0.5"},
+        {"fail_rate": True},
+        {"stall_s": float("inf")},
+        {"cold_start_s": float("nan")},
+        {"stall_rate": 0.5, "seed": "x"},  # one bad setting refuses the good one beside it
+        {"stall_rate": 0.5, "colour": 1},
+    ],
+)
+async def test_a_refused_fault_setting_changes_nothing(virtual_model, change):
+    """PUT /admin/faults is all or nothing: a 400 leaves every setting as it was, and the
+    server keeps serving. Infinity travels as JSON's non-standard token, as Python writes it."""
+    app = create_app(virtual_model)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        before = (await c.put("/admin/faults", json={})).json()
+        refused = await c.put(
+            "/admin/faults",
+            content=json.dumps(change),
+            headers={"content-type": "application/json"},
+        )
+        after = (await c.put("/admin/faults", json={})).json()
+        served = await c.post("/v1/completions", json={"prompt": "Hi", "max_tokens": 2})
+    assert refused.status_code == 400 and refused.json()["error"]["type"] == "invalid_request_error"
+    assert after == before and served.status_code == 200
+
+
+_LONE_SURROGATE_BODIES = [
+    ("/v1/completions", json.dumps({"prompt": "\ud800"}).encode()),  # JSON's \ud800 escape
+    ("/v1/completions", b'{"prompt": ["ok", "\xed\xa0\x80"]}'),  # a surrogate's UTF-8 bytes
+    ("/v1/completions", json.dumps({"prompt": "ok", "stop": ["\udfff"]}).encode()),
+    ("/v1/completions", json.dumps({"prompt": "ok", "model": "\ud800"}).encode()),
+    ("/v1/chat/completions", json.dumps({"messages": [{"role": "user", "content": "\ud800"}]})),
+]
+
+
+@pytest.mark.parametrize(("path", "body"), _LONE_SURROGATE_BODIES)
+async def test_text_that_is_not_unicode_is_a_400_and_hurts_no_one_else(virtual_model, path, body):
+    """A lone surrogate is valid JSON but no text: refused at the edge in OpenAI's shape,
+    while 20 innocent requests sent alongside it are all served."""
+    app = create_app(virtual_model)
+    headers = {"content-type": "application/json"}
+    innocent = {"prompt": "Hi", "max_tokens": 4, "ignore_eos": True}
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        refused, *served = await asyncio.gather(
+            c.post(path, content=body, headers=headers),
+            *(c.post("/v1/completions", json=innocent) for _ in range(20)),
+        )
+    assert refused.status_code == 400, refused.text
+    error = refused.json()["error"]
+    assert error["type"] == "invalid_request_error" and "not valid Unicode" in error["message"]
+    assert [response.status_code for response in served] == [200] * 20
+
+
+async def test_an_engine_failure_is_a_500_in_openai_shape():
+    """Not the client's fault, so a server_error; still JSON an OpenAI client can read."""
+
+    class BrokenClock(VirtualClock):
+        async def sleep_until(self, when_s):
+            raise OSError("the accelerator fell off the bus")
+
+    app = create_app(SimulatedModel(clock=BrokenClock()))
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+        response = await c.post("/v1/completions", json={"prompt": "Hi", "max_tokens": 2})
+    assert response.status_code == 500 and response.json()["error"]["type"] == "server_error"
+
+
+async def test_a_client_that_hangs_up_on_a_plain_request_cancels_its_sequences():
+    """No stream, 64 prompts x n=4 x 4,000 tokens: the client hangs up once the engine has
+    started, and the engine drops all 256 sequences instead of generating a million tokens."""
+    model = SimulatedModel(clock=VirtualClock())
+    app = create_app(model, max_tokens_per_request=10**7)
+    started = asyncio.Event()
+    model.step_listeners.append(lambda step: started.set())
+    body = {"prompt": [f"p{i}" for i in range(64)], "n": 4, "max_tokens": 4000}
+    messages = [{"type": "http.request", "body": json.dumps(body).encode(), "more_body": False}]
+    sent = []
+
+    async def receive():
+        if messages:
+            return messages.pop(0)
+        await started.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/v1/completions",
+        "headers": [(b"content-type", b"application/json")],
+        "query_string": b"",
+        "http_version": "1.1",
+        "scheme": "http",
+        "server": ("t", 80),
+        "client": ("c", 1),
+        "root_path": "",
+    }
+    await app(scope, receive, send)
+    assert sent[0]["status"] == 499
+    assert model.num_running == 0 and model.num_waiting == 0
+    assert model.scheduler.steps_done < 4000
+    await model.aclose()
+
+
+async def test_a_request_for_too_much_work_is_a_400_before_any_is_done(virtual_model):
+    """1,024 prompts x n=16 x 64 tokens = 1,048,576 tokens: past the 262,144 a request may
+    ask for. The same prompts with 16 tokens (262,144) are within it."""
+    app = create_app(virtual_model)
+    prompts = [f"p{i}" for i in range(1024)]
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        refused = await c.post(
+            "/v1/completions", json={"prompt": prompts, "n": 16, "max_tokens": 64}
+        )
+        steps_for_refused = virtual_model.scheduler.steps_done
+        chat = await c.post(
+            "/v1/chat/completions",
+            json={"messages": [{"role": "user", "content": "Hi"}], "n": 16, "max_tokens": 8000},
+        )
+    assert refused.status_code == 400 and "1,048,576 tokens" in refused.json()["error"]["message"]
+    assert refused.json()["error"]["param"] == "max_tokens"
+    assert steps_for_refused == 0
+    assert chat.status_code == 200
+    small = create_app(virtual_model, max_tokens_per_request=10)
+    transport = httpx.ASGITransport(app=small)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+        over = await c.post("/v1/completions", json={"prompt": ["a", "b"], "max_tokens": 6})
+    assert over.status_code == 400

@@ -31,9 +31,9 @@ def settings_json(args: argparse.Namespace) -> dict[str, Any]:
     return given
 
 
-def run(app: Any, args: argparse.Namespace, *, graceful_shutdown_s: float = 5.0) -> int:
-    """Serve `app` until SIGTERM or Ctrl-C; open streams get `graceful_shutdown_s` to finish,
-    so a restart is never held up by a long-poll or an endless stream."""
+def run(app: Any, args: argparse.Namespace) -> int:
+    """Serve `app` until SIGTERM or Ctrl-C; open streams get a bounded grace period to finish
+    (UVICORN_DEFAULTS), so a restart is never held up by a long-poll or an endless stream."""
     import uvicorn
 
     if args.exit_with_parent:
@@ -43,7 +43,6 @@ def run(app: Any, args: argparse.Namespace, *, graceful_shutdown_s: float = 5.0)
         host=args.host,
         port=args.port,
         log_level=args.log_level,
-        timeout_graceful_shutdown=graceful_shutdown_s,  # type: ignore[arg-type]
         **UVICORN_DEFAULTS,
     )
     return 0

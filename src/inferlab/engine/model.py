@@ -324,15 +324,16 @@ class SimulatedModel:
             stream = self._streams.get(seq)
             if stream is None:
                 continue
-            piece = next(stream.tokens)
-            if piece is None and not stream.ignore_eos:
-                tokens[seq] = Token(stream.matcher.flush(), "stop", end_s, end_of_sequence=True)
-                stopped_early.append(seq)
+            try:
+                token = self._next_token(stream, end_s)
+            except Exception as exc:
+                # One sequence's failure is its own: it leaves the batch, the others go on.
+                self.scheduler.remove(seq)
+                stream.channel.put(_failure("this sequence failed", exc))
                 continue
-            text, matched = stream.matcher.feed(piece or "")
-            if matched:
+            if token.finish_reason == "stop":
                 stopped_early.append(seq)
-            tokens[seq] = Token(text, "stop" if matched else None, end_s)
+            tokens[seq] = token
         for seq in self.scheduler.finish_step(step, stopped_early):
             token = tokens.get(seq)
             if token is not None and token.finish_reason is None:
@@ -345,7 +346,23 @@ class SimulatedModel:
         for listener in self.step_listeners:
             listener(step)
 
+    @staticmethod
+    def _next_token(stream: _Stream, end_s: float) -> Token:
+        """The sequence's token of this step: text, end-of-sequence, or a stop string's end."""
+        piece = next(stream.tokens)
+        if piece is None and not stream.ignore_eos:
+            return Token(stream.matcher.flush(), "stop", end_s, end_of_sequence=True)
+        text, matched = stream.matcher.feed(piece or "")
+        return Token(text, "stop" if matched else None, end_s)
+
     def _fail_everyone(self, exc: BaseException) -> None:
-        error = RuntimeError(f"the simulated accelerator stopped ({exc!r})")
         for stream in self._streams.values():
-            stream.channel.put(error)
+            stream.channel.put(_failure("the simulated accelerator stopped", exc))
+
+
+def _failure(what: str, cause: BaseException) -> RuntimeError:
+    """A fresh error per waiting reader. subtle: raising one exception object in many tasks
+    appends every raise's frames to its one traceback, which then grows without end."""
+    error = RuntimeError(f"{what} ({cause!r})")
+    error.__cause__ = cause
+    return error

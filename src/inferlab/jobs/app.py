@@ -29,7 +29,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..errors import OpenAIHTTPError, StoreUnavailableError
 from ..serve._http import (
@@ -39,7 +39,7 @@ from ..serve._http import (
     install_error_handlers,
     relay,
 )
-from ..serve.schemas import ProxyCompletionRequest
+from ..serve.schemas import ProxyCompletionRequest, refuse_unencodable
 from ..wire.upstream import Upstream
 from ._records import Status
 from .service import JobService
@@ -51,6 +51,7 @@ STORE_RETRY_AFTER_S = 2  # a Redis restart, or a failover, takes seconds
 
 class JobSubmission(BaseModel):
     model_config = ConfigDict(extra="forbid")
+    _encodable = model_validator(mode="before")(refuse_unencodable)  # callback_url too
 
     request: ProxyCompletionRequest
     callback_url: str | None = Field(None, max_length=2048)

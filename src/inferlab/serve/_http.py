@@ -39,6 +39,8 @@ _ERROR_TYPES = {
 def error_body(
     message: str, status: int, *, param: str | None = None, code: str | None = None
 ) -> dict[str, Any]:
+    # A message may quote the request, and text that is not Unicode cannot be sent as JSON.
+    message = message.encode("utf-8", "backslashreplace").decode()
     error_type = _ERROR_TYPES.get(
         status, "server_error" if status >= 500 else "invalid_request_error"
     )
@@ -103,6 +105,12 @@ def install_error_handlers(app: FastAPI) -> None:
             exc.message, exc.status, param=exc.param, code=exc.code, headers=exc.headers
         )
 
+    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+        # A bug, not the client's fault: still OpenAI's shape, so clients see a server_error.
+        # Starlette logs the traceback after this answer is sent.
+        return error_response(f"internal server error ({type(exc).__name__})", 500)
+
+    app.add_exception_handler(Exception, unexpected)
     app.add_exception_handler(OpenAIHTTPError, openai_error)
     app.add_exception_handler(RequestValidationError, validation)
     app.add_exception_handler(StarletteHTTPException, http_error)

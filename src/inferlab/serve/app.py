@@ -29,11 +29,11 @@ from ..engine.model import SimulatedModel, Token
 from ..engine.text import count_tokens
 from ..engine.timing import EngineTiming
 from ..errors import InvalidRequestError, OpenAIHTTPError
-from ._http import Lifecycle, error_body, service_app, service_dependency
+from ._http import Lifecycle, error_body, error_response, service_app, service_dependency
 from .faults import FaultInjection, Faults
 from .metrics import ServerMetrics
 from .schemas import ChatCompletionRequest, CompletionRequest, _Sampling, render_chat
-from .settings import ENGINE_KNOBS, ServerSettings
+from .settings import DEFAULT_MAX_TOKENS_PER_REQUEST, ENGINE_KNOBS, ServerSettings
 from .shapes import CHAT, COMPLETION, Shape, sse, timing_headers, usage
 from .vllm_routes import vllm_router
 from .websocket import install_websocket
@@ -54,7 +54,11 @@ class _Choice:
 
 
 def _plan_choices(
-    model: SimulatedModel, prompts: list[str], request: _Sampling, max_tokens: int | None
+    model: SimulatedModel,
+    prompts: list[str],
+    request: _Sampling,
+    max_tokens: int | None,
+    budget_tokens: int = DEFAULT_MAX_TOKENS_PER_REQUEST,
 ) -> list[_Choice]:
     """One `_Choice` per prompt and sample, validated before anything is generated."""
     choices = []
@@ -68,6 +72,14 @@ def _plan_choices(
             choices.append(_Choice(index, sample, prompt, prompt_tokens, limit, seed))
     for choice in choices:
         model.check_fits(choice.prompt_tokens, choice.max_tokens)
+    asked = sum(choice.max_tokens for choice in choices)
+    if asked > budget_tokens:
+        raise InvalidRequestError(
+            f"This request asks for up to {asked:,} tokens ({len(prompts)} prompts x n={request.n}"
+            f" x max_tokens={max_tokens}); this server allows {budget_tokens:,} per request. "
+            "Send fewer prompts, a smaller n or a smaller max_tokens.",
+            param="max_tokens",
+        )
     return choices
 
 
@@ -241,17 +253,38 @@ class _Responder:
                 yield sse({**head, "choices": [], "usage": usage(self.choices, generated)})
         yield sse("[DONE]")
 
-    async def respond(self) -> Response:
-        if self.request.stream:
+    async def respond(self, connection: Request) -> Response:
+        if self.request.stream:  # Starlette stops the stream itself when the client hangs up
             return StreamingResponse(self._events_in_slot(), media_type="text/event-stream")
+        body = asyncio.ensure_future(self._body_in_slot())
+        watcher = asyncio.ensure_future(_hung_up(connection))
+        try:
+            await asyncio.wait({body, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        finally:  # a client that hung up: cancelling the body cancels its sequences
+            watcher.cancel()
+            body.cancel()
+            await asyncio.gather(body, watcher, return_exceptions=True)
+        if not body.done() or body.cancelled():
+            # Nobody will read this; 499 is nginx's "client closed request", for the access log.
+            return error_response("the client closed the request", 499)
+        answer = body.result()
+        return JSONResponse(answer, headers=timing_headers(answer.get(EngineTiming.WIRE_NAME)))
+
+    async def _body_in_slot(self) -> dict[str, Any]:
         async with self.slots:
-            body = await self.body()
-        return JSONResponse(body, headers=timing_headers(body.get(EngineTiming.WIRE_NAME)))
+            return await self.body()
 
     async def _events_in_slot(self) -> AsyncIterator[str]:
         async with self.slots:  # a stream holds its request slot until its last chunk
             async for event in self.events():
                 yield event
+
+
+async def _hung_up(connection: Request) -> None:
+    """Return once the client disconnects. The body is already read, so the next ASGI message
+    can only be `http.disconnect` (uvicorn sends it when the socket closes)."""
+    while (await connection.receive())["type"] != "http.disconnect":
+        pass
 
 
 # ---------------------------------------------------------------------------------------------
@@ -367,24 +400,28 @@ async def list_models(server: ModelServer = _server) -> dict[str, Any]:
 
 
 @router.post("/v1/completions")
-async def completions(request: CompletionRequest, server: ModelServer = _server) -> Response:
+async def completions(
+    request: CompletionRequest, connection: Request, server: ModelServer = _server
+) -> Response:
     server.check_model(request.model)
-    choices = _plan_choices(server.model, request.prompts, request, request.max_tokens)
+    budget = server.settings.max_tokens_per_request
+    choices = _plan_choices(server.model, request.prompts, request, request.max_tokens, budget)
     return await _Responder(
         server.model, server.metrics, COMPLETION, choices, request, request.echo, server.slots
-    ).respond()
+    ).respond(connection)
 
 
 @router.post("/v1/chat/completions")
 async def chat_completions(
-    request: ChatCompletionRequest, server: ModelServer = _server
+    request: ChatCompletionRequest, connection: Request, server: ModelServer = _server
 ) -> Response:
     server.check_model(request.model)
     prompt = render_chat(request.messages)
-    choices = _plan_choices(server.model, [prompt], request, request.completion_limit)
+    budget = server.settings.max_tokens_per_request
+    choices = _plan_choices(server.model, [prompt], request, request.completion_limit, budget)
     return await _Responder(
         server.model, server.metrics, CHAT, choices, request, slots=server.slots
-    ).respond()
+    ).respond(connection)
 
 
 @router.put("/admin/faults")
@@ -441,5 +478,6 @@ def create_app(
 _ENGINE_SETTINGS = set(ServerSettings.__dataclass_fields__) - {
     "max_concurrent_requests",
     "max_body_bytes",
+    "max_tokens_per_request",
     "api_key",
 }

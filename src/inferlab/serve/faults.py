@@ -20,6 +20,7 @@ answering, as they do on a real server whose GPU is in trouble.
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 from dataclasses import dataclass, field
 
@@ -27,17 +28,38 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ._http import error_response
 
-_SETTINGS = {
-    "fail_rate",
-    "stall_rate",
-    "stall_s",
-    "cold_start_s",
-    "jitter_s",
-    "break_rate",
-    "break_after_chunks",
-}
 BROKEN_STREAM = b'data: {"error": {"message": "injected fault: the accelerator failed mid-answer", '
 BROKEN_STREAM += b'"type": "server_error", "param": null, "code": null}}\n\ndata: [DONE]\n\n'
+
+_PROBABILITIES = ("fail_rate", "stall_rate", "break_rate")
+_DURATIONS_S = ("stall_s", "cold_start_s", "jitter_s")
+_COUNTS = ("break_after_chunks",)
+
+
+def _check_setting(name: str, value: object) -> None:
+    """Raise TypeError/ValueError unless `value` is a valid setting `name`.
+
+    subtle: bool is a subclass of int in Python, so `True` would pass as the number 1; and JSON
+    from Python's reader may hold Infinity or NaN, which no probability or duration is.
+    """
+    if name == "seed":
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise TypeError(f"seed must be an integer or null, got {value!r}")
+        return
+    if name in _COUNTS:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
+        return
+    if name not in _PROBABILITIES + _DURATIONS_S:
+        raise TypeError(f"unknown fault setting {name!r}")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number, got {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    if name in _PROBABILITIES and not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must be between 0 and 1, got {value}")
+    if name in _DURATIONS_S and not value >= 0:
+        raise ValueError(f"{name} must be >= 0, got {value}")
 
 
 @dataclass
@@ -55,32 +77,26 @@ class Faults:
     _warm_at: float = field(default=0.0, init=False, repr=False)  # loop time the warm-up ends
 
     def __post_init__(self) -> None:
+        for name in (*_PROBABILITIES, *_DURATIONS_S, *_COUNTS, "seed"):
+            _check_setting(name, getattr(self, name))
         self._rng = random.Random(self.seed)
-        self.update()
 
     def update(self, **changes: float) -> None:
         """Change rates while serving; each must be a probability (stall_s: seconds >= 0).
-        Passing `cold_start_s` > 0 makes the server cold from now on, as a new replica is."""
+        Passing `cold_start_s` > 0 makes the server cold from now on, as a new replica is.
+
+        All or nothing: every change is checked before any is applied, so a refused update
+        (a 400 from PUT /admin/faults) leaves the settings exactly as they were.
+        """
+        for name, value in changes.items():
+            _check_setting(name, value)
         if "seed" in changes:  # the same seed, the same requests hit: repeatable lessons
             self.seed = changes.pop("seed")
             self._rng = random.Random(self.seed)
         for name, value in changes.items():
-            if name not in _SETTINGS:
-                raise TypeError(f"unknown fault setting {name!r}")
-            setattr(self, name, value)
-        if not self.cold_start_s >= 0:
-            raise ValueError(f"cold_start_s must be >= 0, got {self.cold_start_s}")
+            setattr(self, name, value if name in _COUNTS else float(value))
         if "cold_start_s" in changes:  # only saying so makes it cold, not other changes
             self._cold = self.cold_start_s > 0
-        for name in ("fail_rate", "stall_rate", "break_rate"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"{name} must be between 0 and 1, got {getattr(self, name)}")
-        for name in ("stall_s", "jitter_s"):
-            if not 0 <= getattr(self, name) < float("inf"):
-                raise ValueError(f"{name} must be >= 0 seconds, got {getattr(self, name)}")
-        after = self.break_after_chunks
-        if isinstance(after, bool) or not isinstance(after, int) or after < 0:
-            raise ValueError(f"break_after_chunks must be an integer >= 0, got {after!r}")
 
     def jitter_draw_s(self) -> float:
         """This request's network delay: exponential, so most are short and a few are long."""

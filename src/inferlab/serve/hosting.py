@@ -32,7 +32,9 @@ import uvicorn
 # subtle: uvicorn closes idle keep-alive connections after 5 s, the very time httpx (and many
 # clients) keep them for. A request sent on a connection as the server closes it fails with a
 # ReadError. A server should outwait its clients, so idle connections die on the client's side.
-UVICORN_DEFAULTS: dict[str, Any] = {"timeout_keep_alive": 75}
+# On SIGTERM, requests still open get 5 s, then are cancelled: a stream or a long-poll must not
+# hold a restart (uvicorn's default waits for them for ever).
+UVICORN_DEFAULTS: dict[str, Any] = {"timeout_keep_alive": 75, "timeout_graceful_shutdown": 5}
 
 
 def _new_event_loop() -> asyncio.AbstractEventLoop:

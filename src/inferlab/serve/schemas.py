@@ -15,15 +15,60 @@ MAX_PROMPTS_PER_REQUEST = 1024
 MAX_CHOICES_PER_PROMPT = 16
 
 
+def _unencodable_at(value: Any, path: str = "") -> str | None:
+    """Where in a JSON value a string UTF-8 cannot encode sits ("prompt[1]"), or None.
+
+    subtle: JSON may escape half of a UTF-16 pair on its own ("\\ud800"), and Python's JSON
+    reader turns it into a str holding a lone surrogate. Such a str cannot be encoded, so it
+    breaks whatever writes it later (the engine's hash, a JSON answer, a database row).
+    """
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return path or "the body"
+        return None
+    if not isinstance(value, (dict, list)):
+        return None
+    for key, item in value.items() if isinstance(value, dict) else enumerate(value):
+        if isinstance(key, int):
+            where = f"{path}[{key}]"
+        else:  # a key can be unencodable too: name it with the surrogate spelled out
+            where = f"{path}.{key.encode('utf-8', 'backslashreplace').decode()}".lstrip(".")
+            if _unencodable_at(key) is not None:
+                return where
+        found = _unencodable_at(item, where)
+        if found:
+            return found
+    return None
+
+
+def refuse_unencodable(data: Any) -> Any:
+    """A before-validator for a whole body: a 400 at the edge for text that is not Unicode."""
+    where = _unencodable_at(data)
+    if where is not None:
+        raise ValueError(
+            f"{where}: the text is not valid Unicode (a lone surrogate such as \\ud800 "
+            "cannot be encoded as UTF-8)"
+        )
+    return data
+
+
 class _Request(BaseModel):
     model_config = ConfigDict(strict=True, extra="ignore")
+
+
+class _Body(_Request):
+    """A whole request body: checked for unencodable text once, before any field."""
+
+    _encodable = model_validator(mode="before")(refuse_unencodable)
 
 
 class StreamOptions(_Request):
     include_usage: bool = False
 
 
-class _Sampling(_Request):
+class _Sampling(_Body):
     """Options shared by completions and chat completions."""
 
     model: str | None = None
@@ -141,6 +186,8 @@ def render_chat(messages: list[ChatMessage]) -> str:
 
 class _PassThrough(BaseModel):
     model_config = ConfigDict(strict=True, extra="allow")
+
+    _encodable = model_validator(mode="before")(refuse_unencodable)
 
     @model_validator(mode="after")
     def _standard_json_only(self) -> _PassThrough:

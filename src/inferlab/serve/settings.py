@@ -16,6 +16,10 @@ from ..engine.profiles import DEFAULT_PROFILE, PROFILES
 from ._settings import Settings, setting
 
 DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
+# The most tokens one request may ask for: prompts x n x max_tokens. Past it a request is a 400,
+# as vLLM refuses what exceeds its limits: 1,024 prompts x n=16 x 8,000 tokens would otherwise
+# keep the engine busy for minutes, starving everyone else, even after its client hung up.
+DEFAULT_MAX_TOKENS_PER_REQUEST = 262_144
 
 # The knobs of the engine that may change while it runs; the rest are fixed at start.
 ENGINE_KNOBS = (
@@ -69,6 +73,9 @@ class ServerSettings(Settings):
         None, "serve at most this many HTTP requests at once (1: a naive server)"
     )
     max_body_bytes: int = setting(DEFAULT_MAX_BODY_BYTES, "largest request body accepted")
+    max_tokens_per_request: int = setting(
+        DEFAULT_MAX_TOKENS_PER_REQUEST, "prompts x n x max_tokens one request may ask for"
+    )
     api_key: str | None = setting(None, "require 'Authorization: Bearer KEY'")
 
     def check(self) -> None:
@@ -93,6 +100,10 @@ class ServerSettings(Settings):
         if self.max_concurrent_requests is not None and self.max_concurrent_requests < 1:
             raise ValueError(
                 f"max_concurrent_requests must be >= 1, got {self.max_concurrent_requests}"
+            )
+        if self.max_tokens_per_request < 1:
+            raise ValueError(
+                f"max_tokens_per_request must be >= 1, got {self.max_tokens_per_request}"
             )
         if self.max_body_bytes < 1:
             raise ValueError(f"max_body_bytes must be >= 1, got {self.max_body_bytes}")
