@@ -335,10 +335,10 @@ class SimulatedModel:
                 stopped_early.append(seq)
             tokens[seq] = token
         for seq in self.scheduler.finish_step(step, stopped_early):
-            token = tokens.get(seq)
-            if token is not None and token.finish_reason is None:
+            last = tokens.get(seq)
+            if last is not None and last.finish_reason is None:
                 stream = self._streams[seq]
-                tokens[seq] = Token(token.text + stream.matcher.flush(), "length", end_s)
+                tokens[seq] = Token(last.text + stream.matcher.flush(), "length", end_s)
         for seq, token in tokens.items():
             if token.finish_reason is not None:
                 token = token._replace(arrival_s=seq.arrival_s, admitted_s=seq.admitted_s)

@@ -169,8 +169,8 @@ class Scheduler:
         """Change settings by name (`SchedulerConfig`'s fields). The batching policy and the
         limits apply from the next step; the pool's shape only while nothing holds a block."""
         config = replace(self.config, **changes)
-        pool_fields = ("block_size", "gpu_memory_utilization", "kv_capacity_tokens")
-        pool_fields += ("num_gpu_blocks_override", "enable_prefix_caching")
+        pool_fields: tuple[str, ...] = ("block_size", "gpu_memory_utilization")
+        pool_fields += ("kv_capacity_tokens", "num_gpu_blocks_override", "enable_prefix_caching")
         reshape = any(getattr(config, f) != getattr(self.config, f) for f in pool_fields)
         if reshape and self.pool.num_free != self.pool.num_blocks:
             raise RuntimeError("the KV pool can be resized only while no sequence is running")
@@ -302,7 +302,9 @@ class Scheduler:
             return
         self._static_batch = set(list(self.waiting)[: self.max_num_seqs])
 
-    def _schedule_running(self, budget: int, scheduled: dict[Sequence, int]) -> tuple[int, list]:
+    def _schedule_running(
+        self, budget: int, scheduled: dict[Sequence, int]
+    ) -> tuple[int, list[Sequence]]:
         preempted: list[Sequence] = []
         index = 0
         block_size = self.block_size

@@ -91,7 +91,8 @@ class Faults:
         for name, value in changes.items():
             _check_setting(name, value)
         if "seed" in changes:  # the same seed, the same requests hit: repeatable lessons
-            self.seed = changes.pop("seed")
+            seed = changes.pop("seed")
+            self.seed = None if seed is None else int(seed)
             self._rng = random.Random(self.seed)
         for name, value in changes.items():
             setattr(self, name, value if name in _COUNTS else float(value))

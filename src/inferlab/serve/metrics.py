@@ -37,11 +37,52 @@ from ..engine.scheduler import Sequence, Step
 disable_created_metrics()  # type: ignore[no-untyped-call]
 
 # vLLM's bucket boundaries (vllm/v1/metrics/loggers.py), so its dashboards' quantiles line up.
-_TTFT_BUCKETS_S = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0)
+_TTFT_BUCKETS_S: tuple[float, ...] = (
+    0.001,
+    0.005,
+    0.01,
+    0.02,
+    0.04,
+    0.06,
+    0.08,
+    0.1,
+    0.25,
+    0.5,
+    0.75,
+    1.0,
+)
 _TTFT_BUCKETS_S += (2.5, 5.0, 7.5, 10.0, 20.0, 40.0, 80.0, 160.0, 640.0, 2560.0)
-_ITL_BUCKETS_S = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5)
+_ITL_BUCKETS_S: tuple[float, ...] = (
+    0.01,
+    0.025,
+    0.05,
+    0.075,
+    0.1,
+    0.15,
+    0.2,
+    0.3,
+    0.4,
+    0.5,
+    0.75,
+    1.0,
+    2.5,
+)
 _ITL_BUCKETS_S += (5.0, 7.5, 10.0, 20.0, 40.0, 80.0)
-_REQUEST_BUCKETS_S = (0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0)
+_REQUEST_BUCKETS_S: tuple[float, ...] = (
+    0.3,
+    0.5,
+    0.8,
+    1.0,
+    1.5,
+    2.0,
+    2.5,
+    5.0,
+    10.0,
+    15.0,
+    20.0,
+    30.0,
+    40.0,
+)
 _REQUEST_BUCKETS_S += (50.0, 60.0, 120.0, 240.0, 480.0, 960.0, 1920.0, 7680.0)
 _ITERATION_BUCKETS = (1, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384)
 _STEP_BUCKETS_S = (0.002, 0.005, 0.01, 0.015, 0.02, 0.03, 0.05, 0.1, 0.25, 0.5, 1)
@@ -55,7 +96,8 @@ def one_two_five_buckets(max_value: int) -> list[int]:
     >>> one_two_five_buckets(100)
     [1, 2, 5, 10, 20, 50, 100]
     """
-    buckets, exponent = [], 0
+    buckets: list[int] = []
+    exponent = 0
     while True:
         for mantissa in (1, 2, 5):
             value = mantissa * 10**exponent
@@ -164,7 +206,7 @@ class ServerMetrics:
 
         def histogram(name: str, doc: str, buckets: tuple[float, ...]) -> Histogram:
             metric = Histogram(name, doc, _LABELS, buckets=buckets, registry=self.registry)
-            return metric.labels(*values)  # type: ignore[no-any-return]
+            return metric.labels(*values)
 
         token_buckets = tuple(one_two_five_buckets(model.profile.max_model_len))
         self.prompt_tokens = counter("vllm:prompt_tokens", "Number of prefill tokens processed.")
