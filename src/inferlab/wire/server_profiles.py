@@ -54,7 +54,7 @@ class ServerProfile:
             if self.list_prompts
             else "no list prompts: the proxy fans out, one request per caller",
             f"usage per caller: {self.plain_usage} (plain), {self.stream_usage} (streams)",
-            "/metrics: notebook 09 reads accelerator-seconds"
+            "/metrics answers: notebook 09 reads the step time where it is reported"
             if self.metrics
             else "no /metrics: notebook 09 skips its accelerator-seconds cell",
             "ignore_eos honoured"
