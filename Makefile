@@ -1,10 +1,11 @@
 # make lab   open the course in JupyterLab (creates .venv on first use)
 # make test  run every test: package, contract, fuzz, and every notebook under nbval
+# make test-real  the same course against a real vLLM (CPU), installed under ~/.cache/inferlab
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: lab test check check-lab labs clean
+.PHONY: lab test test-real check check-lab labs clean
 
 $(BIN)/inferlab: pyproject.toml etc/jupyterlab_overrides.json
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -24,6 +25,11 @@ lab: $(BIN)/inferlab
 
 test: $(BIN)/inferlab
 	$(BIN)/python -m pytest
+
+# A real vLLM (CPU build, its own venv under ~/.cache/inferlab, a tiny random model made
+# offline) on loopback: the proxy's exactness, doctor, bench and every notebook against it.
+test-real: $(BIN)/inferlab
+	bash scripts/real_vllm/test.sh
 
 # Grade your own labs/ (make test grades the worked solutions); LESSON=07 grades one lesson.
 check-lab: $(BIN)/inferlab

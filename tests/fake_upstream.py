@@ -1,8 +1,12 @@
 """A small OpenAI-ish upstream that misbehaves on purpose, for proxy tests.
 
-Modes: "llama" answers like llama.cpp (list streams open with `data: null`, chunks of different
-prompts interleave, usage counts the first prompt only); "no_lists" refuses list prompts like a
-server without batching support; "fail" answers 500; "stall" never answers until released.
+Modes: "llama" answers like llama.cpp (it says `owned_by: llamacpp`; list streams open with
+`data: null`, chunks of different prompts interleave, a list's usage counts the first prompt
+only, each prompt's final chunk carries its own exact usage, POST /tokenize, no /metrics, a
+prompt over the context is a 200 stream with `{"error": {"code": 400}}` in it); "no_lists"
+refuses list prompts like a server without batching support; "fail" answers 500; "stall" never
+answers until released. Its token rule is deliberately not the course's (a BOS on every prompt),
+so a test can tell the server's count from the course's.
 `state.fail_next = k` answers 500 to the next k requests, whatever the mode.
 """
 
@@ -16,6 +20,13 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from inferlab import count_tokens
+
+TOO_LONG = "too long"  # a prompt containing this is over the fake's context
+
+
+def server_tokens(text: str, *, special: bool) -> int:
+    """The fake's own tokenizer: the course's rule plus a BOS, as llama's vocabulary adds."""
+    return count_tokens(text) + (1 if special else 0)
 
 
 def make_fake_upstream() -> FastAPI:
@@ -57,7 +68,19 @@ def make_fake_upstream() -> FastAPI:
         outputs = [
             (i * n + j, text_for(p, max_tokens, j)) for i, p in enumerate(prompts) for j in range(n)
         ]
-        first_usage = {"prompt_tokens": count_tokens(prompts[0]), "completion_tokens": max_tokens}
+
+        def usage_of(prompt: str) -> dict[str, int]:
+            prompt_tokens = server_tokens(prompt, special=True)
+            total = prompt_tokens + max_tokens
+            return {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": max_tokens,
+                "total_tokens": total,
+            }
+
+        first_usage = usage_of(prompts[0])  # llama.cpp's usage of a list: its first prompt only
+        if any(TOO_LONG in prompt for prompt in prompts) and not body.get("stream"):
+            return JSONResponse({"error": {"code": 400, "message": "exceeds the context"}}, 400)
         if not body.get("stream"):
             choices = [
                 {"index": index, "text": "".join(tokens), "finish_reason": "length"}
@@ -73,6 +96,14 @@ def make_fake_upstream() -> FastAPI:
 
         async def events():
             yield "data: null\n\n"
+            if any(TOO_LONG in prompt for prompt in prompts):  # after the 200, as llama.cpp does
+                error = {
+                    "code": 400,
+                    "message": "exceeds the context",
+                    "type": "invalid_request_error",
+                }
+                yield f"data: {json.dumps({'error': error})}\n\n"
+                return
             for step in range(max_tokens):
                 for index, tokens in reversed(outputs):  # interleaved, last prompt first
                     finish = "length" if step == max_tokens - 1 else None
@@ -84,6 +115,8 @@ def make_fake_upstream() -> FastAPI:
                             {"index": index, "text": tokens[step], "finish_reason": finish}
                         ],
                     }
+                    if finish:  # each prompt's final chunk: that prompt's exact usage
+                        chunk["usage"] = usage_of(prompts[index // n])
                     yield f"data: {json.dumps(chunk)}\n\n"
             yield f"data: {json.dumps({'choices': [], 'usage': first_usage})}\n\n"
             yield "data: [DONE]\n\n"
@@ -92,7 +125,21 @@ def make_fake_upstream() -> FastAPI:
 
     @app.get("/v1/models")
     async def models():
-        return {"object": "list", "data": [{"id": "fake", "object": "model"}]}
+        return {
+            "object": "list",
+            "data": [{"id": "fake", "object": "model", "owned_by": "llamacpp"}],
+        }
+
+    @app.post("/tokenize")
+    async def tokenize(request: Request):
+        body = await request.json()
+        app.state.tokenized = getattr(app.state, "tokenized", 0) + 1
+        count = server_tokens(body["content"], special=bool(body.get("add_special")))
+        return {"tokens": list(range(count))}
+
+    @app.get("/props")
+    async def props():
+        return {"total_slots": 4}
 
     return app
 

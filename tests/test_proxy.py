@@ -86,7 +86,8 @@ async def test_list_prompts_and_n_are_split_back_by_index(fake):
         )
     assert app.state.requests == [{"prompt": ["a", "b", "c"], "n": 2, "max_tokens": 2}]
     assert [c["index"] for c in b.json()["choices"]] == [0, 1, 2, 3]
-    assert a.json()["usage"] == {"prompt_tokens": 1, "completion_tokens": 4, "total_tokens": 5}
+    # the fake's own count (its /tokenize adds a BOS), not the course's
+    assert a.json()["usage"] == {"prompt_tokens": 2, "completion_tokens": 4, "total_tokens": 6}
 
 
 async def test_requests_with_different_options_never_share_a_batch(fake):
@@ -105,7 +106,8 @@ async def test_requests_with_different_options_never_share_a_batch(fake):
 
 
 async def test_llama_cpp_streams_are_split_and_usage_is_counted_per_caller(fake):
-    """llama.cpp interleaves prompts, opens with `data: null` and under-reports usage."""
+    """llama.cpp interleaves prompts, opens with `data: null` and reports a list's usage for its
+    first prompt only; each prompt's final chunk has that prompt's own usage, which B gets."""
     _, server = fake
     _, client = proxy_client(server.base_url, batch_wait_timeout_s=0.05, dispatch_when_idle=False)
     body = {"max_tokens": 3, "stream": True, "stream_options": {"include_usage": True}}
@@ -120,8 +122,9 @@ async def test_llama_cpp_streams_are_split_and_usage_is_counted_per_caller(fake)
         (choice,) = chunk["choices"]
         texts[choice["index"]] = texts.get(choice["index"], "") + choice["text"]
     assert texts == {0: " two_words_0 two_words_1 two_words_2", 1: " three_0 three_1 three_2"}
-    assert chunks[-1]["usage"]["prompt_tokens"] == count_tokens("two words three")
-    assert chunks[-1]["usage"]["completion_tokens"] == count_tokens("".join(texts.values()))
+    # the server's count: a BOS on each prompt, 3 tokens each (not the course's count_tokens)
+    assert chunks[-1]["usage"]["prompt_tokens"] == count_tokens("two words three") + 2
+    assert chunks[-1]["usage"]["completion_tokens"] == 6
     assert chunks[-1]["id"] == chunks[0]["id"]
     assert two.text.rstrip().endswith("data: [DONE]") and "data: null" not in one.text
 

@@ -6,12 +6,16 @@ so one run tells a learner everything that is wrong at once.
 
 from __future__ import annotations
 
+import asyncio
 import importlib.metadata
 import sys
 from collections.abc import Callable
 
+import httpx
+
 from ..errors import InferlabError
 from ..wire.client import Client
+from ..wire.server_profiles import ServerProfile, detect
 
 Check = tuple[str, bool, str]
 
@@ -80,13 +84,58 @@ def _usage(client: Client) -> str:
     return f"{answer.prompt_tokens} prompt + {answer.completion_tokens} completion tokens"
 
 
+def _list_usage(client: Client) -> str:
+    """Does a list's usage count every prompt? llama.cpp counts the first only."""
+    prompts = ["First prompt here", "Second, longer prompt over here"]
+    alone = sum(client.complete(p, max_tokens=1).prompt_tokens or 0 for p in prompts)
+    listed = client.complete(prompts, max_tokens=1).prompt_tokens or 0
+    if listed == alone:
+        return f"a list's usage counts every prompt ({listed} tokens)"
+    return (
+        f"a list's usage counted {listed} of {alone} prompt tokens: the proxy counts each "
+        "caller per prompt (stream chunks, /tokenize), never from the list's usage"
+    )
+
+
+def _ignore_eos(client: Client) -> str:
+    answer = client.complete("Stop early?", max_tokens=16, ignore_eos=True)
+    _require(
+        answer.completion_tokens == 16,
+        f"{answer.completion_tokens} of 16 tokens with ignore_eos: output lengths will vary",
+    )
+    return "honoured: max_tokens is what is generated"
+
+
 _SERVER_CHECKS: list[tuple[str, Callable[[Client], str]]] = [
     ("GET /models", _models),
     ("completion", _completion),
     ("list of prompts", _list_prompts),
     ("streaming (SSE)", _streaming),
     ("usage", _usage),
+    ("usage of a list", _list_usage),
+    ("ignore_eos", _ignore_eos),
 ]
+
+
+def server_profile(base_url: str, api_key: str | None = None) -> ServerProfile:
+    """Which known server this is, with /metrics and parallel slots measured."""
+
+    async def ask() -> ServerProfile:
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        async with httpx.AsyncClient(headers=headers, timeout=30.0) as http:
+            return await detect(http, base_url)
+
+    return asyncio.run(ask())
+
+
+def profile_checks(profile: ServerProfile) -> list[Check]:
+    """The profile as rows: what the course will do about each ability (warnings, not faults)."""
+    rows: list[Check] = [("server", True, f"{profile.name}: what the course will do below")]
+    names = ("list prompts", "usage per caller", "/metrics", "ignore_eos", "parallel slots")
+    rows += [
+        ("  " + name, True, line) for name, line in zip(names, profile.describe(), strict=True)
+    ]
+    return rows
 
 
 def server_checks(base_url: str, api_key: str | None = None) -> list[Check]:

@@ -93,10 +93,17 @@ def _doctor(args: argparse.Namespace) -> int:
 
     checks = _doctor.environment_checks()
     url = args.base_url or runtime.external_base_url()
-    where = url or "the embedded server"
     base_url = url or runtime.embedded_server().base_url
-    checks += _doctor.server_checks(base_url, args.api_key or runtime.api_key())
-    print(f"inferlab doctor: checking {where} ({base_url})\n")
+    api_key = args.api_key or runtime.api_key()
+    checks += _doctor.server_checks(base_url, api_key)
+    try:
+        checks += _doctor.profile_checks(_doctor.server_profile(base_url, api_key))
+    except Exception as exc:  # an unreachable server already failed its checks above
+        checks.append(("server profile", False, f"{type(exc).__name__}: {exc}"[:90]))
+    # The URL once: "the embedded server" only says where it came from.
+    print(
+        f"inferlab doctor: checking {base_url}" + ("" if url else " (the embedded server)") + "\n"
+    )
     print(_doctor.format_table(checks))
     failed = sum(not ok for _, ok, _ in checks)
     print(f"\n{len(checks) - failed} passed, {failed} failed")

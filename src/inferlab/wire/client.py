@@ -31,7 +31,14 @@ from ..errors import (
     ServerUnavailableError,
     TransportError,
 )
-from .sse import DONE, api_error, choice_text, error_from_response, read_sse_line
+from .sse import (
+    DONE,
+    api_error,
+    choice_text,
+    error_from_response,
+    read_sse_line,
+    stream_error_status,
+)
 from .timing import Timing
 
 Messages = list[dict[str, Any]]
@@ -98,7 +105,9 @@ class _Answer:
             return True
         if isinstance(payload, dict):
             if "error" in payload:
-                raise api_error(payload, status_code=500)
+                # The server's own code, from inside a 200 stream (llama.cpp: 400 for a prompt
+                # over the context): a caller's mistake must not look like a retryable 500.
+                raise api_error(payload, status_code=stream_error_status(payload))
             self.add_choices(payload, now_s)
         return False
 

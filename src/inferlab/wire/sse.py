@@ -58,3 +58,13 @@ def error_from_response(status_code: int, content: bytes) -> APIStatusError:
     except ValueError:
         body = {"error": content.decode(errors="replace")[:500] or f"HTTP {status_code}"}
     return api_error(body, status_code)
+
+
+def stream_error_status(payload: dict[str, Any]) -> int:
+    """The HTTP status an error sent inside a stream stands for: its own code, else 500.
+
+    {"error": {"code": 400}} -> 400;  {"error": {"code": "bad"}} -> 500
+    """
+    error = payload.get("error")
+    code = error.get("code") if isinstance(error, dict) else None
+    return code if isinstance(code, int) and 400 <= code <= 599 else 500

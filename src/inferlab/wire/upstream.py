@@ -4,10 +4,11 @@
     upstream:  POST /completions  {"prompt": ["x", "y", "z"], ...}
     split:     choice 0 -> A as index 0;  choice 1 -> B as 0;  choice 2 -> B as 1
 
-With n > 1 the upstream numbers choices prompt·n + j, and so does each caller. Usage is counted
-per caller with the course's token rule (exact for the embedded server; llama.cpp, for one, only
-reports the first prompt of a list), except that a batch of one keeps the upstream's own usage.
-A 4xx for a batch of several is retried caller by caller, so one bad request cannot fail the
+With n > 1 the upstream numbers choices prompt·n + j, and so does each caller. Each caller's
+usage is the server's own count (see usage.py), chosen by the server's profile
+(server_profiles.py), which is detected on the first batch. A 4xx for a batch of several,
+as a status or inside a stream that has sent nobody anything yet (llama.cpp answers 200, then
+`{"error": {"code": 400}}`), is retried caller by caller, so one bad request cannot fail the
 others; an upstream without list prompts gets the same callers concurrently, one request each.
 """
 
@@ -23,9 +24,10 @@ from typing import Any
 
 import httpx
 
-from ..engine.text import count_tokens
 from ..errors import UpstreamError
-from .sse import DONE, choice_text, read_sse_line
+from . import usage as usages
+from .server_profiles import ServerProfile, detect
+from .sse import DONE, choice_text, read_sse_line, stream_error_status
 
 Json = dict[str, Any]
 
@@ -43,15 +45,6 @@ class Call:
     stream: bool
     include_usage: bool
     events: asyncio.Queue[str | None] = field(default_factory=asyncio.Queue)  # SSE, for streams
-
-    def usage(self, texts: list[str]) -> dict[str, int]:
-        prompt_tokens = sum(count_tokens(prompt) for prompt in self.prompts)
-        completion_tokens = sum(count_tokens(text) for text in texts)
-        return {
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens,
-        }
 
 
 def batch_key(call: Call) -> str:
@@ -94,6 +87,14 @@ def _error_reply(response: httpx.Response, content: bytes) -> Reply:
     return Reply(response.status_code, body if isinstance(body, dict) else {"error": body}, headers)
 
 
+def _stream_error(payload: Json) -> Reply:
+    """An error sent inside a 200 stream keeps the server's own code: a 400 is the caller's."""
+    error = payload.get("error")
+    status = stream_error_status(payload)
+    body = error if isinstance(error, dict) else {"message": str(error), "type": "upstream_error"}
+    return Reply(status, {"error": body})
+
+
 def _failure(error: BaseException) -> Reply:
     status = error.status if isinstance(error, UpstreamError) else 502
     return Reply(status, {"error": {"message": str(error), "type": "upstream_error"}})
@@ -133,10 +134,12 @@ class Upstream:
         *,
         api_key: str | None = None,
         list_prompts: bool = True,
+        profile: ServerProfile | None = None,
         timeout_s: float = 300.0,
     ):
         self.base_url = base_url.rstrip("/")
         self.list_prompts = list_prompts
+        self._profile = profile  # None: detected on the first batch
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._options: Json = {"headers": headers, "timeout": timeout_s}
         self._http: httpx.AsyncClient | None = None
@@ -158,14 +161,26 @@ class Upstream:
         if self._http is not None:
             await self._http.aclose()
 
+    async def profile(self) -> ServerProfile:
+        """What this server can do; asked once (two first batches may both ask: harmless)."""
+        if self._profile is None:
+            with _upstream_errors():
+                self._profile = await detect(self.http, self.base_url)
+        return self._profile
+
     async def complete(self, calls: list[Call]) -> list[Reply]:
         """One reply per call, in order; raises UpstreamError if the upstream fails them all."""
-        if len(calls) > 1 and not self.list_prompts:
+        profile = await self.profile()
+        if len(calls) > 1 and not (self.list_prompts and profile.list_prompts):
             return await self._one_by_one(calls)
         body = dict(calls[0].body)  # a caller alone keeps its prompt exactly as it sent it
         if len(calls) > 1:
             body["prompt"] = [prompt for call in calls for prompt in call.prompts]
         body.pop("stream_options", None)  # we count each caller's usage ourselves
+        if calls[0].stream and profile.stream_options:
+            body["stream_options"] = profile.stream_options  # so that chunks carry usage
+        if not calls[0].stream and profile.plain_usage == "token_ids":
+            body["return_token_ids"] = True
         with _upstream_errors():
             if calls[0].stream:
                 return await self._stream(calls, body)
@@ -176,7 +191,7 @@ class Upstream:
             )
         if response.status_code >= 400:
             return await self._retry_alone(calls, _error_reply(response, response.content))
-        return self._split(calls, response.json())
+        return await self._split(calls, response.json())
 
     async def _one_by_one(self, calls: list[Call]) -> list[Reply]:
         """Each call on its own request, concurrently; each gets its own reply or error."""
@@ -191,26 +206,73 @@ class Upstream:
         # A 4xx for a batch says one of its requests is bad, not which: ask for each alone.
         return [reply] if len(calls) == 1 else await self._one_by_one(calls)
 
-    def _split(self, calls: list[Call], body: Json) -> list[Reply]:
+    async def _split(self, calls: list[Call], body: Json) -> list[Reply]:
         splitter = _Splitter(calls)
         choices: list[list[Json]] = [[] for _ in calls]
         for choice in body.get("choices") or []:
             caller, local = splitter.add(choice)
             choices[caller].append(local)
-        replies = []
-        for call, own, texts in zip(calls, choices, splitter.texts, strict=True):
-            usage = (
-                body.get("usage")
-                if len(calls) == 1 and body.get("usage")
-                else call.usage(list(texts.values()))
+        profile = await self.profile()
+        own_usage = body.get("usage") if len(calls) == 1 else None
+        if own_usage and (len(calls[0].prompts) == 1 or profile.counts_lists):
+            counts = [own_usage]  # the server counted this caller alone: nothing to split
+        else:
+            counts = await asyncio.gather(
+                *(
+                    self._plain_usage(profile, call, own)
+                    for call, own in zip(calls, choices, strict=True)
+                )
             )
+        replies = []
+        for call, own, usage in zip(calls, choices, counts, strict=True):
             own.sort(key=lambda choice: choice["index"])
+            for choice in own:
+                for name in usages.TOKEN_ID_FIELDS:
+                    if not call.body.get("return_token_ids"):
+                        choice.pop(name, None)  # we asked for them, not the caller
             replies.append(Reply(200, {**body, "choices": own, "usage": usage}))
         return replies
+
+    async def _plain_usage(
+        self, profile: ServerProfile, call: Call, choices: list[Json]
+    ) -> dict[str, int]:
+        if profile.plain_usage == "token_ids":
+            exact = usages.from_token_ids(choices, call.n)
+            if exact is not None:
+                return exact
+        if profile.tokenize is not None:
+            max_tokens = call.body.get("max_tokens")
+            with _upstream_errors():
+                return await usages.from_tokenizer(
+                    self.http, self.base_url, profile, call.prompts, choices, max_tokens
+                )
+        return usages.course_usage(call.prompts, [c.get("text") or "" for c in choices])
+
+    def _stream_usage(
+        self,
+        call: Call,
+        own: dict[int, Json],
+        texts: dict[int, str],
+        final: Json | None,
+        calls: int,
+    ) -> dict[str, int]:
+        """From the usage each prompt's chunks carried; else the server's usage of the whole
+        stream when it was this caller's alone; else the course's rule (an unknown server)."""
+        if own and len(own) == len(texts):
+            exact = usages.from_choices(list(own.values()), call.n)
+            if exact is not None:
+                return exact
+        counts_all = self._profile is not None and self._profile.counts_lists
+        if final and calls == 1 and (len(call.prompts) == 1 or counts_all):
+            return final
+        return usages.course_usage(call.prompts, list(texts.values()))
 
     async def _stream(self, calls: list[Call], body: Json) -> list[Reply]:
         splitter = _Splitter(calls)
         head: Json = {}
+        final: Json | None = None  # the usage of the whole stream, in its last chunk
+        usage_by_choice: list[dict[int, Json]] = [{} for _ in calls]
+        sent = False  # whether any caller has had a chunk: until then an error can be retried
         async with self.http.stream("POST", self.base_url + "/completions", json=body) as response:
             if response.status_code >= 500:
                 raise UpstreamError(f"the upstream failed: {response.status_code}")
@@ -225,7 +287,15 @@ class Upstream:
                 if not isinstance(payload, dict):
                     continue  # llama.cpp's `data: null`, comments, blank lines
                 if "error" in payload:
-                    raise UpstreamError(f"the upstream stream failed: {payload['error']}")
+                    reply = _stream_error(payload)
+                    if not sent and reply.status < 500:
+                        return await self._retry_alone(calls, reply)
+                    status = reply.status if reply.status < 500 else 502
+                    raise UpstreamError(
+                        f"the upstream stream failed: {payload['error']}", status=status
+                    )
+                if not payload.get("choices") and isinstance(payload.get("usage"), dict):
+                    final = payload["usage"]
                 if "id" in payload:  # a usage-only chunk may have no id: keep the last one
                     head = {
                         key: payload[key]
@@ -234,14 +304,19 @@ class Upstream:
                     }
                 for choice in payload.get("choices") or []:
                     caller, local = splitter.add(choice)
+                    if isinstance(payload.get("usage"), dict):  # this prompt's own usage
+                        usage_by_choice[caller][local["index"]] = {
+                            "index": local["index"],
+                            "usage": payload["usage"],
+                        }
                     chunk = {**payload, "choices": [local]}
                     chunk.pop("usage", None)
                     calls[caller].events.put_nowait(_sse(chunk))
-        for call, texts in zip(calls, splitter.texts, strict=True):
+                    sent = True
+        for call, own, texts in zip(calls, usage_by_choice, splitter.texts, strict=True):
             if call.include_usage:
-                call.events.put_nowait(
-                    _sse({**head, "choices": [], "usage": call.usage(list(texts.values()))})
-                )
+                usage = self._stream_usage(call, own, texts, final, len(calls))
+                call.events.put_nowait(_sse({**head, "choices": [], "usage": usage}))
             call.events.put_nowait(_sse(DONE))
             call.events.put_nowait(None)  # end of this caller's stream
         return [Reply(200) for _ in calls]
