@@ -103,9 +103,8 @@ def run(args: argparse.Namespace, base_url: str, api_key: str | None) -> int:
     finally:
         bar.close()
         if front is not None:
-            state = front.app.state
-            service = state.service  # the proxy or job service this command started itself
-            batcher = service.completions if args.mode == "proxy" else service.batcher
+            service = front.app.state.service  # the proxy or job server this command started
+            batcher = service.completions if args.mode == "proxy" else service.service.batcher
             stats = batcher.stats
             print(
                 f"{args.mode} batches: {stats.batches}, "

@@ -40,43 +40,19 @@ def _proxy(args: argparse.Namespace) -> int:
 
 
 def _jobs(args: argparse.Namespace) -> int:
-    from ..jobs import Backoff, RedisJobStore, SQLiteJobStore, create_jobs_app
+    from ..jobs import JobServer
     from ..jobs.settings import JobSettings
 
     defaults = {"webhook_secret": os.environ.get("INFERLAB_WEBHOOK_SECRET")}
     settings = JobSettings.from_arguments(args, **{**defaults, **settings_json(args)})
-    store = (
-        RedisJobStore(settings.redis_url, allow_data_loss=settings.redis_allow_data_loss)
-        if settings.redis_url
-        else SQLiteJobStore(settings.db)
-    )
-    app = create_jobs_app(
-        settings.upstream,
-        store=store,
-        upstream_api_key=settings.upstream_api_key,
-        list_prompts=settings.list_prompts,
-        api_key=settings.api_key,
-        allow_callback_hosts=settings.allow_callback_host,
-        workers=settings.workers,
-        max_queue_size=settings.max_queue_size,
-        max_attempts=settings.max_attempts,
-        lease_s=settings.lease_s,
-        attempt_timeout_s=settings.attempt_timeout_s,
-        backoff=Backoff(base_s=settings.retry_base_s, cap_s=settings.retry_cap_s),
-        webhook_secret=settings.webhook_secret,
-        webhook_max_attempts=settings.webhook_max_attempts,
-        fallback_poll_s=settings.fallback_poll_s,
-        max_batch_size=settings.max_batch_size,
-        batch_wait_timeout_s=settings.batch_wait_timeout_s,
-        max_concurrent_batches=settings.max_concurrent_batches,
-    )
+    server = JobServer(settings)
     where = settings.redis_url or settings.db
     print(
         f"inferlab: job API on http://{args.host}:{args.port}/v1/jobs -> {settings.upstream} "
         f"(jobs in {where})",
         flush=True,
     )
-    return run(app, args)
+    return run(server.app, args)
 
 
 def _bench(args: argparse.Namespace) -> int:

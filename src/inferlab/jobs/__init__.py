@@ -26,7 +26,7 @@ from .._lazy import lazy_exports
 if TYPE_CHECKING:
     from ..errors import QueueFullError
     from ._records import Job, Status
-    from .app import create_jobs_app
+    from .app import JobServer, create_jobs_app
     from .client import AsyncJobClient, JobClient, JobInfo, QueueSample, watch_queue
     from .redis_store import RedisJobStore
     from .retry import Backoff
@@ -39,6 +39,7 @@ _WHERE = {
     "Job": "._records",
     "Status": "._records",
     "create_jobs_app": ".app",
+    "JobServer": ".app",
     "AsyncJobClient": ".client",
     "JobClient": ".client",
     "JobInfo": ".client",
@@ -65,6 +66,7 @@ __all__ = [
     "Job",
     "JobClient",
     "JobInfo",
+    "JobServer",
     "JobService",
     "JobStore",
     "QueueFullError",

@@ -20,11 +20,10 @@ Retry-After, and an unreachable store (Redis down) a 503 with Retry-After, /heal
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
+from fastapi import APIRouter, FastAPI, Header, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -32,17 +31,14 @@ from prometheus_client.registry import Collector
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..errors import OpenAIHTTPError, StoreUnavailableError
-from ..serve._http import (
-    BodySizeLimit,
-    api_key_dependency,
-    error_body,
-    install_error_handlers,
-    relay,
-)
+from ..serve._http import Lifecycle, error_body, relay, service_app, service_dependency
 from ..serve.schemas import ProxyCompletionRequest, refuse_unencodable
 from ..wire.upstream import Upstream
 from ._records import Status
+from .redis_store import RedisJobStore
+from .retry import Backoff
 from .service import JobService
+from .settings import JobSettings
 from .store import JobStore, SQLiteJobStore
 
 MAX_WAIT_S = 60.0
@@ -65,132 +61,185 @@ class JobSubmission(BaseModel):
         return request
 
 
+class JobServer(Lifecycle):
+    """The job API as one service: its store, its `JobService` (workers, retries, webhooks),
+    its typed settings, and the HTTP app that fronts them.
+
+        server = JobServer(JobSettings(upstream="http://127.0.0.1:8000/v1", workers=8))
+        server.app          # the FastAPI app uvicorn serves
+        server.service      # the queue itself: submit, get, cancel, scale
+
+    `store` replaces the one the settings name (SQLite at `db`, or Redis at `redis_url`);
+    `backoff` and `webhook_backoff` replace the retry delays the settings describe, for tests
+    that want a seeded random generator.
+    """
+
+    def __init__(
+        self,
+        settings: JobSettings,
+        *,
+        store: JobStore | None = None,
+        backoff: Backoff | None = None,
+        webhook_backoff: Backoff | None = None,
+    ) -> None:
+        super().__init__()
+        self.settings = settings
+        upstream = Upstream(
+            settings.upstream, api_key=settings.upstream_api_key, list_prompts=settings.list_prompts
+        )
+        self.service = JobService(
+            store or _store_for(settings),
+            upstream,
+            workers=settings.workers,
+            max_queue_size=settings.max_queue_size,
+            max_attempts=settings.max_attempts,
+            lease_s=settings.lease_s,
+            attempt_timeout_s=settings.attempt_timeout_s,
+            backoff=backoff or Backoff(base_s=settings.retry_base_s, cap_s=settings.retry_cap_s),
+            webhook_secret=settings.webhook_secret,
+            webhook_max_attempts=settings.webhook_max_attempts,
+            webhook_backoff=webhook_backoff,
+            allow_callback_hosts=settings.allow_callback_host,
+            fallback_poll_s=settings.fallback_poll_s,
+            max_batch_size=settings.max_batch_size,
+            batch_wait_timeout_s=settings.batch_wait_timeout_s,
+            max_concurrent_batches=settings.max_concurrent_batches,
+        )
+        self.app = service_app(
+            "inferlab job API",
+            self,
+            routers=[router],
+            api_key=settings.api_key,
+            max_body_bytes=settings.max_body_bytes,
+            metrics=self._metrics,
+            health=self.service.store.ping,  # unreachable: 503, so a balancer stops sending
+        )
+        self.app.add_exception_handler(StoreUnavailableError, _store_unavailable)
+        self._collector = _JobsCollector(self.service)
+        self._registry = CollectorRegistry()
+        self._registry.register(self._collector)
+
+    async def _start(self) -> None:
+        await self.service.start()
+
+    async def _close(self) -> None:
+        await self.service.aclose()
+
+    async def _metrics(self) -> bytes:
+        self._collector.counts = await self.service.store.counts()  # collect() cannot await
+        return generate_latest(self._registry)
+
+
+def _store_for(settings: JobSettings) -> JobStore:
+    if settings.redis_url:
+        return RedisJobStore(settings.redis_url, allow_data_loss=settings.redis_allow_data_loss)
+    return SQLiteJobStore(settings.db)
+
+
+async def _store_unavailable(_: Request, exc: Exception) -> Response:
+    headers = {"Retry-After": str(STORE_RETRY_AFTER_S)}
+    return JSONResponse(error_body(f"the job store is unavailable: {exc}", 503), 503, headers)
+
+
+router = APIRouter()
+_jobs = service_dependency(JobServer)
+
+
+@router.post("/v1/jobs", status_code=202)
+async def submit(
+    submission: JobSubmission,
+    idempotency_key: str | None = Header(None, max_length=255),
+    server: JobServer = _jobs,
+) -> Response:
+    submitted = await server.service.submit(
+        submission.request.model_dump(exclude_unset=True),
+        callback_url=submission.callback_url,
+        idempotency_key=idempotency_key,
+        max_attempts=submission.max_attempts,
+    )
+    headers = {"Location": f"/v1/jobs/{submitted.job.id}"}
+    if not submitted.created:
+        headers["Idempotent-Replayed"] = "true"
+    return JSONResponse(submitted.job.public(), 202, headers)
+
+
+@router.get("/v1/jobs")
+async def list_jobs(
+    status: Status | None = None,
+    limit: int = Query(100, ge=1, le=1000),
+    server: JobServer = _jobs,
+) -> dict[str, Any]:
+    jobs = await server.service.list(status, limit)
+    return {"object": "list", "data": [job.public() for job in jobs]}
+
+
+@router.get("/v1/jobs/{job_id}")
+async def get_job(
+    job_id: str,
+    wait_s: float = Query(0.0, ge=0.0, le=MAX_WAIT_S),
+    server: JobServer = _jobs,
+) -> Response:
+    return JSONResponse((await server.service.get(job_id, wait_s=wait_s)).public())
+
+
+@router.get("/v1/jobs/{job_id}/events")
+async def job_events(job_id: str, server: JobServer = _jobs) -> Response:
+    changes = server.service.changes(job_id)
+    first = await anext(changes)  # an unknown job is a 404 before any event is sent
+
+    async def stream() -> AsyncIterator[str]:
+        job = first
+        while True:
+            data = json.dumps(job.public(), separators=(",", ":"))
+            yield f"event: status\nid: {job.version}\ndata: {data}\n\n"
+            try:
+                job = await anext(changes)
+            except StopAsyncIteration:
+                return
+
+    return StreamingResponse(stream(), media_type="text/event-stream")
+
+
+@router.delete("/v1/jobs/{job_id}")
+async def cancel_job(job_id: str, server: JobServer = _jobs) -> Response:
+    return JSONResponse((await server.service.cancel(job_id)).public())
+
+
+@router.get("/v1/models")
+async def models(server: JobServer = _jobs) -> Response:
+    """The upstream's models, so clients can pick one without knowing the upstream."""
+    upstream = server.service.upstream
+    return await relay(upstream.http.get(upstream.base_url + "/models"))
+
+
+@router.get("/admin/workers")
+async def get_workers(server: JobServer = _jobs) -> dict[str, Any]:
+    return await server.service.stats()
+
+
+@router.put("/admin/workers")
+async def put_workers(request: Request, server: JobServer = _jobs) -> dict[str, Any]:
+    try:
+        changes = await request.json()
+        server.service.pool.scale(changes["workers"])
+    except (ValueError, TypeError, KeyError) as exc:
+        raise OpenAIHTTPError(400, f'expected {{"workers": <n>}}: {exc}') from exc
+    return await server.service.stats()
+
+
 def create_jobs_app(
     upstream_url: str,
     *,
     store: JobStore | None = None,
-    upstream_api_key: str | None = None,
-    list_prompts: bool = True,
-    api_key: str | None = None,
-    allow_callback_hosts: Iterable[str] = (),
-    **options: Any,
+    backoff: Backoff | None = None,
+    webhook_backoff: Backoff | None = None,
+    **settings: Any,
 ) -> FastAPI:
-    """The job API in front of `upstream_url` (an OpenAI base URL ending in /v1).
-
-    `store` defaults to SQLite in ./jobs.db. `options` go to JobService: workers,
-    max_queue_size, max_attempts, lease_s, attempt_timeout_s, backoff, webhook_secret,
-    fallback_poll_s, and the MicroBatcher's settings (max_batch_size, batch_wait_timeout_s, ...).
-    """
-    upstream = Upstream(upstream_url, api_key=upstream_api_key, list_prompts=list_prompts)
-    service = JobService(
-        store or SQLiteJobStore("jobs.db"),
-        upstream,
-        allow_callback_hosts=allow_callback_hosts,
-        **options,
-    )
-
-    @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        await service.start()
-        yield
-        await service.aclose()
-
-    app = FastAPI(title="inferlab job API", lifespan=lifespan)
-    app.state.service = service
-    install_error_handlers(app)
-
-    async def store_unavailable(_: Request, exc: Exception) -> Response:
-        headers = {"Retry-After": str(STORE_RETRY_AFTER_S)}
-        return JSONResponse(error_body(f"the job store is unavailable: {exc}", 503), 503, headers)
-
-    app.add_exception_handler(StoreUnavailableError, store_unavailable)
-    app.add_middleware(BodySizeLimit, max_body_bytes=4 * 1024 * 1024)
-    guard = [Depends(api_key_dependency(api_key))]
-    v1 = APIRouter(prefix="/v1", dependencies=guard)
-
-    @v1.post("/jobs", status_code=202)
-    async def submit(
-        submission: JobSubmission,
-        idempotency_key: str | None = Header(None, max_length=255),
-    ) -> Response:
-        submitted = await service.submit(
-            submission.request.model_dump(exclude_unset=True),
-            callback_url=submission.callback_url,
-            idempotency_key=idempotency_key,
-            max_attempts=submission.max_attempts,
-        )
-        headers = {"Location": f"/v1/jobs/{submitted.job.id}"}
-        if not submitted.created:
-            headers["Idempotent-Replayed"] = "true"
-        return JSONResponse(submitted.job.public(), 202, headers)
-
-    @v1.get("/jobs")
-    async def list_jobs(
-        status: Status | None = None, limit: int = Query(100, ge=1, le=1000)
-    ) -> dict[str, Any]:
-        jobs = await service.list(status, limit)
-        return {"object": "list", "data": [job.public() for job in jobs]}
-
-    @v1.get("/jobs/{job_id}")
-    async def get_job(job_id: str, wait_s: float = Query(0.0, ge=0.0, le=MAX_WAIT_S)) -> Response:
-        return JSONResponse((await service.get(job_id, wait_s=wait_s)).public())
-
-    @v1.get("/jobs/{job_id}/events")
-    async def job_events(job_id: str) -> Response:
-        changes = service.changes(job_id)
-        first = await anext(changes)  # an unknown job is a 404 before any event is sent
-
-        async def stream() -> AsyncIterator[str]:
-            job = first
-            while True:
-                data = json.dumps(job.public(), separators=(",", ":"))
-                yield f"event: status\nid: {job.version}\ndata: {data}\n\n"
-                try:
-                    job = await anext(changes)
-                except StopAsyncIteration:
-                    return
-
-        return StreamingResponse(stream(), media_type="text/event-stream")
-
-    @v1.delete("/jobs/{job_id}")
-    async def cancel_job(job_id: str) -> Response:
-        return JSONResponse((await service.cancel(job_id)).public())
-
-    @v1.get("/models")
-    async def models() -> Response:
-        """The upstream's models, so clients can pick one without knowing the upstream."""
-        return await relay(upstream.http.get(upstream.base_url + "/models"))
-
-    app.include_router(v1)
-
-    @app.get("/admin/workers", dependencies=guard)
-    async def get_workers() -> dict[str, Any]:
-        return await service.stats()
-
-    @app.put("/admin/workers", dependencies=guard)
-    async def put_workers(request: Request) -> dict[str, Any]:
-        try:
-            changes = await request.json()
-            service.pool.scale(changes["workers"])
-        except (ValueError, TypeError, KeyError) as exc:
-            raise OpenAIHTTPError(400, f'expected {{"workers": <n>}}: {exc}') from exc
-        return await service.stats()
-
-    @app.get("/health")
-    async def health() -> dict[str, str]:
-        await service.store.ping()  # unreachable: 503, so a load balancer stops sending here
-        return {"status": "ok"}
-
-    registry = CollectorRegistry()
-    collector = _JobsCollector(service)
-    registry.register(collector)
-
-    @app.get("/metrics")
-    async def metrics() -> Response:
-        collector.counts = await service.store.counts()  # collect() itself cannot await
-        return Response(generate_latest(registry), media_type="text/plain; version=0.0.4")
-
-    return app
+    """The app of a new `JobServer` in front of `upstream_url` (an OpenAI base URL ending in
+    /v1); `settings` are `JobSettings` fields, and an unknown one raises TypeError."""
+    job_settings = JobSettings.from_dict({"upstream": upstream_url, **settings})
+    server = JobServer(job_settings, store=store, backoff=backoff, webhook_backoff=webhook_backoff)
+    return server.app
 
 
 class _JobsCollector(Collector):

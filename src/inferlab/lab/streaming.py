@@ -109,11 +109,9 @@ async def over_websocket(url: str, prompts: list[str], **params: Any) -> StreamR
 
 
 async def _metric(url: str, name: str) -> float:
-    """One counter from the server's /metrics, summed over its labels (model_name, engine)."""
-    samples = await scrape_metrics(url)
-    if name not in samples:
-        raise ValueError(f"{url} has no {name} in its /metrics")
-    return samples[name]
+    """One counter from the server's /metrics, summed over its labels (model_name, engine);
+    0 while it has no sample yet (a labelled counter appears on its first increment)."""
+    return (await scrape_metrics(url)).get(name, 0.0)
 
 
 async def generated_tokens(url: str) -> int:

@@ -271,10 +271,12 @@ def service_app(
     api_key: str | None,
     max_body_bytes: int,
     metrics: Callable[[], bytes | Awaitable[bytes]],
+    health: Callable[[], Awaitable[object]] | None = None,
 ) -> FastAPI:
     """A service's FastAPI app: OpenAI-shaped errors, a body limit, the routers behind the API
     key, `/metrics` behind it too, and `/health` open (load balancers probe it without a key,
-    as vLLM's is). Its lifespan starts and closes the service."""
+    as vLLM's is; `health` adds the service's own check). Its lifespan starts and closes the
+    service."""
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -291,7 +293,9 @@ def service_app(
         app.include_router(router, dependencies=guard)
 
     @app.get("/health")
-    async def health() -> dict[str, str]:
+    async def healthy() -> dict[str, str]:
+        if health is not None:
+            await health()  # a service's own check: raises (a 503) when it is not healthy
         return {"status": "ok"}
 
     @app.get("/metrics", dependencies=guard)
