@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .app import _Choice
+    from .responder import _Choice
 
 
 def usage(choices: list[_Choice], completion_tokens: int) -> dict[str, int]:

@@ -186,7 +186,7 @@ class Gauges:
 def engine_streams(model: SimulatedModel, metrics: ServerMetrics) -> OpenStream:
     """The event streams of the HTTP routes, for request bodies that arrive in frames."""
     # subtle: app.py imports this module, so its helpers are imported when a server is built.
-    from .app import _plan_choices, _Responder
+    from .responder import _plan_choices, _Responder
 
     async def open_stream(kind: str, body: dict[str, Any]) -> AsyncIterator[str]:
         body = {**body, "stream": True}  # a socket only streams
