@@ -475,3 +475,36 @@ async def test_a_request_for_too_much_work_is_a_400_before_any_is_done(virtual_m
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
         over = await c.post("/v1/completions", json={"prompt": ["a", "b"], "max_tokens": 6})
     assert over.status_code == 400
+
+
+async def test_with_a_key_everything_but_health_wants_it_and_faults_wait_for_it(virtual_model):
+    """/metrics, /openapi.json and /docs are behind the key (/health is not, as in vLLM); an
+    unauthenticated request is refused before any fault touches it, so it neither stalls nor
+    consumes a seeded draw: with every request failing on purpose, it still gets its 401."""
+    app = create_app(virtual_model, api_key="sesame", faults=Faults(fail_rate=1.0, seed=0))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        for path in ("/metrics", "/openapi.json", "/docs"):
+            assert (await client.get(path)).status_code == 401, path
+        assert (await client.get("/health")).status_code == 200
+        body = {"prompt": "Hi", "max_tokens": 2}
+        anonymous = await client.post("/v1/completions", json=body)
+        keyed = await client.post(
+            "/v1/completions", json=body, headers={"Authorization": "Bearer sesame"}
+        )
+        described = await client.get("/openapi.json", headers={"Authorization": "Bearer sesame"})
+    assert anonymous.status_code == 401  # not the injected 500
+    assert keyed.status_code == 500 and "injected fault" in keyed.json()["error"]["message"]
+    assert "/v1/completions" in described.json()["paths"]
+
+
+def test_the_server_key_can_come_from_vllms_variable(monkeypatch):
+    from inferlab.cli._hosting import key_from_environment
+    from inferlab.cli.main import build_parser
+    from inferlab.serve.settings import ServerSettings
+
+    monkeypatch.setenv("VLLM_API_KEY", "from-the-environment")
+    args = build_parser().parse_args(["serve"])
+    assert ServerSettings.from_arguments(args, **key_from_environment()).api_key == (
+        "from-the-environment"
+    )

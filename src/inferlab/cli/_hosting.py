@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from typing import Any
 
 from ..serve.hosting import UVICORN_DEFAULTS, exit_with_parent
@@ -22,6 +23,13 @@ def add_hosting_arguments(parser: argparse.ArgumentParser, *, port: int) -> None
         "--settings-json", default="{}", help="all settings as one JSON object (flags win)"
     )
     parser.add_argument("--exit-with-parent", action="store_true", help=argparse.SUPPRESS)
+
+
+def key_from_environment() -> dict[str, Any]:
+    """The server's API key from VLLM_API_KEY, as vLLM reads it: on the command line, `ps`
+    would show it to every user of the machine. A flag or --settings-json still wins."""
+    key = os.environ.get("VLLM_API_KEY")
+    return {"api_key": key} if key else {}
 
 
 def settings_json(args: argparse.Namespace) -> dict[str, Any]:

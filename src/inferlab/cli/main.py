@@ -13,13 +13,13 @@ import os
 import sys
 from collections.abc import Sequence
 
-from ._hosting import add_hosting_arguments, run, settings_json
+from ._hosting import add_hosting_arguments, key_from_environment, run, settings_json
 
 
 def _serve(args: argparse.Namespace) -> int:
     from ..serve import ModelServer, ServerSettings
 
-    settings = ServerSettings.from_arguments(args, **settings_json(args))
+    settings = ServerSettings.from_arguments(args, **key_from_environment(), **settings_json(args))
     server = ModelServer(settings)
     print(
         f"inferlab: serving {server.model.name} on http://{args.host}:{args.port}/v1",
@@ -32,7 +32,7 @@ def _proxy(args: argparse.Namespace) -> int:
     from ..proxy import BatchingProxy
     from ..proxy.settings import ProxySettings
 
-    settings = ProxySettings.from_arguments(args, **settings_json(args))
+    settings = ProxySettings.from_arguments(args, **key_from_environment(), **settings_json(args))
     proxy = BatchingProxy(settings)
     where = f"http://{args.host}:{args.port}/v1"
     print(f"inferlab: batching proxy on {where} -> {settings.upstream}", flush=True)
@@ -43,7 +43,10 @@ def _jobs(args: argparse.Namespace) -> int:
     from ..jobs import JobServer
     from ..jobs.settings import JobSettings
 
-    defaults = {"webhook_secret": os.environ.get("INFERLAB_WEBHOOK_SECRET")}
+    defaults = {
+        "webhook_secret": os.environ.get("INFERLAB_WEBHOOK_SECRET"),
+        **key_from_environment(),
+    }
     settings = JobSettings.from_arguments(args, **{**defaults, **settings_json(args)})
     server = JobServer(settings)
     where = settings.redis_url or settings.db

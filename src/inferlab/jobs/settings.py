@@ -49,7 +49,9 @@ class JobSettings(Settings):
     )
     fallback_poll_s: float = setting(0.5, "how often to look for changes made elsewhere")
     max_body_bytes: int = setting(DEFAULT_MAX_BODY_BYTES, "largest request body accepted")
-    api_key: str | None = setting(None, "require 'Authorization: Bearer KEY'")
+    api_key: str | None = setting(
+        None, "require 'Authorization: Bearer KEY' (default: the VLLM_API_KEY variable)"
+    )
 
     def check(self) -> None:
         if not self.upstream.startswith(("http://", "https://")):

@@ -46,7 +46,9 @@ class ProxySettings(Settings):
     )
     request_timeout_s: float = setting(300.0, "a caller's deadline: 504 past it")
     max_body_bytes: int = setting(DEFAULT_MAX_BODY_BYTES, "largest request body accepted")
-    api_key: str | None = setting(None, "require 'Authorization: Bearer KEY'")
+    api_key: str | None = setting(
+        None, "require 'Authorization: Bearer KEY' (default: the VLLM_API_KEY variable)"
+    )
 
     def check(self) -> None:
         if not self.upstream.startswith(("http://", "https://")):

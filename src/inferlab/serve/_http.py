@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import httpx
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -115,6 +116,14 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, validation)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(InvalidRequestError, invalid_request)
+
+
+def has_api_key(headers: dict[bytes, bytes], api_key: str | None) -> bool:
+    """True when no key is configured, or the request carries `Authorization: Bearer <key>`."""
+    if api_key is None:
+        return True
+    given = headers.get(b"authorization", b"")
+    return hmac.compare_digest(given, f"Bearer {api_key}".encode())
 
 
 def api_key_dependency(api_key: str | None) -> Callable[[Request], Awaitable[None]]:
@@ -284,13 +293,23 @@ def service_app(
         yield
         await service.aclose()
 
-    app = FastAPI(title=title, lifespan=lifespan)
+    # With a key, the API's own description is behind it too: /openapi.json and /docs are
+    # served by routes below, with the guard, instead of FastAPI's open defaults.
+    app = FastAPI(title=title, lifespan=lifespan, openapi_url=None, docs_url=None, redoc_url=None)
     app.state.service = service
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_body_bytes=max_body_bytes)
     guard = [Depends(api_key_dependency(api_key))]
     for router in routers:
         app.include_router(router, dependencies=guard)
+
+    @app.get("/openapi.json", dependencies=guard, include_in_schema=False)
+    async def openapi() -> dict[str, Any]:
+        return app.openapi()
+
+    @app.get("/docs", dependencies=guard, include_in_schema=False)
+    async def docs() -> Response:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title=title)
 
     @app.get("/health")
     async def healthy() -> dict[str, str]:

@@ -81,7 +81,7 @@ class ModelServer(Lifecycle):
         install_websocket(  # GET /v1/ws: many streamed requests over one socket
             self.app, self.model, self.metrics, api_key=self.settings.api_key, slots=self.slots
         )
-        self.app.add_middleware(FaultInjection, faults=self.faults)
+        self.app.add_middleware(FaultInjection, faults=self.faults, api_key=self.settings.api_key)
 
     def configure(self, **knobs: Any) -> ServerSettings:
         """Change the engine's knobs (batching, max_num_seqs, kv_capacity_tokens) while it runs;

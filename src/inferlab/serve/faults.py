@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ._http import error_response
+from ._http import error_response, has_api_key
 
 BROKEN_STREAM = b'data: {"error": {"message": "injected fault: the accelerator failed mid-answer", '
 BROKEN_STREAM += b'"type": "server_error", "param": null, "code": null}}\n\ndata: [DONE]\n\n'
@@ -123,15 +123,21 @@ class Faults:
 
 
 class FaultInjection:
-    def __init__(self, app: ASGIApp, faults: Faults):
+    """The middleware. A request without the server's API key passes through untouched, to
+    be refused with a 401 by the route: a fault is the GPU's trouble, and an unauthenticated
+    caller must neither be stalled by one nor consume a seeded draw meant for others."""
+
+    def __init__(self, app: ASGIApp, faults: Faults, api_key: str | None = None):
         self.app = app
         self.faults = faults
+        self.api_key = api_key
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
             scope["type"] == "http"
             and scope["method"] == "POST"
             and scope["path"].startswith("/v1/")
+            and has_api_key(dict(scope["headers"]), self.api_key)
         ):
             fault = self.faults.draw()
             if fault == "fail":

@@ -76,7 +76,9 @@ class ServerSettings(Settings):
     max_tokens_per_request: int = setting(
         DEFAULT_MAX_TOKENS_PER_REQUEST, "prompts x n x max_tokens one request may ask for"
     )
-    api_key: str | None = setting(None, "require 'Authorization: Bearer KEY'")
+    api_key: str | None = setting(
+        None, "require 'Authorization: Bearer KEY' (default: the VLLM_API_KEY variable)"
+    )
 
     def check(self) -> None:
         if self.profile not in PROFILES:
