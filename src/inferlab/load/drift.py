@@ -9,6 +9,11 @@ H100. No silent nonsense: a run whose times drifted says so in one plain sentenc
 
     drift = drift_of(run.records)
     if drift and drift.warning: print(drift.warning)
+
+What it cannot tell: a request that waited outside the engine (in a batching proxy's queue, or
+behind a server that takes one HTTP request at a time) spent real, simulated-H100 time the
+engine never saw. There the two differ by design, so the comparison is meant for requests sent
+straight to the server, as `inferlab bench` sends them; it does not print on its own.
 """
 
 from __future__ import annotations

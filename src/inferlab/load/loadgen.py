@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ..jobs.client import AsyncJobClient
 from ..wire.client import AsyncClient, Client
@@ -39,22 +39,16 @@ class LoadRun:
     started_s: float
     ended_s: float
     in_flight_samples: list[int]
-    _warned: bool = field(default=False, init=False, repr=False)
 
     def summary(self, slo: SLO | None = None) -> Summary:
-        """The run summed up. If the client's times drifted more than 10% from the engine's
-        own account, this says so once, in a sentence, where the learner will see it."""
-        summary = summarize(
+        """The run summed up; `summary.drift` compares the client's times with the engine's own
+        account, and `summary.table()` says so in a sentence when they disagree."""
+        return summarize(
             self.records,
             duration_s=self.ended_s - self.started_s,
             slo=slo,
             in_flight_samples=self.in_flight_samples,
         )
-        warning = summary.drift.warning if summary.drift else None
-        if warning and not self._warned:
-            self._warned = True
-            print(warning)
-        return summary
 
 
 def _stopped(request: PlannedRequest, scheduled_s: float) -> RequestResult:
