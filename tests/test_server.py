@@ -17,6 +17,23 @@ def _sse_payloads(body: str) -> list:
     return [json.loads(line) for line in lines[:-1]]
 
 
+def _completion_scope() -> dict:
+    """The ASGI scope of a POST /v1/completions, for tests that drive the app's messages
+    themselves (to hang up at a chosen moment, which an HTTP client cannot do on cue)."""
+    return {
+        "type": "http",
+        "method": "POST",
+        "path": "/v1/completions",
+        "headers": [(b"content-type", b"application/json")],
+        "query_string": b"",
+        "http_version": "1.1",
+        "scheme": "http",
+        "server": ("t", 80),
+        "client": ("c", 1),
+        "root_path": "",
+    }
+
+
 async def test_a_string_prompt_gets_one_choice_and_usage(app_client):
     response = await app_client.post(
         "/completions", json={"prompt": "Hello there", "max_tokens": 5, "ignore_eos": True}
@@ -240,19 +257,7 @@ async def test_a_client_that_hangs_up_mid_stream_frees_its_sequence():
         if message["type"] == "http.response.body" and message.get("body"):
             first_chunk.set()
 
-    scope = {
-        "type": "http",
-        "method": "POST",
-        "path": "/v1/completions",
-        "headers": [(b"content-type", b"application/json")],
-        "query_string": b"",
-        "http_version": "1.1",
-        "scheme": "http",
-        "server": ("t", 80),
-        "client": ("c", 1),
-        "root_path": "",
-    }
-    await app(scope, receive, send)
+    await app(_completion_scope(), receive, send)
     assert first_chunk.is_set()
     assert model.num_running == 0 and model.num_waiting == 0
     await model.aclose()
@@ -433,19 +438,7 @@ async def test_a_client_that_hangs_up_on_a_plain_request_cancels_its_sequences()
     async def send(message):
         sent.append(message)
 
-    scope = {
-        "type": "http",
-        "method": "POST",
-        "path": "/v1/completions",
-        "headers": [(b"content-type", b"application/json")],
-        "query_string": b"",
-        "http_version": "1.1",
-        "scheme": "http",
-        "server": ("t", 80),
-        "client": ("c", 1),
-        "root_path": "",
-    }
-    await app(scope, receive, send)
+    await app(_completion_scope(), receive, send)
     assert sent[0]["status"] == 499
     assert model.num_running == 0 and model.num_waiting == 0
     assert model.scheduler.steps_done < 4000
