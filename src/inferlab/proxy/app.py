@@ -156,13 +156,6 @@ class BatchingProxy(Lifecycle):
             "request_timeout_s": self.request_timeout_s,
         }
 
-    def close_from_thread(self, timeout_s: float = 10.0) -> None:
-        """From another thread, answer everything queued or in flight (with errors) before the
-        server stops: uvicorn drains connections before the app's own shutdown, so a request
-        still waiting in a batcher then would only be cancelled, unanswered."""
-        for batcher in (self.completions, self.chats):
-            batcher.close_from_thread(drain=False, timeout_s=timeout_s)
-
     def configure(self, **changes: Any) -> dict[str, Any]:
         """Change batching settings from any thread; a bad or unknown one raises ValueError or
         TypeError before anything changes. `max_queue_size=None` goes back to the measured

@@ -135,10 +135,7 @@ def api_key_dependency(api_key: str | None) -> Callable[[Request], Awaitable[Non
     """
 
     async def require_api_key(request: Request) -> None:
-        if api_key is None:
-            return
-        given = request.headers.get("authorization", "").encode()
-        if not hmac.compare_digest(given, f"Bearer {api_key}".encode()):
+        if not has_api_key(dict(request.scope["headers"]), api_key):
             raise OpenAIHTTPError(
                 401,
                 "Incorrect or missing API key: send 'Authorization: Bearer <key>'.",
