@@ -22,6 +22,7 @@ if TYPE_CHECKING:
         embedded_model,
         embedded_server,
         external_base_url,
+        model_clock,
         time_scale,
     )
     from .widgets import BatchingDashboard
@@ -36,6 +37,7 @@ _WHERE = {
     "embedded_model": ".runtime",
     "embedded_server": ".runtime",
     "external_base_url": ".runtime",
+    "model_clock": ".runtime",
     "time_scale": ".runtime",
     "BatchingDashboard": ".widgets",
 }
@@ -48,6 +50,7 @@ __all__ = [
     "embedded_model",
     "embedded_server",
     "external_base_url",
+    "model_clock",
     "plots",
     "runtime",
     "servers",

@@ -16,6 +16,7 @@ import threading
 import httpx
 
 from ..errors import ServerUnavailableError
+from ..load.clock import REAL_TIME, ModelClock
 from .servers import RunningModelServer, start_model_server
 
 _lock = threading.Lock()
@@ -74,7 +75,18 @@ def embedded_model() -> RunningModelServer | None:
 
 
 def time_scale() -> float:
-    """Wall seconds per simulated second of the server in use: divide wall times by it to read
-    them as H100 times. 1 for an external server, which runs in real time."""
+    """Wall seconds per simulated second of the server in use; 1 for an external server,
+    which runs in real time. To read a wall time as H100 time, use `model_clock()`."""
     server = embedded_model()
     return 1.0 if server is None else server.time_scale
+
+
+def model_clock() -> ModelClock:
+    """The clock of the server in use, converting wall time to its model ("H100") time: the
+    embedded server's, with the scale it reports itself, or real time for an external one.
+
+        clock = inferlab.model_clock()
+        print(f"{clock.model_ms(answer.timing.e2e_latency_s):.0f} ms")   # H100 time
+    """
+    server = embedded_model()
+    return REAL_TIME if server is None else server.clock

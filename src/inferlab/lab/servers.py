@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 
 from ..jobs.settings import JobSettings
+from ..load.clock import ModelClock
 from ..proxy.settings import ProxySettings
 from ..serve.hosting import ServerProcess
 from ..serve.settings import ServerSettings
@@ -85,10 +86,18 @@ class RunningModelServer(RunningServer):
 
     def __init__(self, settings: ServerSettings) -> None:
         super().__init__("serve", settings)
+        self._clock: ModelClock | None = None
 
     @property
     def time_scale(self) -> float:
         return float(self.settings.time_scale)
+
+    @property
+    def clock(self) -> ModelClock:
+        """Its model clock, with the time scale the server reports itself (asked once)."""
+        if self._clock is None:
+            self._clock = ModelClock.of_server(self.base_url)
+        return self._clock
 
     def configure(self, **knobs: Any) -> dict[str, Any]:
         """Change the engine's batching, max_num_seqs or kv_capacity_tokens while it runs."""
