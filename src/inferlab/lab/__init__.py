@@ -24,6 +24,7 @@ if TYPE_CHECKING:
         external_base_url,
         model_clock,
         time_scale,
+        time_scale_choice,
     )
     from .widgets import BatchingDashboard
 
@@ -39,6 +40,7 @@ _WHERE = {
     "external_base_url": ".runtime",
     "model_clock": ".runtime",
     "time_scale": ".runtime",
+    "time_scale_choice": ".runtime",
     "BatchingDashboard": ".widgets",
 }
 __getattr__, __dir__ = lazy_exports(__name__, _WHERE)
@@ -55,5 +57,6 @@ __all__ = [
     "runtime",
     "servers",
     "time_scale",
+    "time_scale_choice",
     "widgets",
 ]

@@ -100,8 +100,12 @@ class RunningModelServer(RunningServer):
         return self._clock
 
     def configure(self, **knobs: Any) -> dict[str, Any]:
-        """Change the engine's batching, max_num_seqs or kv_capacity_tokens while it runs."""
+        """Change the engine's batching, max_num_seqs or kv_capacity_tokens while it runs (its
+        time_scale only while it is idle)."""
         result: dict[str, Any] = self._admin("PUT", "/admin/engine", knobs)
+        if result["time_scale"] != self.settings.time_scale:
+            self.settings = self.settings.replace(time_scale=result["time_scale"])
+            self._clock = None  # asked again, of the server, when next needed
         return result
 
     def set_faults(self, **faults: Any) -> dict[str, Any]:
