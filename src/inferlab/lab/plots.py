@@ -147,15 +147,20 @@ def roofline(
     *,
     memory_ms: float,
     compute_ms_per_sequence: float,
+    memory_ms_per_sequence: float = 0.0,
     title: str = "Decode step time against batch size",
 ) -> Figure:
-    """Measured step times over the two floors a step cannot beat: reading every weight once
-    (`memory_ms`, the same for any batch) and doing every sequence's arithmetic
-    (`compute_ms_per_sequence` each). Where the floors cross, batching stops being free."""
+    """Measured step times over the two floors a step cannot beat: reading memory (every weight
+    once, `memory_ms`, plus each sequence's KV cache, `memory_ms_per_sequence`) and doing every
+    sequence's arithmetic (`compute_ms_per_sequence` each). Where the floors cross, batching
+    stops being free."""
     figure, (ax,) = _figure()
     sizes = list(batch_sizes)
     ax.plot(sizes, list(measured_ms), "o-", color=PALETTE[0], label="measured (H100)")
     ax.plot(sizes, [memory_ms] * len(sizes), ":", color=PALETTE[2], label="reading the weights")
+    if memory_ms_per_sequence > 0:
+        memory = [memory_ms + memory_ms_per_sequence * b for b in sizes]
+        ax.plot(sizes, memory, "-.", color=PALETTE[1], label="weights and KV caches")
     compute = [compute_ms_per_sequence * b for b in sizes]
     ax.plot(sizes, compute, "--", color=PALETTE[3], label="arithmetic")
     ax.set(xlabel="batch size (sequences)", ylabel="step time (ms)", title=title)
@@ -235,7 +240,7 @@ def ttft_vs_e2e(records: Sequence[RequestResult], *, title: str = "First token v
 
 
 def inter_token_gaps(
-    streams: Mapping[str, RequestResult], *, title: str = "Gaps between tokens"
+    streams: Mapping[str, Timing], *, title: str = "Gaps between tokens"
 ) -> Figure:
     """For each labelled streamed request, the gap before each token after the first.
 
