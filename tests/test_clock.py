@@ -109,3 +109,12 @@ def test_run_load_with_a_clock_offers_the_rate_in_model_time():
     assert run.clock is clock and all(r.engine and r.engine.time_scale == 1.0 for r in run.records)
     summary = run.summary()
     assert summary.drift is not None and summary.drift.engine_e2e_s > 0
+    assert summary.drift.time_scale == 0.1  # its advice names the server's real scale
+
+
+def test_a_drifted_run_in_model_time_still_suggests_a_slower_scale():
+    record = _record(0.1)
+    record.done_s *= 2  # the client waited twice what the engine spent
+    run = LoadRun([record], 0.0, 1.0, []).in_model_time(ModelClock(time_scale=0.1))
+    warning = run.summary().drift.warning
+    assert warning is not None and "a slower time scale than 0.1" in warning

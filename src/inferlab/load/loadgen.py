@@ -20,6 +20,7 @@ request (sync, async, streamed, as a job) is in senders.py.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 import time
 from collections.abc import Callable
@@ -62,12 +63,18 @@ class LoadRun:
     def summary(self, slo: SLO | None = None) -> Summary:
         """The run summed up; `summary.drift` compares the client's times with the engine's own
         account, and `summary.table()` says so in a sentence when they disagree."""
-        return summarize(
+        summary = summarize(
             self.records,
             duration_s=self.ended_s - self.started_s,
             slo=slo,
             in_flight_samples=self.in_flight_samples,
         )
+        if self.clock is None or summary.drift is None:
+            return summary
+        # The records are in model seconds already (their engine accounts say time_scale 1);
+        # the drift guard's advice names the scale the server really ran at.
+        drift = dataclasses.replace(summary.drift, time_scale=self.clock.time_scale)
+        return dataclasses.replace(summary, drift=drift)
 
 
 def _stopped(request: PlannedRequest, scheduled_s: float) -> RequestResult:
