@@ -41,7 +41,7 @@ def test_a_machine_too_busy_even_for_real_speed_runs_at_real_speed_and_says_so()
 
 def test_the_explanation_shows_what_was_measured_and_each_rung():
     explained = choose_time_scale(HostCosts(0.002, 0.00006), decode_step_s=STEP_S).explain()
-    assert "2.00 ms" in explained and "0.060 ms" in explained  # the two measured costs
+    assert "2.000 ms" in explained and "0.060 ms" in explained  # the two measured costs
     assert explained.count("time_scale") == len(LADDER) + 1
     # 0.031 + 0.06 ms a token: 11% of a step at 0.1, 5.7% at 0.2, 2.3% at 0.5
     assert explained.splitlines()[-1].startswith("chosen: time_scale 0.5")

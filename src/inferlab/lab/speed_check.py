@@ -72,11 +72,12 @@ class ScaleChoice:
         if self.costs is None:
             return f"time_scale {self.time_scale:g}, set by INFERLAB_TIME_SCALE (not measured)."
         costs = self.costs
+        per_token = f"host cost per token of a {TOKENS_PER_ANSWER}-token answer:"
         lines = [
-            f"host cost of one request:   {costs.request_s * 1000:6.2f} ms",
-            f"host cost of one step:      {costs.step_s * 1000:6.3f} ms",
-            f"per token of a {TOKENS_PER_ANSWER}-token answer: {costs.per_token_s * 1000:6.3f} ms",
-            f"one decode step at H100 speed: {self.decode_step_s * 1000:.2f} ms",
+            f"{'host cost of one request:':<42}{costs.request_s * 1000:7.3f} ms",
+            f"{'host cost of one engine step:':<42}{costs.step_s * 1000:7.3f} ms",
+            f"{per_token:<42}{costs.per_token_s * 1000:7.3f} ms",
+            f"{'one decode step at H100 speed:':<42}{self.decode_step_s * 1000:7.3f} ms",
         ]
         for scale in LADDER:
             share = self.share(scale)
