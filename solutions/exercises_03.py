@@ -134,7 +134,7 @@ async def several_on_one_socket(
             texts[request_id] += "".join(c.get("text", "") for c in frame["chunk"]["choices"])
             chunks[request_id] += 1
             if request_id == ids[cancel] and chunks[request_id] == cancel_after_chunks:
-                await send({"type": "cancel", "id": request_id})  # once: it may still send more
+                await send({"type": "cancel", "id": request_id})  # once: more may come
         else:
             ended[request_id] = frame["type"]
     return {request_id: (texts[request_id], ended[request_id]) for request_id in ids}

@@ -76,5 +76,6 @@ async def test_a_real_jobs_trace_carries_the_engine_span(live_server, tmp_path: 
     start, end = spans["engine: decode"]
     assert end == final["finished_at"]
     assert end - spans["engine: to first token"][0] == pytest.approx(
-        engine["e2e_latency_s"] * engine["time_scale"], abs=1e-6  # epoch seconds in a float
+        engine["e2e_latency_s"] * engine["time_scale"],
+        abs=1e-6,  # epoch seconds in a float
     )

@@ -603,7 +603,8 @@ MODES = [
         "socket_answers_one_after_another",
         "exercises_03",
         'texts[request_id] += "".join(c.get("text", "") for c in frame["chunk"]["choices"])',
-        'texts[ids[len(ended)]] += "".join(c.get("text", "") for c in frame["chunk"]["choices"])',
+        'texts[ids[len(ended)]] += "".join(\n'
+        '                c.get("text", "") for c in frame["chunk"]["choices"])',
         "test_each_request_on_one_socket_gets_its_own_answer",
         "file each chunk under its frame's",
     ),
@@ -640,7 +641,7 @@ MODES = [
     Mutant(
         "socket_ends_a_request_at_its_cancel",
         "exercises_03",
-        """                await send({"type": "cancel", "id": request_id})  # once: it may still send more
+        """                await send({"type": "cancel", "id": request_id})  # once: more may come
 """,
         """                await send({"type": "cancel", "id": request_id})
                 ended[request_id] = "cancelled"  # done with it

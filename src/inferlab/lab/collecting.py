@@ -137,7 +137,7 @@ def job_trace(states: list[tuple[float, dict[str, Any]]]) -> list[Span]:
     engine: to first token, engine: decode.
     """
     spans: list[Span] = []
-    for (seen_at, job), (next_at, _) in zip(states, states[1:]):
+    for (seen_at, job), (next_at, _) in zip(states, states[1:], strict=False):  # all but the last
         stage = {"queued": "queue", "running": "worker"}.get(job["status"], job["status"])
         attempt = job["attempts"] + (job["status"] == "queued")  # queued for the next attempt
         spans.append((f"{stage} (attempt {attempt})", seen_at, next_at))
@@ -150,6 +150,6 @@ def job_trace(states: list[tuple[float, dict[str, Any]]]) -> list[Span]:
         end = float(final["finished_at"])
         start = end - engine.e2e_latency_s * engine.time_scale
         first_token = start + engine.ttft_s * engine.time_scale
-        spans += [("engine: to first token", start, first_token), ("engine: decode", first_token, end)]
+        spans.append(("engine: to first token", start, first_token))
+        spans.append(("engine: decode", first_token, end))
     return spans
-
