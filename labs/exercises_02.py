@@ -119,3 +119,33 @@ def choose_interval(
     raise NotImplementedError(
         'TODO in labs/exercises_02.py: price each candidate on these very jobs; keep those within the target'
     )
+
+
+# --- an idempotent front door: a resubmission returns the same job ----------------------------
+
+
+class KeyReused(Exception):
+    """The same Idempotency-Key came with a different request (the job API answers 409)."""
+
+
+class IdempotentFrontDoor:
+    """The job API's front door, reduced to its idempotency rule. A client whose
+    acknowledgement was lost cannot know whether its job exists, so it submits again with the
+    same Idempotency-Key; the door must then answer with the job it made the first time.
+    `jobs` maps each job id made to its request (the queue, reduced to a dict); `new_id()`
+    names a new job.
+    """
+
+    def __init__(self, new_id: Callable[[], str]) -> None:
+        self.new_id = new_id
+        self.jobs: dict[str, dict] = {}
+        self._by_key: dict[str, str] = {}
+
+    def submit(self, request: dict, key: str | None = None) -> tuple[str, bool]:
+        """(the job's id, whether it is a replay of an earlier submission). Without a key every
+        submission is a new job. With a key seen before: the job made then, if the request is
+        the same; raise KeyReused if it is not (the client reused a key by mistake)."""
+        # TODO: look the key up first; what must match before you answer with that job?
+        raise NotImplementedError(
+            'TODO in labs/exercises_02.py: look the key up first; what must match before you answer with that job?'
+        )

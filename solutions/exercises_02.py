@@ -137,3 +137,41 @@ def choose_interval(
             meeting.append((sum(polls for polls, _ in costs), interval_s))
     return min(meeting)[1] if meeting else None
     # END SOLUTION
+
+
+# --- an idempotent front door: a resubmission returns the same job ----------------------------
+
+
+class KeyReused(Exception):
+    """The same Idempotency-Key came with a different request (the job API answers 409)."""
+
+
+class IdempotentFrontDoor:
+    """The job API's front door, reduced to its idempotency rule. A client whose
+    acknowledgement was lost cannot know whether its job exists, so it submits again with the
+    same Idempotency-Key; the door must then answer with the job it made the first time.
+    `jobs` maps each job id made to its request (the queue, reduced to a dict); `new_id()`
+    names a new job.
+    """
+
+    def __init__(self, new_id: Callable[[], str]) -> None:
+        self.new_id = new_id
+        self.jobs: dict[str, dict] = {}
+        self._by_key: dict[str, str] = {}
+
+    def submit(self, request: dict, key: str | None = None) -> tuple[str, bool]:
+        """(the job's id, whether it is a replay of an earlier submission). Without a key every
+        submission is a new job. With a key seen before: the job made then, if the request is
+        the same; raise KeyReused if it is not (the client reused a key by mistake)."""
+        # BEGIN SOLUTION (look the key up first; what must match before you answer with that job?)
+        if key is not None and key in self._by_key:
+            earlier = self._by_key[key]
+            if self.jobs[earlier] != request:
+                raise KeyReused(f"key {key!r} was used for job {earlier}, another request")
+            return earlier, True
+        job_id = self.new_id()
+        self.jobs[job_id] = request
+        if key is not None:
+            self._by_key[key] = job_id
+        return job_id, False
+        # END SOLUTION

@@ -570,6 +570,49 @@ MODES = [
         "say None rather than the least bad",
     ),
     Mutant(
+        "front_door_ignores_the_key",
+        "exercises_02",
+        "if key is not None and key in self._by_key:",
+        "if False:  # every submission is a new job",
+        "test_a_resubmission_with_its_key_returns_the_same_job",
+        "look the key up before making a job",
+    ),
+    Mutant(
+        "front_door_ignores_the_request",
+        "exercises_02",
+        "if self.jobs[earlier] != request:",
+        "if False:  # the key alone says which job",
+        "test_a_key_reused_for_another_request_is_refused",
+        "another request's result",
+    ),
+    Mutant(
+        "front_door_takes_no_key_for_a_key",
+        "exercises_02",
+        """\
+        if key is not None and key in self._by_key:
+            earlier = self._by_key[key]
+            if self.jobs[earlier] != request:
+                raise KeyReused(f"key {key!r} was used for job {earlier}, another request")
+            return earlier, True
+        job_id = self.new_id()
+        self.jobs[job_id] = request
+        if key is not None:
+            self._by_key[key] = job_id
+""",
+        """\
+        if key in self._by_key:  # no key is a key like any other
+            earlier = self._by_key[key]
+            if self.jobs[earlier] != request:
+                raise KeyReused(f"key {key!r} was used for job {earlier}, another request")
+            return earlier, True
+        job_id = self.new_id()
+        self.jobs[job_id] = request
+        self._by_key[key] = job_id
+""",
+        "test_submissions_without_a_key_are_each_their_own_job",
+        "only a key makes a submission a repeat",
+    ),
+    Mutant(
         "outcome_done_means_success",
         "exercises_03",
         """        if data == "[DONE]":

@@ -257,3 +257,58 @@ def test_choose_interval_meets_the_target_with_the_fewest_polls(ex):
         given="a target of 1 ms mean, which no interval here meets",
         look="say None rather than the least bad: a caller must know the target is out of reach",
     )
+
+
+# --- issue 17: an idempotent front door (IdempotentFrontDoor) ---------------------------------
+
+
+def front_door(ex):
+    ids = iter(f"job-{n}" for n in range(1, 100))
+    return ex.IdempotentFrontDoor(lambda: next(ids))
+
+
+PAY = {"prompt": "Pay invoice 7:", "max_tokens": 8}
+
+
+def test_a_resubmission_with_its_key_returns_the_same_job(ex):
+    """IdempotentFrontDoor answers a resubmission with the job of the first submission."""
+    door = front_door(ex)
+    got = [door.submit(PAY, key="order-7"), door.submit(dict(PAY), key="order-7")]
+    expect(
+        (got, sorted(door.jobs)),
+        ([("job-1", False), ("job-1", True)], ["job-1"]),
+        given="the same request submitted twice with key 'order-7' (answers, jobs made)",
+        look="look the key up before making a job: a client whose acknowledgement was lost "
+        "sends the same request again, and must get the job that already runs, not a second",
+    )
+
+
+def test_submissions_without_a_key_are_each_their_own_job(ex):
+    """IdempotentFrontDoor makes a new job for each submission that names no key."""
+    door = front_door(ex)
+    got = [door.submit(PAY), door.submit(PAY)]
+    expect(
+        got,
+        [("job-1", False), ("job-2", False)],
+        given="the same request submitted twice without a key",
+        look="no key, no promise: two identical requests may well be meant as two jobs (two "
+        "users asking the same question), so only a key makes a submission a repeat",
+    )
+
+
+def test_a_key_reused_for_another_request_is_refused(ex):
+    """IdempotentFrontDoor refuses a key it has seen with a different request."""
+    door = front_door(ex)
+    door.submit(PAY, key="order-7")
+    other = {**PAY, "prompt": "Pay invoice 8:"}
+    try:
+        got = door.submit(other, key="order-7")
+    except ex.KeyReused:
+        got = "KeyReused"
+    expect(
+        (got, door.jobs),
+        ("KeyReused", {"job-1": PAY}),
+        given="key 'order-7' sent again with another request (the answer, the jobs)",
+        look="compare the request with the one the key first came with: answering with the "
+        "old job would hand this client another request's result",
+    )
