@@ -130,7 +130,8 @@ def job_trace(states: list[tuple[float, dict[str, Any]]]) -> list[Span]:
     are placed to end at the job's `finished_at`, when the worker recorded the answer. The
     hand-off back (HTTP, splitting the batch, the store's write) is then drawn inside the
     engine's span; what separates the worker's start from the engine's is the way out (the
-    batcher's wait for a batch, the request to the model server, the engine's own queue).
+    batcher's wait for a batch, the request to the model server). The engine's own queue, a
+    wait for its next step, is inside its first span, with the prefill.
 
     A job that ran twice: queued, running (a 500), queued again (the backoff), running, done ->
     queue (attempt 1), worker (attempt 1), queue (attempt 2), worker (attempt 2),
