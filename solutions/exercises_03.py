@@ -135,7 +135,7 @@ async def several_on_one_socket(
             chunks[request_id] += 1
             if request_id == ids[cancel] and chunks[request_id] == cancel_after_chunks:
                 await send({"type": "cancel", "id": request_id})  # once: more may come
-        else:
-            ended[request_id] = frame["type"]
+        else:  # subtle: the first ending counts; a cancel that crossed a `done` earns a 404
+            ended.setdefault(request_id, frame["type"])
     return {request_id: (texts[request_id], ended[request_id]) for request_id in ids}
     # END SOLUTION
