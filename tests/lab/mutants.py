@@ -527,4 +527,152 @@ EXERCISES = [
     ),
 ]
 
-ALL = QUEUE_PROXY + EXERCISES
+# --- issue 18, lessons 01 and 06: a thread pool, predictions, a plot, a live knob, checked
+# free-text answers (h18b) -----------------------------------------------------------------------
+_POOL = """\
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        return list(pool.map(one, range(num_requests)))
+"""
+
+CHECKED_ANSWERS_01_06 = [
+    Mutant(
+        "waited_in_the_server",
+        "exercises_01",
+        'return "in the client", (',
+        'return "in the server", (',
+        "test_where_they_waited",
+        "you chose 'in the server'",
+    ),
+    Mutant(
+        "waited_without_saying_what_it_costs",
+        "exercises_01",
+        """\
+        "requests were in flight and the rest queued for a free thread; throughput fell to "
+        "threads / latency, while the server could have batched more."
+""",
+        """\
+        "requests were in flight and the rest queued for a free thread."
+""",
+        "test_where_they_waited",
+        "it does not yet say what that does to the requests per second",
+    ),
+    Mutant(
+        "waited_with_no_reason",
+        "exercises_01",
+        'return "in the client", (',
+        'return "in the client", "threads" or (',
+        "test_where_they_waited",
+        "is not a reason yet",
+    ),
+    Mutant(
+        "pool_sends_one_at_a_time",
+        "exercises_01",
+        _POOL,
+        "    return [one(index) for index in range(num_requests)]\n",
+        "test_send_all_keeps_threads_requests_in_flight",
+        "fewer than 3 requests were ever in flight",
+    ),
+    Mutant(
+        "pool_ignores_its_size",
+        "exercises_01",
+        "with ThreadPoolExecutor(max_workers=threads) as pool:",
+        "with ThreadPoolExecutor(max_workers=num_requests) as pool:",
+        "test_send_all_keeps_threads_requests_in_flight",
+        "requests were in flight at once",
+    ),
+    Mutant(
+        "wait_counted_from_when_a_thread_takes_it",
+        "exercises_01",
+        "return Sent(index, answer, taken - started, clock() - taken)",
+        "return Sent(index, answer, 0.0, clock() - started)",
+        "test_send_all_answers_in_order_and_times_the_wait",
+        "read the clock when the run starts",
+    ),
+    Mutant(
+        "throughput_as_if_alone",
+        "exercises_01",
+        """\
+    batch_ms = profile.prefill_ms([prompt_tokens] * users)
+    for generated in range(1, output_tokens):
+        batch_ms += profile.decode_ms([prompt_tokens + generated] * users)
+""",
+        """\
+    batch_ms = profile.prefill_ms([prompt_tokens])  # one request's latency: users change nothing
+    for generated in range(1, output_tokens):
+        batch_ms += profile.decode_ms([prompt_tokens + generated])
+""",
+        "test_predicted_throughput_matches_the_simulator",
+        "64 users sending 64-token prompts",
+    ),
+    Mutant(
+        "throughput_without_the_prefill",
+        "exercises_01",
+        "batch_ms = profile.prefill_ms([prompt_tokens] * users)",
+        "batch_ms = 0.0",
+        "test_predicted_throughput_matches_the_simulator",
+        "a prefill of every prompt together",
+    ),
+    Mutant(
+        "throughput_upside_down",
+        "exercises_01",
+        "return users / (batch_ms / 1000)",
+        "return (batch_ms / 1000) / users",
+        "test_predicted_throughput_matches_the_simulator",
+        "1 users sending",
+    ),
+    Mutant(
+        "blocked_by_the_thread_before",
+        "exercises_01",
+        "return 5, 0  # request 5",
+        "return 4, 3  # request 5",
+        "test_who_was_blocked",
+        "expected (5, 0)",
+    ),
+    Mutant(
+        "eight_slots_about_the_same",
+        "exercises_06",
+        'return "many times higher", (',
+        'return "a little higher", (',
+        "test_predicted_p99_with_8_slots",
+        "you chose 'a little higher'",
+    ),
+    Mutant(
+        "eight_slots_without_the_queue",
+        "exercises_06",
+        """\
+        "fewer than the 20 arriving: the queue grows for the whole run, and p99 is the wait of "
+        "the last ones in it."
+""",
+        """\
+        "fewer than the 20 arriving, so p99 latency is much higher."
+""",
+        "test_predicted_p99_with_8_slots",
+        "where the extra requests go",
+    ),
+    Mutant(
+        "knob_by_littles_law_alone",
+        "exercises_06",
+        "return 12  # the sweep",
+        "return 10  # the sweep",
+        "test_chosen_max_num_seqs_meets_the_target_without_waste",
+        "over the 1 s target (tolerance 10%)",
+    ),
+    Mutant(
+        "knob_turned_all_the_way",
+        "exercises_06",
+        "return 12  # the sweep",
+        "return 64  # the sweep",
+        "test_chosen_max_num_seqs_meets_the_target_without_waste",
+        "the question asks for the fewest",
+    ),
+    Mutant(
+        "knob_answered_as_a_p99",
+        "exercises_06",
+        "return 12  # the sweep",
+        "return 0.8  # the sweep",
+        "test_chosen_max_num_seqs_meets_the_target_without_waste",
+        "a whole number of sequences",
+    ),
+]
+
+ALL = QUEUE_PROXY + EXERCISES + CHECKED_ANSWERS_01_06
