@@ -41,3 +41,17 @@ def predicted_stall_ms(
     raise NotImplementedError(
         "TODO in labs/exercises_03.py: one step: its overhead, the newcomers' prefill together, the stream's decode"
     )
+
+
+# --- A checked answer, in your own words -------------------------------------------------------
+STUTTER_CAUSES = ("prefilling the newcomers", "the network", "the client")
+
+
+def why_the_stream_stuttered() -> tuple[str, str]:
+    """Why did the stream stutter? Return (one of STUTTER_CAUSES,
+    your reason in a sentence or two of your own): the grader checks the choice, and reads your
+    reason for the ideas that make it right."""
+    # TODO: choose from what you measured, and say why in your own words
+    raise NotImplementedError(
+        'TODO in labs/exercises_03.py: choose from what you measured, and say why in your own words'
+    )

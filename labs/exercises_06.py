@@ -33,7 +33,7 @@ def pareto_front(measured: list[Setting]) -> list[Setting]:
 
 # --- Exercises 3 and 4: one knob on a live server -----------------------------------------------
 # The notebook's server: continuous batching; requests of 64 prompt and 64 output tokens arriving
-# at KNOB_RATE a second (Poisson, seed 6, as `run_load` sends them), each about 0.56 s alone.
+# at KNOB_RATE a second (Poisson, seed 6, as `run_load` sends them), each about 0.54 s alone.
 KNOB_RATE = 20.0  # requests per second, H100 time
 KNOB_P99_TARGET_S = 1.0  # H100 seconds
 KNOB_REQUESTS, KNOB_SEED = 200, 6

@@ -41,7 +41,7 @@ def pareto_front(measured: list[Setting]) -> list[Setting]:
 
 # --- Exercises 3 and 4: one knob on a live server -----------------------------------------------
 # The notebook's server: continuous batching; requests of 64 prompt and 64 output tokens arriving
-# at KNOB_RATE a second (Poisson, seed 6, as `run_load` sends them), each about 0.56 s alone.
+# at KNOB_RATE a second (Poisson, seed 6, as `run_load` sends them), each about 0.54 s alone.
 KNOB_RATE = 20.0  # requests per second, H100 time
 KNOB_P99_TARGET_S = 1.0  # H100 seconds
 KNOB_REQUESTS, KNOB_SEED = 200, 6
@@ -54,8 +54,8 @@ def predicted_p99_with_8_slots() -> tuple[str, str]:
     your reason in a sentence or two). Commit to it before the sweep."""
     # BEGIN SOLUTION (reason from how many requests 8 slots can finish a second)
     return "many times higher", (
-        "Eight slots of about 0.56 s each can finish at most 8 / 0.56 = 14 requests a second, "
-        "fewer than the 20 arriving: the queue grows for the whole run, and p99 is the wait of "
+        "Eight slots of about 0.54 s each can finish at most 8 / 0.54, about 15 requests a "
+        "second, fewer than the 20 arriving: the queue grows for the whole run, and p99 is the wait of "
         "the last ones in it."
     )
     # END SOLUTION

@@ -675,4 +675,237 @@ CHECKED_ANSWERS_01_06 = [
     ),
 ]
 
-ALL = QUEUE_PROXY + EXERCISES + CHECKED_ANSWERS_01_06
+# --- issue 18: one checked free-text answer in every other lesson (h18b) -------------------
+CHECKED_ANSWERS_EVERY_LESSON = [
+    Mutant(
+        "why_long_prompts_are_cheap_wrong_choice",
+        "exercises_00",
+        'return "the weights, read once", (',
+        'return "a cached prompt", (',
+        "test_why_long_prompts_are_cheap",
+        "you chose 'a cached prompt'",
+    ),
+    Mutant(
+        "why_long_prompts_are_cheap_half_a_reason",
+        "exercises_00",
+        """\
+    return "the weights, read once", (
+        "A prefill handles every prompt token in one pass, so reading the 16 GB of weights is "
+        "paid once for all of them; only the arithmetic grows with the tokens, a few hundredths "
+        "of a millisecond each."
+    )
+""",
+        """\
+    return "the weights, read once", (
+        "A prefill handles every prompt token in one pass over the weights."
+    )
+""",
+        "test_why_long_prompts_are_cheap",
+        "it does not yet say what does grow with the number of tokens",
+    ),
+    Mutant(
+        "why_jitter_wrong_choice",
+        "exercises_02",
+        'return "a thundering herd", (',
+        'return "lost jobs", (',
+        "test_why_jitter",
+        "you chose 'lost jobs'",
+    ),
+    Mutant(
+        "why_jitter_half_a_reason",
+        "exercises_02",
+        """\
+    return "a thundering herd", (
+        "Every job that failed together would retry at the same instants, so the server that just "
+        "came back is hit by a thousand requests at once and may be knocked over again."
+    )
+""",
+        """\
+    return "a thundering herd", (
+        "Every job that failed together would retry at the same instants after the failure."
+    )
+""",
+        "test_why_jitter",
+        "it does not yet say what that does to the server that just came back",
+    ),
+    Mutant(
+        "why_the_stream_stuttered_wrong_choice",
+        "exercises_03",
+        'return "prefilling the newcomers", (',
+        'return "the network", (',
+        "test_why_the_stream_stuttered",
+        "you chose 'the network'",
+    ),
+    Mutant(
+        "why_the_stream_stuttered_half_a_reason",
+        "exercises_03",
+        """\
+    return "prefilling the newcomers", (
+        "The newcomers' prompts were prefilled in one step, and every running sequence, our "
+        "stream included, waited through that step for its next token."
+    )
+""",
+        """\
+    return "prefilling the newcomers", (
+        "The newcomers' prompts were long, about two hundred tokens each."
+    )
+""",
+        "test_why_the_stream_stuttered",
+        "it does not yet say that the running streams wait through that step",
+    ),
+    Mutant(
+        "where_quantisation_helps_wrong_choice",
+        "exercises_04",
+        'return "batch 1", (',
+        'return "batch 256", (',
+        "test_where_quantisation_helps",
+        "you chose 'batch 256'",
+    ),
+    Mutant(
+        "where_quantisation_helps_half_a_reason",
+        "exercises_04",
+        """\
+    return "batch 1", (
+        "At batch 1 a decode step is memory-bound, so reading a quarter of the bytes makes it up "
+        "to four times faster; at batch 256 it is past the crossover, compute-bound, and fewer "
+        "bytes barely help."
+    )
+""",
+        """\
+    return "batch 1", (
+        "At batch 1 a decode step is memory-bound, so a quarter of the bytes is faster."
+    )
+""",
+        "test_where_quantisation_helps",
+        "it does not yet say what limits it at batch 256",
+    ),
+    Mutant(
+        "very_short_flush_interval_wrong_choice",
+        "queue_proxy",
+        'return "more upstream requests", (',
+        'return "higher latency", (',
+        "test_very_short_flush_interval",
+        "you chose 'higher latency'",
+    ),
+    Mutant(
+        "very_short_flush_interval_half_a_reason",
+        "queue_proxy",
+        """\
+    return "more upstream requests", (
+        "The proxy no longer waits for company, so batches shrink to one or two and the same "
+        "answers cost about three times the upstream requests, each a forward pass; in exchange "
+        "latency drops, since nobody waits for a batch to fill."
+    )
+""",
+        """\
+    return "more upstream requests", (
+        "The proxy sends at once, so batches shrink to one or two and the same answers cost about "
+        "three times the upstream requests."
+    )
+""",
+        "test_very_short_flush_interval",
+        "it does not yet say what it buys in exchange",
+    ),
+    Mutant(
+        "why_steps_overstate_the_gain_wrong_choice",
+        "exercises_07",
+        'return "steps differ in cost", (',
+        'return "static steps run faster", (',
+        "test_why_steps_overstate_the_gain",
+        "you chose 'static steps run faster'",
+    ),
+    Mutant(
+        "why_steps_overstate_the_gain_half_a_reason",
+        "exercises_07",
+        """\
+    return "steps differ in cost", (
+        "Both policies pay for every prompt's prefill, the dearest steps, and static batching's "
+        "extra steps are cheap ones, with few sequences left running."
+    )
+""",
+        """\
+    return "steps differ in cost", (
+        "Both policies pay for every prompt's prefill, the dearest steps of all."
+    )
+""",
+        "test_why_steps_overstate_the_gain",
+        "it does not yet say what static batching's extra steps are like",
+    ),
+    Mutant(
+        "relaxing_the_target_wrong_choice",
+        "exercises_08",
+        'return "very little", (',
+        'return "about twice", (',
+        "test_relaxing_the_target",
+        "you chose 'about twice'",
+    ),
+    Mutant(
+        "relaxing_the_target_half_a_reason",
+        "exercises_08",
+        """\
+    return "very little", (
+        "Very little, 44 to 47 requests a second: the server is already 89% busy, near "
+        "saturation, where each extra request a second costs more waiting than the last."
+    )
+""",
+        """\
+    return "very little", (
+        "Very little, 44 to 47 requests a second, for twice the mean latency."
+    )
+""",
+        "test_relaxing_the_target",
+        "it does not yet say how busy the server already is",
+    ),
+    Mutant(
+        "why_batch_64_is_cheap_wrong_choice",
+        "exercises_09",
+        'return "the step barely grows", (',
+        'return "the accelerator runs faster", (',
+        "test_why_batch_64_is_cheap",
+        "you chose 'the accelerator runs faster'",
+    ),
+    Mutant(
+        "why_batch_64_is_cheap_half_a_reason",
+        "exercises_09",
+        """\
+    return "the step barely grows", (
+        "A decode step reads all the weights once whatever the batch, so it grows only from 8.4 "
+        "to 10.3 ms while making one token for each of 64 sequences instead of one."
+    )
+""",
+        """\
+    return "the step barely grows", (
+        "The step grows only from 8.4 to 10.3 ms while making 64 tokens instead of one."
+    )
+""",
+        "test_why_batch_64_is_cheap",
+        "it does not yet say what a decode step spends its time on",
+    ),
+    Mutant(
+        "where_varying_text_goes_wrong_choice",
+        "exercises_10",
+        'return "last", (',
+        'return "first", (',
+        "test_where_varying_text_goes",
+        "you chose 'first'",
+    ),
+    Mutant(
+        "where_varying_text_goes_half_a_reason",
+        "exercises_10",
+        """\
+    return "last", (
+        "Only whole blocks are cached, and a block matches only if everything before it matches "
+        "too: text that varies, put first, breaks every block after it."
+    )
+""",
+        """\
+    return "last", (
+        "Text that varies, put first, breaks every block of the prompt that follows it."
+    )
+""",
+        "test_where_varying_text_goes",
+        "it does not yet say what the cache keeps",
+    ),
+]
+
+ALL = QUEUE_PROXY + EXERCISES + CHECKED_ANSWERS_01_06 + CHECKED_ANSWERS_EVERY_LESSON

@@ -131,43 +131,53 @@ def test_send_all_answers_in_order_and_times_the_wait(ex):
     )
 
 
+class PoolProbe:
+    """A send() that sees how many requests are in flight together.
+
+    Every request waits at a barrier until `threads` of them are in flight: a pool with fewer
+    threads never gets there, and the barrier times out. With one thread, the first request
+    also waits a moment for a second one, which would be one too many."""
+
+    def __init__(self, threads: int) -> None:
+        self.threads, self.lock = threads, threading.Lock()
+        self.in_flight = self.most = 0
+        self.together = threading.Barrier(threads, timeout=5)
+        self.too_many = threading.Event()
+        self.short: list[int] = []
+
+    def send(self, index: int) -> str:
+        with self.lock:
+            self.in_flight += 1
+            self.most = max(self.most, self.in_flight)
+            if self.in_flight > self.threads:
+                self.too_many.set()
+        try:
+            if self.threads == 1 and index == 0:
+                self.too_many.wait(timeout=1)
+            self.together.wait()
+        except threading.BrokenBarrierError:
+            self.short.append(index)
+        with self.lock:
+            self.in_flight -= 1
+        return "ok"
+
+
 def test_send_all_keeps_threads_requests_in_flight(ex):
     """send_all() keeps as many requests in flight as it has threads, and no more."""
     for threads in (1, 3):
-        lock, in_flight, most = threading.Lock(), [0], [0]
-        # every request waits at the barrier until `threads` are in flight together: a pool
-        # with fewer threads never gets there, and the barrier times out
-        together, short = threading.Barrier(threads, timeout=5), []
-        others = threading.Event()
-
-        def send(index: int) -> str:
-            with lock:
-                in_flight[0] += 1
-                most[0] = max(most[0], in_flight[0])
-                if in_flight[0] > threads:
-                    others.set()
-            try:
-                if threads == 1 and index == 0:  # a second one in flight now would be one too many
-                    others.wait(timeout=1)
-                together.wait()
-            except threading.BrokenBarrierError:
-                short.append(index)
-            with lock:
-                in_flight[0] -= 1
-            return "ok"
-
-        ex.send_all(send, 3 * threads, threads)
-        if short:
+        probe = PoolProbe(threads)
+        ex.send_all(probe.send, 3 * threads, threads)
+        if probe.short:
             broke(
                 test_send_all_keeps_threads_requests_in_flight.__doc__,
                 f"with {threads} threads, fewer than {threads} requests were ever in flight "
                 "together.",
                 "a pool of `threads` threads, each request sent from one of them",
             )
-        if most[0] > threads:
+        if probe.most > threads:
             broke(
                 test_send_all_keeps_threads_requests_in_flight.__doc__,
-                f"with {threads} thread(s), {most[0]} requests were in flight at once.",
+                f"with {threads} thread(s), {probe.most} requests were in flight at once.",
                 "the pool's size: a synchronous client has one request in flight per thread",
             )
 

@@ -10,7 +10,7 @@ import random
 
 import pytest
 
-from tests.lab.grading import broke, expect
+from tests.lab.grading import broke, expect, explained
 
 pytestmark = pytest.mark.lesson("02")
 
@@ -213,4 +213,42 @@ def test_webhook_receiver_is_not_fooled_by_a_forgery(ex):
         given="a forged ev-9, then the genuine ev-9 (statuses, events processed)",
         look="check the signature before anything else, and record an event_id as seen only "
         "once you have processed it: else anyone can cancel your events by guessing ids",
+    )
+
+
+# --- issue 18: a checked free-text answer (h18b) -----------------------------------------------
+def test_why_jitter(lab):
+    """why_jitter() makes the right choice, and its reason names why."""
+    module = lab("exercises_02")
+    explained(
+        module.why_jitter(),
+        choices=module.WITHOUT_JITTER,
+        expected="a thundering herd",
+        ideas={
+            "that they would all retry at the same moments": (
+                "same",
+                "together",
+                "at once",
+                "simultaneous",
+                "in sync",
+                "in step",
+                "lockstep",
+                "synchron",
+            ),
+            "what that does to the server that just came back": (
+                "overload",
+                "knock",
+                "swamp",
+                "flood",
+                "crash",
+                "spike",
+                "overwhelm",
+                "hammer",
+                "fall over",
+                "falls over",
+                "down again",
+                "hit",
+            ),
+        },
+        given="a thousand jobs fail together; what happens without jitter?",
     )

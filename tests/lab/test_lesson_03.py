@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from inferlab import get_profile
-from tests.lab.grading import expect
+from tests.lab.grading import expect, explained
 
 pytestmark = pytest.mark.lesson("03")
 
@@ -56,4 +56,32 @@ def test_predicted_stall(ex):
         given="16 newcomers of 203 tokens while a stream is at a context of 20 (ms)",
         look="the newcomers' prompts are prefilled together, in one call to prefill_ms() (a "
         "batch shares the fixed cost), and the stream's own decode happens in the same step",
+    )
+
+
+# --- issue 18: a checked free-text answer (h18b) -----------------------------------------------
+def test_why_the_stream_stuttered(lab):
+    """why_the_stream_stuttered() makes the right choice, and its reason names why."""
+    module = lab("exercises_03")
+    explained(
+        module.why_the_stream_stuttered(),
+        choices=module.STUTTER_CAUSES,
+        expected="prefilling the newcomers",
+        ideas={
+            "that the running streams wait through that step": (
+                "wait",
+                "every running",
+                "all running",
+                "each running",
+                "everyone",
+                "the others",
+                "running sequence",
+                "running stream",
+                "same step",
+                "one step",
+                "blocked",
+                "stall",
+            ),
+        },
+        given="why did the stream stutter?",
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 
 from inferlab import get_profile, simulate
@@ -98,9 +100,16 @@ def test_predicted_p99_with_8_slots(ex):
     )
 
 
-def knob_p99_s(ex, max_num_seqs: int) -> float:
+# The notebook's workload, kept here rather than read from the learner's module, so that an edit
+# there cannot move the target.
+KNOB_RATE, KNOB_P99_TARGET_S, KNOB_REQUESTS, KNOB_SEED = 20.0, 1.0, 200, 6
+ALONE_S = 0.54  # one request of 64 + 64 tokens alone on the profile
+
+
+@functools.cache
+def knob_p99_s(max_num_seqs: int) -> float:
     """p99 latency of the notebook's workload in virtual time: the grader's measurement."""
-    arrivals = arrival_times(ex.KNOB_REQUESTS, ex.KNOB_RATE, seed=ex.KNOB_SEED)
+    arrivals = arrival_times(KNOB_REQUESTS, KNOB_RATE, seed=KNOB_SEED)
     finished = simulate(
         [(arrival, 64, 64) for arrival in arrivals],
         get_profile("h100-llama3-8b"),
@@ -111,22 +120,23 @@ def knob_p99_s(ex, max_num_seqs: int) -> float:
 
 def test_chosen_max_num_seqs_meets_the_target_without_waste(ex):
     """chosen_max_num_seqs() keeps p99 within the target (10% tolerance), with few spare slots."""
-    chosen, target = ex.chosen_max_num_seqs(), ex.KNOB_P99_TARGET_S
-    fewest = next(m for m in range(1, 257) if knob_p99_s(ex, m) <= target)
+    chosen, target = ex.chosen_max_num_seqs(), KNOB_P99_TARGET_S
+    # fewer slots than Little's law's rate x latency cannot keep up at all: start there
+    fewest = next(m for m in range(int(KNOB_RATE * ALONE_S), 257) if knob_p99_s(m) <= target)
     if not (isinstance(chosen, int) and not isinstance(chosen, bool) and 1 <= chosen <= 1024):
         broke(
             test_chosen_max_num_seqs_meets_the_target_without_waste.__doc__,
             f"you chose {chosen!r}: a max_num_seqs is a whole number of sequences.",
             "answer with the number your sweep points to",
         )
-    p99_s = knob_p99_s(ex, chosen)
+    p99_s = knob_p99_s(chosen)
     if p99_s > target * 1.10:
         broke(
             test_chosen_max_num_seqs_meets_the_target_without_waste.__doc__,
             f"at max_num_seqs={chosen}, p99 in virtual time is {p99_s:.2f} s, over the "
             f"{target:g} s target (tolerance 10%).",
             f"the sweep's p99 on the engine's clock: {chosen} slots finish about "
-            f"{chosen / 0.56:.0f} requests a second against {ex.KNOB_RATE:g} arriving",
+            f"{chosen / ALONE_S:.0f} requests a second against {KNOB_RATE:g} arriving",
         )
     if chosen > 2 * fewest:
         broke(
