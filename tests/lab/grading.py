@@ -155,6 +155,8 @@ def explained(
     if not (isinstance(answer, tuple | list) and len(answer) == 2):
         broke(doc, f"{given}: expected (choice, reason), got {answer!r}.", "return two things")
     choice, reason = answer
+    if isinstance(choice, str):  # kindly: "In the client " is the choice "in the client"
+        choice = next((c for c in choices if str(c).lower() == choice.strip().lower()), choice)
     if choice not in choices:
         options = ", ".join(map(repr, choices))
         broke(doc, f"{given}: your choice {choice!r} is not one of {options}.", "the docstring")

@@ -1,4 +1,4 @@
-"""Lesson 05's checked answer (labs/queue_proxy.py): a question the lab asks."""
+"""Lesson 05's checked answer (labs/queue_proxy.py): a question the lab asks, read kindly."""
 
 from __future__ import annotations
 
