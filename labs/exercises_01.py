@@ -85,9 +85,9 @@ def predicted_throughput(
 
     predicted_throughput(profile, 1, 64, 32) -> about 3.7
     """
-    # TODO: how long is one round for all of them together? then L = λW, solved for λ
+    # TODO: how long does one round take for all of them? then how many finish a second
     raise NotImplementedError(
-        'TODO in labs/exercises_01.py: how long is one round for all of them together? then L = λW, solved for λ'
+        'TODO in labs/exercises_01.py: how long does one round take for all of them? then how many finish a second'
     )
 
 
@@ -102,7 +102,7 @@ def who_was_blocked() -> tuple[int, int]:
     """Read from the notebook's plot: which request waited longest for a thread, and which
     request was holding the thread it finally got? Return (blocked, holder), request numbers
     as the plot labels them."""
-    # TODO: read the light bars: the longest one, and whose dark bar ends where it starts
+    # TODO: read the light bars: the longest wait, and who freed the thread it got
     raise NotImplementedError(
-        'TODO in labs/exercises_01.py: read the light bars: the longest one, and whose dark bar ends where it starts'
+        'TODO in labs/exercises_01.py: read the light bars: the longest wait, and who freed the thread it got'
     )

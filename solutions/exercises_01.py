@@ -99,7 +99,7 @@ def predicted_throughput(
 
     predicted_throughput(profile, 1, 64, 32) -> about 3.7
     """
-    # BEGIN SOLUTION (how long is one round for all of them together? then L = λW, solved for λ)
+    # BEGIN SOLUTION (how long does one round take for all of them? then how many finish a second)
     batch_ms = profile.prefill_ms([prompt_tokens] * users)
     for generated in range(1, output_tokens):
         batch_ms += profile.decode_ms([prompt_tokens + generated] * users)
@@ -118,6 +118,6 @@ def who_was_blocked() -> tuple[int, int]:
     """Read from the notebook's plot: which request waited longest for a thread, and which
     request was holding the thread it finally got? Return (blocked, holder), request numbers
     as the plot labels them."""
-    # BEGIN SOLUTION (read the light bars: the longest one, and whose dark bar ends where it starts)
+    # BEGIN SOLUTION (read the light bars: the longest wait, and who freed the thread it got)
     return 5, 0  # request 5 waited 0.9 s, for the thread request 0 held from the start
     # END SOLUTION

@@ -55,8 +55,8 @@ def predicted_p99_with_8_slots() -> tuple[str, str]:
     # BEGIN SOLUTION (reason from how many requests 8 slots can finish a second)
     return "many times higher", (
         "Eight slots of about 0.54 s each can finish at most 8 / 0.54, about 15 requests a "
-        "second, fewer than the 20 arriving: the queue grows for the whole run, and p99 is the wait of "
-        "the last ones in it."
+        "second, fewer than the 20 arriving: the queue grows for the whole run, and p99 is "
+        "the wait of the last ones in it."
     )
     # END SOLUTION
 

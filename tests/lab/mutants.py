@@ -640,11 +640,11 @@ CHECKED_ANSWERS_01_06 = [
         "eight_slots_without_the_queue",
         "exercises_06",
         """\
-        "fewer than the 20 arriving: the queue grows for the whole run, and p99 is the wait of "
-        "the last ones in it."
+        "second, fewer than the 20 arriving: the queue grows for the whole run, and p99 is "
+        "the wait of the last ones in it."
 """,
         """\
-        "fewer than the 20 arriving, so p99 latency is much higher."
+        "second, fewer than the 20 arriving, so p99 latency is much higher."
 """,
         "test_predicted_p99_with_8_slots",
         "where the extra requests go",

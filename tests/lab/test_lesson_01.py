@@ -141,7 +141,7 @@ class PoolProbe:
     def __init__(self, threads: int) -> None:
         self.threads, self.lock = threads, threading.Lock()
         self.in_flight = self.most = 0
-        self.together = threading.Barrier(threads, timeout=5)
+        self.together = threading.Barrier(threads, timeout=3)
         self.too_many = threading.Event()
         self.short: list[int] = []
 
