@@ -50,7 +50,7 @@ FEWER_SLOTS = ("about the same", "a little higher", "many times higher")
 
 def predicted_p99_with_8_slots() -> tuple[str, str]:
     """Exercise 3, before you turn the knob: with max_num_seqs=8 (at most 8 sequences in the
-    batch), how will p99 latency compare with max_num_seqs=24? Return (one of FEWER_SLOTS,
+    batch), how will p99 latency compare with max_num_seqs=16? Return (one of FEWER_SLOTS,
     your reason in a sentence or two). Commit to it before the sweep."""
     # BEGIN SOLUTION (reason from how many requests 8 slots can finish a second)
     return "many times higher", (

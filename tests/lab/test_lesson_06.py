@@ -96,7 +96,7 @@ def test_predicted_p99_with_8_slots(ex):
                 "wait",
             ),
         },
-        given="max_num_seqs=8 against 24, 20 requests/s",
+        given="max_num_seqs=8 against 16, 20 requests/s",
     )
 
 
