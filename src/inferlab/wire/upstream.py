@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import http.cookiejar
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,6 +27,7 @@ import httpx
 
 from ..errors import UpstreamError
 from . import usage as usages
+from ._http1 import Http1Transport
 from .server_profiles import ServerProfile, detect
 from .sse import DONE, choice_text, read_sse_line, stream_error_status
 
@@ -52,6 +54,14 @@ def batch_key(call: Call) -> str:
     return json.dumps(
         {k: v for k, v in call.body.items() if k not in _PER_CALLER}, sort_keys=True, default=str
     )
+
+
+class _NoCookies(http.cookiejar.CookieJar):
+    """The proxy's callers are not the upstream's browser: keep no cookies. It also spares
+    httpx turning every response's headers into an `email.message` to look for them."""
+
+    def extract_cookies(self, response: Any, request: Any) -> None:
+        pass
 
 
 @dataclass
@@ -144,17 +154,21 @@ class Upstream:
         self._options: Json = {"headers": headers, "timeout": timeout_s}
         self._http: httpx.AsyncClient | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        # Parsed once: httpx parses a URL given as a string on every request.
+        self._completions_url = httpx.URL(self.base_url + "/completions")
 
     @property
     def http(self) -> httpx.AsyncClient:
         loop = asyncio.get_running_loop()  # one connection pool per event loop
         if self._http is None or self._loop is not loop:
             # Drop idle upstream connections before any common server would (llama.cpp and
-            # uvicorn: 5 s), so we never send on one the server is closing.
-            limits = httpx.Limits(
-                max_connections=1000, max_keepalive_connections=100, keepalive_expiry=2.0
+            # uvicorn: 5 s), so we never send on one the server is closing. The lean
+            # transport is most of what makes the proxy cheap (see _http1.py).
+            transport = Http1Transport(max_connections=1000, keepalive_expiry_s=2.0)
+            self._http = httpx.AsyncClient(
+                transport=transport, cookies=_NoCookies(), **self._options
             )
-            self._http, self._loop = httpx.AsyncClient(limits=limits, **self._options), loop
+            self._loop = loop
         return self._http
 
     async def aclose(self) -> None:
@@ -184,7 +198,7 @@ class Upstream:
         with _upstream_errors():
             if calls[0].stream:
                 return await self._stream(calls, body)
-            response = await self.http.post(self.base_url + "/completions", json=body)
+            response = await self.http.post(self._completions_url, json=body)
         if response.status_code >= 500:
             raise UpstreamError(
                 f"the upstream failed: {response.status_code} {response.text[:300]}"
@@ -273,7 +287,8 @@ class Upstream:
         final: Json | None = None  # the usage of the whole stream, in its last chunk
         usage_by_choice: list[dict[int, Json]] = [{} for _ in calls]
         sent = False  # whether any caller has had a chunk: until then an error can be retried
-        async with self.http.stream("POST", self.base_url + "/completions", json=body) as response:
+        completions = self._completions_url
+        async with self.http.stream("POST", completions, json=body) as response:
             if response.status_code >= 500:
                 raise UpstreamError(f"the upstream failed: {response.status_code}")
             if response.status_code >= 400:
