@@ -45,6 +45,7 @@ class _Connection(asyncio.Protocol):
     def _begin(self) -> None:
         self.headers: list[tuple[bytes, bytes]] = []
         self.headers_done = False
+        self.keep_alive = False
         self.complete = False
         self.body: deque[bytes] = deque()
         self.buffered = 0
@@ -78,6 +79,9 @@ class _Connection(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         self.headers_done = True
+        # subtle: ask now. Once the message is complete the parser has moved on to the next
+        # one, and says False whatever this one's headers were.
+        self.keep_alive = self._parser.should_keep_alive()
 
     def on_body(self, body: bytes) -> None:
         self.body.append(body)
@@ -128,7 +132,7 @@ class _Connection(asyncio.Protocol):
         return chunks
 
     def reusable(self) -> bool:
-        return self.complete and self.usable and self._parser.should_keep_alive()
+        return self.complete and self.keep_alive and self.usable
 
     def reset(self) -> None:
         self._begin()
