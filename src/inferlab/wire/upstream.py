@@ -380,6 +380,9 @@ class Upstream:
             return Reply(200)
 
 
+_COMPACT = json.JSONEncoder(separators=(",", ":"))  # made once: json.dumps(...) makes one a call
+
+
 def _sse(payload: Json | str) -> str:
-    data = payload if isinstance(payload, str) else json.dumps(payload, separators=(",", ":"))
+    data = payload if isinstance(payload, str) else _COMPACT.encode(payload)
     return f"data: {data}\n\n"
