@@ -166,3 +166,15 @@ async def test_nothing_listening_is_a_connect_error():
 def test_max_connections_below_one_is_refused():
     with pytest.raises(ValueError, match="max_connections must be >= 1, got 0"):
         Http1Transport(max_connections=0)
+
+
+async def test_a_no_content_answer_ends_at_its_headers():
+    async def reply(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"HTTP/1.1 204 No Content\r\n\r\n")
+        await writer.drain()
+
+    async for raw, url in _serve(reply):
+        async with httpx.AsyncClient(transport=Http1Transport()) as http:
+            assert (await http.delete(url + "/")).status_code == 204
+            assert (await http.delete(url + "/")).status_code == 204
+        assert raw.connections == 1  # a 204 has no body: its connection goes on

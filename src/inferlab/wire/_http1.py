@@ -159,7 +159,9 @@ class _Body(httpx.AsyncByteStream):
     """A response's body as it arrives; closing it gives the connection back when the whole
     response was read, and closes it when not (its next bytes would belong to this one)."""
 
-    def __init__(self, pool: Http1Transport, key: tuple[str, int], conn: _Connection, read_s: Any):
+    def __init__(
+        self, pool: Http1Transport, key: tuple[str, int], conn: _Connection, read_s: float | None
+    ):
         self._pool, self._key, self._conn, self._read_s = pool, key, conn, read_s
         self._closed = False
 
@@ -217,8 +219,10 @@ class Http1Transport(httpx.AsyncBaseTransport):
             self._discard(conn)  # cancelled or broken mid-request: never reuse it
             raise
         status = conn._parser.get_status_code()
-        if request.method == "HEAD" or status in (204, 304):
-            conn.complete = True  # no body follows, whatever the headers say
+        if request.method == "HEAD":
+            # No body follows, whatever the headers say; but the parser, which never saw the
+            # request, would wait for one: so this connection is not used again.
+            conn.complete, conn.keep_alive = True, False
         return httpx.Response(
             status,
             headers=conn.headers,
@@ -252,7 +256,10 @@ class Http1Transport(httpx.AsyncBaseTransport):
         now_s = time.monotonic()
         while idle:
             conn = idle.pop()  # the most recently used: the least likely to be closing
-            if conn.usable and now_s - conn.idle_since_s < self.keepalive_expiry_s:
+            fresh = now_s - conn.idle_since_s < self.keepalive_expiry_s
+            # subtle: an idle connection should hear nothing; one that did (an error, or a
+            # response nobody asked for) cannot be trusted with the next request.
+            if fresh and conn.usable and conn.error is None and not conn.headers:
                 return conn
             self._discard(conn)
         return None
@@ -316,6 +323,7 @@ class Http1Transport(httpx.AsyncBaseTransport):
         for idle in self._idle.values():
             for conn in idle:
                 conn.close()
+            self._open -= len(idle)
         self._idle.clear()
         if self._fallback is not None:
             await self._fallback.aclose()
