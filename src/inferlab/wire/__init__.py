@@ -4,7 +4,9 @@
 `websocket` streams many requests over one socket (`WebSocketClient`); `sse`
 reads Server-Sent Events and turns OpenAI error bodies back into exceptions; `upstream` is the
 client that the batching proxy and the job workers share to call a model server with a list of
-prompts and split the answer back per caller.
+prompts and split the answer back per caller. Under the async ones, `_http1` is a lean
+HTTP/1.1 transport for httpx: the same API, a fraction of the CPU, a pool that does not slow
+down as requests queue.
 
 May import: `engine` (the token rule) and `inferlab.errors`; never a server.
 """

@@ -31,6 +31,7 @@ from ..errors import (
     ServerUnavailableError,
     TransportError,
 )
+from ._http1 import Http1Transport
 from .sse import (
     DONE,
     api_error,
@@ -266,12 +267,14 @@ class AsyncClient:
     ):
         self.base_url = base_url.rstrip("/")
         self._model = model
-        limits = httpx.Limits(
-            max_connections=max_connections, max_keepalive_connections=max_connections
-        )
+        # httpx's API with a lean transport: a connection per request in flight, up to
+        # `max_connections`, then a queue (httpx's own pool slows down as its queue grows).
         self._http = http or httpx.AsyncClient(
-            timeout=timeout, headers=_headers(api_key), limits=limits
+            timeout=timeout,
+            headers=_headers(api_key),
+            transport=Http1Transport(max_connections=max_connections),
         )
+        self._urls: dict[str, httpx.URL] = {}  # parsed once: httpx parses a str every call
 
     async def get_model(self) -> str:
         """The model to ask for: given, or the first one the server lists."""
@@ -316,8 +319,9 @@ class AsyncClient:
         self, path: str, payload: dict[str, Any], on_text: OnText | None
     ) -> Completion:
         answer = _Answer(time.perf_counter(), on_text)
+        url = self._urls.get(path) or self._urls.setdefault(path, httpx.URL(self.base_url + path))
         with transport_errors(self.base_url):
-            async with self._http.stream("POST", self.base_url + path, json=payload) as response:
+            async with self._http.stream("POST", url, json=payload) as response:
                 if response.status_code >= 400:
                     raise error_from_response(response.status_code, await response.aread())
                 if not payload["stream"]:

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import http.cookiejar
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +27,7 @@ import httpx
 
 from ..errors import UpstreamError
 from . import usage as usages
+from ._http1 import Http1Transport
 from .server_profiles import ServerProfile, detect
 from .sse import DONE, choice_text, read_sse_line, stream_error_status
 
@@ -52,6 +54,14 @@ def batch_key(call: Call) -> str:
     return json.dumps(
         {k: v for k, v in call.body.items() if k not in _PER_CALLER}, sort_keys=True, default=str
     )
+
+
+class _NoCookies(http.cookiejar.CookieJar):
+    """The proxy's callers are not the upstream's browser: keep no cookies. It also spares
+    httpx turning every response's headers into an `email.message` to look for them."""
+
+    def extract_cookies(self, response: Any, request: Any) -> None:
+        pass
 
 
 @dataclass
@@ -142,20 +152,46 @@ class Upstream:
         self._profile = profile  # None: detected on the first batch
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._options: Json = {"headers": headers, "timeout": timeout_s}
+        self._timeout = {"timeout": httpx.Timeout(timeout_s).as_dict()}
         self._http: httpx.AsyncClient | None = None
+        self._transport: Http1Transport | None = None  # the client's, made with it
         self._loop: asyncio.AbstractEventLoop | None = None
+        # Parsed once: httpx parses a URL given as a string on every request.
+        self._completions_url = httpx.URL(self.base_url + "/completions")
 
     @property
     def http(self) -> httpx.AsyncClient:
         loop = asyncio.get_running_loop()  # one connection pool per event loop
         if self._http is None or self._loop is not loop:
             # Drop idle upstream connections before any common server would (llama.cpp and
-            # uvicorn: 5 s), so we never send on one the server is closing.
-            limits = httpx.Limits(
-                max_connections=1000, max_keepalive_connections=100, keepalive_expiry=2.0
+            # uvicorn: 5 s), so we never send on one the server is closing. The lean
+            # transport is most of what makes the proxy cheap (see _http1.py).
+            self._transport = Http1Transport(max_connections=1000, keepalive_expiry_s=2.0)
+            self._http = httpx.AsyncClient(
+                transport=self._transport, cookies=_NoCookies(), **self._options
             )
-            self._http, self._loop = httpx.AsyncClient(limits=limits, **self._options), loop
+            self._loop = loop
         return self._http
+
+    @asynccontextmanager
+    async def _completions(self, body: Json) -> AsyncIterator[httpx.Response]:
+        """POST /completions straight to the transport; the body is read by the caller.
+
+        httpx's client layer (merging URLs, headers and cookies; auth, redirects, timers) was
+        about a quarter of the proxy's CPU per request in a profile, and a proxy to one server
+        needs none of it: the request is built here and handed to the transport as it is.
+        """
+        headers = self.http.headers  # the client's defaults and our key, merged once
+        assert self._transport is not None  # made with the client, just now if need be
+        request = httpx.Request(
+            "POST", self._completions_url, json=body, headers=headers, extensions=self._timeout
+        )
+        response = await self._transport.handle_async_request(request)
+        response.request = request
+        try:
+            yield response
+        finally:
+            await response.aclose()  # gives the connection back, or closes it if unread
 
     async def aclose(self) -> None:
         if self._http is not None:
@@ -184,7 +220,8 @@ class Upstream:
         with _upstream_errors():
             if calls[0].stream:
                 return await self._stream(calls, body)
-            response = await self.http.post(self.base_url + "/completions", json=body)
+            async with self._completions(body) as response:
+                await response.aread()
         if response.status_code >= 500:
             raise UpstreamError(
                 f"the upstream failed: {response.status_code} {response.text[:300]}"
@@ -273,7 +310,7 @@ class Upstream:
         final: Json | None = None  # the usage of the whole stream, in its last chunk
         usage_by_choice: list[dict[int, Json]] = [{} for _ in calls]
         sent = False  # whether any caller has had a chunk: until then an error can be retried
-        async with self.http.stream("POST", self.base_url + "/completions", json=body) as response:
+        async with self._completions(body) as response:
             if response.status_code >= 500:
                 raise UpstreamError(f"the upstream failed: {response.status_code}")
             if response.status_code >= 400:
@@ -343,6 +380,9 @@ class Upstream:
             return Reply(200)
 
 
+_COMPACT = json.JSONEncoder(separators=(",", ":"))  # made once: json.dumps(...) makes one a call
+
+
 def _sse(payload: Json | str) -> str:
-    data = payload if isinstance(payload, str) else json.dumps(payload, separators=(",", ":"))
+    data = payload if isinstance(payload, str) else _COMPACT.encode(payload)
     return f"data: {data}\n\n"
