@@ -100,9 +100,9 @@ async def test_metrics_carry_vllm_families_labels_and_counts():
 
 
 async def test_a_step_that_runs_out_of_blocks_counts_a_preemption():
-    """A 4-block pool of 16 tokens: two requests of 20 + 20 tokens need 3 blocks each at their
-    longest, so the newer is preempted once the older grows past 32 tokens."""
-    _, client = _client(num_gpu_blocks_override=4)
+    """4 blocks of 16 tokens (5 with vLLM's null block): two requests of 20 + 20 tokens need 3
+    blocks each at their longest, so the newer is preempted once the older grows past 32."""
+    _, client = _client(num_gpu_blocks_override=5)
     async with client:
         # one request with two prompts: both reach the scheduler together (two separate
         # requests on a virtual clock could run one after the other and never compete)
