@@ -263,3 +263,24 @@ def test_free_cached_blocks_are_evicted_least_recently_used_first():
     assert scheduler.pool.block_hash[4] is not None  # B's block: freed later, still cached
     (a_again,) = simulate([(0.0, [1, 2, 3, 4, 5], 1)], FLAT_10MS, scheduler=scheduler)
     assert (runs["a"].num_cached_tokens, a_again.num_cached_tokens) == (0, 2)
+
+
+def test_block_zero_is_the_null_block_and_holds_no_tokens():
+    """vLLM's BlockPool takes block 0 off the free queue as its null block: a pool of 5 blocks
+    of 4 tokens holds 16 tokens, and its usage counts against 4 blocks."""
+    scheduler = Scheduler(FLAT_10MS, SchedulerConfig(num_gpu_blocks_override=5, block_size=4))
+    assert (scheduler.pool.num_blocks, scheduler.kv_capacity) == (5, 16)
+    scheduler.pool.allocate(2)
+    assert scheduler.pool.usage == 0.5
+
+
+def test_a_preempted_request_coming_back_is_not_a_second_prefix_cache_query():
+    """The preemption story above, with prefix caching on: D is preempted and recomputed, but
+    the queries count each prompt once (vLLM files re-admissions under preempted_queries)."""
+    scheduler = Scheduler(
+        FLAT_10MS,
+        SchedulerConfig(kv_capacity_tokens=52, block_size=4, enable_prefix_caching=True),
+    )
+    done = simulate([(0.0, 10, 5)] * 4, FLAT_10MS, scheduler=scheduler)
+    assert sum(seq.preemptions for seq in done) == 1
+    assert scheduler.prefix_cache_stats.queries == 4 * 10

@@ -113,6 +113,22 @@ async def test_a_step_that_runs_out_of_blocks_counts_a_preemption():
     assert samples[key] >= 1
 
 
+async def test_iteration_tokens_count_computed_tokens_of_steps_with_output():
+    """A 40-token prompt in a 16-token budget: steps of 16, 16 and 8 tokens, the last sampling
+    its first token, then one decode. Sent again, 32 of its tokens hit the cache. vLLM observes
+    only steps with outputs, and the prompt tokens they computed: 40 + 1, 1, then 8 + 1, 1."""
+    _, client = _client(max_num_batched_tokens=16, enable_prefix_caching=True)
+    body = {"prompt": " ".join(f"w{i}" for i in range(40)), "max_tokens": 2, "ignore_eos": True}
+    async with client:
+        for _ in range(2):
+            await client.post("/v1/completions", json=body)
+        _, samples = _scrape((await client.get("/metrics")).text)
+    labels = (("engine", "0"), ("model_name", "llama"))
+    assert samples[("vllm:iteration_tokens_total_count", labels)] == 4
+    assert samples[("vllm:iteration_tokens_total_sum", labels)] == 41 + 1 + 9 + 1
+    assert samples[("vllm:prefix_cache_hits_total", labels)] == 32
+
+
 async def test_tokenize_detokenize_and_version():
     _, client = _client()
     async with client:
