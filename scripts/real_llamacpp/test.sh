@@ -16,7 +16,7 @@ bash "$HERE/serve.sh" "$PORT"
 stop() { kill "$(cat "$CACHE/llama-$PORT.pid")" 2>/dev/null || true; }
 trap stop EXIT
 URL="http://127.0.0.1:$PORT/v1"
-export INFERLAB_REAL_BASE_URL="$URL"
+export INFERLAB_REAL_BASE_URL="$URL" INFERLAB_REAL_SERVER=llama.cpp
 .venv/bin/python -m pytest tests/test_real_server.py -q -p no:randomly
 .venv/bin/inferlab doctor --base-url "$URL"
 .venv/bin/inferlab bench --base-url "$URL" --mode async --num-prompts 16 --output-len 8 --no-progress
