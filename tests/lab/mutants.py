@@ -527,4 +527,171 @@ EXERCISES = [
     ),
 ]
 
-ALL = QUEUE_PROXY + EXERCISES
+# --- issue 17 (lessons 02 and 03): polling intervals, a failed stream, one WebSocket ----------
+MODES = [
+    Mutant(
+        "polling_forgets_the_first_poll",
+        "exercises_02",
+        "return later_polls + 1, later_polls * interval_s - job_s",
+        "return later_polls, later_polls * interval_s - job_s",
+        "test_polling_cost",
+        "the first poll goes at once",
+    ),
+    Mutant(
+        "polling_rounds_down",
+        "exercises_02",
+        "later_polls = math.ceil(job_s / interval_s)",
+        "later_polls = int(job_s / interval_s)",
+        "test_polling_cost",
+        "the first at or after the job's end",
+    ),
+    Mutant(
+        "interval_that_learns_soonest",
+        "exercises_02",
+        "return min(meeting)[1] if meeting else None",
+        "return min(interval_s for _, interval_s in meeting) if meeting else None",
+        "test_choose_interval_meets_the_target_with_the_fewest_polls",
+        "0.02 s meets the target too, with 215 polls",
+    ),
+    Mutant(
+        "interval_by_half_an_interval",
+        "exercises_02",
+        "if mean_extra_s <= max_mean_extra_s:",
+        "if interval_s / 2 <= max_mean_extra_s:",
+        "test_choose_interval_meets_the_target_with_the_fewest_polls",
+        "half an interval is only a rule of thumb",
+    ),
+    Mutant(
+        "interval_least_bad_when_none_meets",
+        "exercises_02",
+        "return min(meeting)[1] if meeting else None",
+        "return min(meeting)[1] if meeting else min(intervals_s)",
+        "test_choose_interval_meets_the_target_with_the_fewest_polls",
+        "say None rather than the least bad",
+    ),
+    Mutant(
+        "front_door_ignores_the_key",
+        "exercises_02",
+        "if key is not None and key in self._by_key:",
+        "if False:  # every submission is a new job",
+        "test_a_resubmission_with_its_key_returns_the_same_job",
+        "look the key up before making a job",
+    ),
+    Mutant(
+        "front_door_ignores_the_request",
+        "exercises_02",
+        "if self.jobs[earlier] != request:",
+        "if False:  # the key alone says which job",
+        "test_a_key_reused_for_another_request_is_refused",
+        "another request's result",
+    ),
+    Mutant(
+        "front_door_takes_no_key_for_a_key",
+        "exercises_02",
+        """\
+        if key is not None and key in self._by_key:
+            earlier = self._by_key[key]
+            if self.jobs[earlier] != request:
+                raise KeyReused(f"key {key!r} was used for job {earlier}, another request")
+            return earlier, True
+        job_id = self.new_id()
+        self.jobs[job_id] = request
+        if key is not None:
+            self._by_key[key] = job_id
+""",
+        """\
+        if key in self._by_key:  # no key is a key like any other
+            earlier = self._by_key[key]
+            if self.jobs[earlier] != request:
+                raise KeyReused(f"key {key!r} was used for job {earlier}, another request")
+            return earlier, True
+        job_id = self.new_id()
+        self.jobs[job_id] = request
+        self._by_key[key] = job_id
+""",
+        "test_submissions_without_a_key_are_each_their_own_job",
+        "only a key makes a submission a repeat",
+    ),
+    Mutant(
+        "outcome_done_means_success",
+        "exercises_03",
+        """        if data == "[DONE]":
+            return "".join(texts), error
+""",
+        """        if data == "[DONE]":
+            return "".join(texts), None
+""",
+        "test_stream_outcome",
+        "An error event can come before [DONE]",
+    ),
+    Mutant(
+        "outcome_trusts_a_cut_stream",
+        "exercises_03",
+        'return "".join(texts), error or CUT',
+        'return "".join(texts), error',
+        "test_stream_outcome",
+        "a stream that just stops never sends",
+    ),
+    Mutant(
+        "socket_stops_at_the_first_end",
+        "exercises_03",
+        """    while len(ended) < len(ids):
+""",
+        """    while not ended:
+""",
+        "test_each_request_on_one_socket_gets_its_own_answer",
+        "Your code raised KeyError",
+    ),
+    Mutant(
+        "socket_answers_one_after_another",
+        "exercises_03",
+        'texts[request_id] += "".join(c.get("text", "") for c in frame["chunk"]["choices"])',
+        'texts[ids[len(ended)]] += "".join(\n'
+        '                c.get("text", "") for c in frame["chunk"]["choices"])',
+        "test_each_request_on_one_socket_gets_its_own_answer",
+        "file each chunk under its frame's",
+    ),
+    Mutant(
+        "socket_reads_after_the_first_send",
+        "exercises_03",
+        """    for request_id, prompt in zip(ids, prompts, strict=True):
+        body = {"prompt": prompt, "max_tokens": max_tokens}
+        await send({"type": "completions", "id": request_id, "body": body})
+    texts, chunks, ended = dict.fromkeys(ids, ""), dict.fromkeys(ids, 0), {}
+    while len(ended) < len(ids):
+        frame = await receive()
+""",
+        """    unsent = list(zip(ids, prompts, strict=True))
+    texts, chunks, ended = dict.fromkeys(ids, ""), dict.fromkeys(ids, 0), {}
+    while len(ended) < len(ids):
+        if unsent:  # one request, then its first frame, then the next request
+            request_id, prompt = unsent.pop(0)
+            body = {"prompt": prompt, "max_tokens": max_tokens}
+            await send({"type": "completions", "id": request_id, "body": body})
+        frame = await receive()
+""",
+        "test_each_request_on_one_socket_gets_its_own_answer",
+        "send every request first",
+    ),
+    Mutant(
+        "socket_cancels_at_every_chunk",
+        "exercises_03",
+        "if request_id == ids[cancel] and chunks[request_id] == cancel_after_chunks:",
+        "if request_id == ids[cancel] and chunks[request_id] >= cancel_after_chunks:",
+        "test_a_cancelled_request_ends_when_the_server_says_so",
+        "send one cancel frame",
+    ),
+    Mutant(
+        "socket_ends_a_request_at_its_cancel",
+        "exercises_03",
+        """                await send({"type": "cancel", "id": request_id})  # once: more may come
+""",
+        """                await send({"type": "cancel", "id": request_id})
+                ended[request_id] = "cancelled"  # done with it
+""",
+        "test_a_cancelled_request_ends_when_the_server_says_so",
+        "not when you send the cancel",
+    ),
+]
+
+ALL = QUEUE_PROXY + EXERCISES + MODES
