@@ -11,7 +11,7 @@ How many tokens a step computes does not depend on how fast the hardware is, so 
 order of requests is fixed (one request at a time) every figure must be equal. Concurrent
 requests reach an engine at steps that depend on timing: there only what is order-free is
 asserted, and the rest is printed beside `simulate()` with every request arriving at once
-(measured: 133 to 135 steps with output and 4 preemptions in vLLM over four runs, 133 and
+(measured: 133 to 135 steps with output and 4 preemptions in vLLM over five runs, 133 and
 4 in the engine, once it keeps vLLM's null block; the course's own server, whose simulated
 steps are far shorter than the HTTP arrivals, lets requests in over many steps and preempts
 fewer).
