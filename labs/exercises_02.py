@@ -149,3 +149,17 @@ class IdempotentFrontDoor:
         raise NotImplementedError(
             'TODO in labs/exercises_02.py: look the key up first; what must match before you answer with that job?'
         )
+
+
+# --- A checked answer, in your own words -------------------------------------------------------
+WITHOUT_JITTER = ("a thundering herd", "lost jobs", "duplicate results")
+
+
+def why_jitter() -> tuple[str, str]:
+    """A thousand jobs fail together; what happens without jitter? Return (one of WITHOUT_JITTER,
+    your reason in a sentence or two of your own): the grader checks the choice, and reads your
+    reason for the ideas that make it right."""
+    # TODO: choose from what you measured, and say why in your own words
+    raise NotImplementedError(
+        'TODO in labs/exercises_02.py: choose from what you measured, and say why in your own words'
+    )

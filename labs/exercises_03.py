@@ -95,3 +95,17 @@ async def several_on_one_socket(
     raise NotImplementedError(
         'TODO in labs/exercises_03.py: send them all; then one loop over frames, filing each under its id'
     )
+
+
+# --- A checked answer, in your own words -------------------------------------------------------
+STUTTER_CAUSES = ("prefilling the newcomers", "the network", "the client")
+
+
+def why_the_stream_stuttered() -> tuple[str, str]:
+    """Why did the stream stutter? Return (one of STUTTER_CAUSES,
+    your reason in a sentence or two of your own): the grader checks the choice, and reads your
+    reason for the ideas that make it right."""
+    # TODO: choose from what you measured, and say why in your own words
+    raise NotImplementedError(
+        'TODO in labs/exercises_03.py: choose from what you measured, and say why in your own words'
+    )

@@ -175,3 +175,19 @@ class IdempotentFrontDoor:
             self._by_key[key] = job_id
         return job_id, False
         # END SOLUTION
+
+
+# --- A checked answer, in your own words -------------------------------------------------------
+WITHOUT_JITTER = ("a thundering herd", "lost jobs", "duplicate results")
+
+
+def why_jitter() -> tuple[str, str]:
+    """A thousand jobs fail together; what happens without jitter? Return (one of WITHOUT_JITTER,
+    your reason in a sentence or two of your own): the grader checks the choice, and reads your
+    reason for the ideas that make it right."""
+    # BEGIN SOLUTION (choose from what you measured, and say why in your own words)
+    return "a thundering herd", (
+        "Every job that failed together would retry at the same instants, so the server that just "
+        "came back is hit by a thousand requests at once and may be knocked over again."
+    )
+    # END SOLUTION

@@ -10,7 +10,7 @@ import random
 
 import pytest
 
-from tests.lab.grading import broke, expect
+from tests.lab.grading import broke, expect, explained
 
 pytestmark = pytest.mark.lesson("02")
 
@@ -311,4 +311,42 @@ def test_a_key_reused_for_another_request_is_refused(ex):
         given="key 'order-7' sent again with another request (the answer, the jobs)",
         look="compare the request with the one the key first came with: answering with the "
         "old job would hand this client another request's result",
+    )
+
+
+# --- issue 18: a checked free-text answer (h18b) -----------------------------------------------
+def test_why_jitter(lab):
+    """why_jitter() makes the right choice, and its reason names why."""
+    module = lab("exercises_02")
+    explained(
+        module.why_jitter(),
+        choices=module.WITHOUT_JITTER,
+        expected="a thundering herd",
+        ideas={
+            "that they would all retry at the same moments": (
+                "same",
+                "together",
+                "at once",
+                "simultaneous",
+                "in sync",
+                "in step",
+                "lockstep",
+                "synchron",
+            ),
+            "what that does to the server that just came back": (
+                "overload",
+                "knock",
+                "swamp",
+                "flood",
+                "crash",
+                "spike",
+                "overwhelm",
+                "hammer",
+                "fall over",
+                "falls over",
+                "down again",
+                "hit",
+            ),
+        },
+        given="a thousand jobs fail together; what happens without jitter?",
     )

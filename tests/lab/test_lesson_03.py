@@ -8,7 +8,7 @@ import asyncio
 import pytest
 
 from inferlab import get_profile
-from tests.lab.grading import broke, expect
+from tests.lab.grading import broke, expect, explained
 
 pytestmark = pytest.mark.lesson("03")
 
@@ -233,4 +233,32 @@ def test_a_cancelled_request_ends_when_the_server_says_so(ex):
         },
         given="r1 cancelled after 3 chunks, 2 more already on their way",
         look="keep the chunks that arrive after your cancel: they are text the client got",
+    )
+
+
+# --- issue 18: a checked free-text answer (h18b) -----------------------------------------------
+def test_why_the_stream_stuttered(lab):
+    """why_the_stream_stuttered() makes the right choice, and its reason names why."""
+    module = lab("exercises_03")
+    explained(
+        module.why_the_stream_stuttered(),
+        choices=module.STUTTER_CAUSES,
+        expected="prefilling the newcomers",
+        ideas={
+            "that the running streams wait through that step": (
+                "wait",
+                "every running",
+                "all running",
+                "each running",
+                "everyone",
+                "the others",
+                "running sequence",
+                "running stream",
+                "same step",
+                "one step",
+                "blocked",
+                "stall",
+            ),
+        },
+        given="why did the stream stutter?",
     )
