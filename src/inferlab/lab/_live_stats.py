@@ -3,8 +3,14 @@
 Thread-safe, because the load runs on its own thread and the dashboard reads from the kernel's:
 
     window = LiveWindow(window_s=5.0)
-    window.add(latency_s=0.12, ok=True)          # from the load thread, per finished request
+    key = window.sent(lag_s=0.001)               # from the load thread, per request sent
+    window.add(latency_s=0.12, ok=True, key=key)  # ... and when its answer arrives
     window.snapshot().p99_s                      # from the UI, twice a second
+
+The p99 counts the requests still waiting at their age: over finished requests alone, a queue
+that grows without bound would show a steady p99 (the finished ones are the lucky ones), and
+an overloaded setting would look fine. Sends are counted too, with how late the load generator
+sent each one: a busy laptop that cannot send the rate asked for says so.
 """
 
 from __future__ import annotations
@@ -23,11 +29,20 @@ from ..load.metrics import percentile
 @dataclass(frozen=True)
 class LiveSnapshot:
     throughput: float  # completed requests per second over the window
-    p50_s: float
-    p99_s: float
+    p50_s: float  # over the window's finished requests and those still waiting, at their age
+    p99_s: float  # likewise
     completed: int  # in the window
     dropped: int  # failed or refused, in the window
     dropped_total: int  # since the start
+    sent_rate: float = math.nan  # requests per second the load generator really sent
+    lag_p99_s: float = math.nan  # how late it sent them against its schedule, p99
+    waiting: int = 0  # sent, not yet answered
+    oldest_waiting_s: float = 0.0  # the age of the oldest of those
+
+    @property
+    def samples(self) -> int:
+        """Requests behind the percentiles: finished in the window, and still waiting."""
+        return self.completed + self.waiting
 
 
 class LiveWindow:
@@ -35,18 +50,44 @@ class LiveWindow:
         self.window_s = window_s
         self._clock = clock
         self._events: deque[tuple[float, float, bool]] = deque()  # (time, latency, ok)
+        self._sends: deque[tuple[float, float]] = deque()  # (time, lag behind the schedule)
+        self._waiting: dict[int, float] = {}  # request key -> when it was sent
+        self._next_key = 0
         self._dropped_total = 0
         self._lock = threading.Lock()
         self._started = clock()
 
-    def add(self, latency_s: float, ok: bool) -> None:
+    def sent(self, lag_s: float = 0.0) -> int:
+        """A request went out, `lag_s` later than scheduled; returns its key for `add()`."""
+        with self._lock:
+            now = self._clock()
+            self._sends.append((now, lag_s))
+            key = self._next_key
+            self._next_key += 1
+            self._waiting[key] = now
+            return key
+
+    def add(self, latency_s: float, ok: bool, key: int | None = None) -> None:
+        """A request finished (or was refused: `ok` False) after `latency_s`."""
         with self._lock:
             self._events.append((self._clock(), latency_s, ok))
             self._dropped_total += not ok
+            if key is not None:
+                self._waiting.pop(key, None)
 
-    def reset(self) -> None:
+    def forget(self, key: int) -> None:
+        """A request that will never finish (its caller hung up): no longer waiting."""
+        with self._lock:
+            self._waiting.pop(key, None)
+
+    def reset(self, *, keep_waiting: bool = False) -> None:
+        """Start counting afresh; with `keep_waiting`, requests already sent and not yet
+        answered stay counted (at their age), as a measurement after a warm-up needs."""
         with self._lock:
             self._events.clear()
+            self._sends.clear()
+            if not keep_waiting:
+                self._waiting.clear()
             self._dropped_total = 0
             self._started = self._clock()
 
@@ -57,20 +98,45 @@ class LiveWindow:
         """
         now = self._clock()
         with self._lock:
-            while self._events and self._events[0][0] < now - self.window_s:
-                self._events.popleft()
-            events = list(self._events)
+            for queue in (self._events, self._sends):
+                while queue and queue[0][0] < now - self.window_s:
+                    queue.popleft()
+            events, sends = list(self._events), list(self._sends)
+            ages = [now - sent_s for sent_s in self._waiting.values()]
             dropped_total = self._dropped_total
         span = min(self.window_s, now - self._started)
         latencies = [latency for _, latency, ok in events if ok]
+        tail = latencies + ages  # subtle: the queue counts, at its age (see the module's note)
         return LiveSnapshot(
             throughput=len(latencies) / span if span > 0 else 0.0,
-            p50_s=percentile(latencies, 50) if latencies else math.nan,
-            p99_s=percentile(latencies, 99) if latencies else math.nan,
+            p50_s=percentile(tail, 50),
+            p99_s=percentile(tail, 99),
             completed=len(latencies),
             dropped=len(events) - len(latencies),
             dropped_total=dropped_total,
+            sent_rate=len(sends) / span if span > 0 else 0.0,
+            lag_p99_s=percentile([lag for _, lag in sends], 99),
+            waiting=len(ages),
+            oldest_waiting_s=max(ages, default=0.0),
         )
+
+
+class History:
+    """The last `length` values of each figure, one per refresh, for sparklines."""
+
+    def __init__(self, length: int = 20):
+        self.length = length
+        self._values: dict[str, deque[float]] = {}
+
+    def add(self, **figures: float) -> None:
+        for name, value in figures.items():
+            self._values.setdefault(name, deque(maxlen=self.length)).append(value)
+
+    def of(self, name: str) -> list[float]:
+        return list(self._values.get(name, ()))
+
+    def clear(self) -> None:
+        self._values.clear()
 
 
 class CounterWindow:

@@ -6,8 +6,15 @@
 
 Load arrives on its own thread (Poisson, at the arrival-rate slider's rate) and goes through a
 real batching proxy to the model server; every slider change reconfigures the running proxy at
-once. The views refresh twice a second from a sliding window. Creating a new dashboard closes
-the old one, so re-running the cell leaves no thread, task or server behind.
+once. The views refresh twice a second from a sliding window, each number with a sparkline of
+its last ten seconds. Creating a new dashboard closes the old one, so re-running the cell
+leaves no thread, task or server behind.
+
+Two regimes of the flush interval, both a switch away. With "dispatch when idle" on and one
+batch in flight at most (the proxy's defaults), a batch goes the moment the last one returns,
+and the flush interval never delays anything: that slider is inert, and the dashboard says so.
+Turn idle dispatch off, or allow more batches in flight, and the interval decides how long a
+batch waits to fill: then it moves batch sizes and latency.
 """
 
 from __future__ import annotations
@@ -24,12 +31,13 @@ from ._dashboard_views import (
     SloPoint,
     bars_html,
     best_point,
+    flush_regime,
     mean_batch_size,
     numbers_html,
     slo_html,
 )
 from ._live_load import LoadThread
-from ._live_stats import CounterWindow, LiveSnapshot, LiveWindow
+from ._live_stats import CounterWindow, History, LiveSnapshot, LiveWindow
 from .runtime import base_url as default_base_url
 from .runtime import embedded_model
 from .servers import start_proxy
@@ -61,6 +69,7 @@ class BatchingDashboard:
         self.model = embedded_model() if base_url is None else None
         self.refresh_s = refresh_s
         self.window = LiveWindow(window_s)
+        self.history = History(length=max(2, round(10 / refresh_s)))  # the last ten seconds
         self._sizes, self._reasons = CounterWindow(window_s), CounterWindow(window_s)
         # The proxy runs in a process of its own, as the model server does: the kernel runs
         # only the load and these views, and reads the proxy's counters over its admin API.
@@ -79,6 +88,7 @@ class BatchingDashboard:
         self.last: LiveSnapshot | None = None
         self.mean_batch_size = 0.0  # over the window, as of the last refresh
         self.flush_reasons: dict[str, int] = {}  # likewise: why the window's batches were sent
+        self.flush_regime = ""  # likewise: can the flush interval delay a batch right now?
         self._build_widgets(arrival_rate, output_tokens)
         BatchingDashboard._live.append(self)
 
@@ -136,13 +146,34 @@ class BatchingDashboard:
             disabled=self.model is None,
             layout=wide,
         )
+        self.idle_dispatch = widgets.Checkbox(
+            True,
+            description="dispatch when idle",
+            style=style,
+            layout=wide,
+        )
+        self.concurrent_batches = widgets.IntSlider(
+            1,
+            min=1,
+            max=16,
+            description="batches in flight",
+            style=style,
+            layout=wide,
+            continuous_update=False,
+        )
         self.run_button = widgets.ToggleButton(False, description="start", icon="play")
-        self.numbers = widgets.HTML(layout=widgets.Layout(height="300px"))  # 9 rows, no jumps
+        self.numbers = widgets.HTML(layout=widgets.Layout(height="380px"))  # 12 rows, no jumps
         self.bars = widgets.HTML(layout=widgets.Layout(height="150px"))
         self.slo = widgets.HTML()
         self.batch_size.observe(lambda c: self.proxy.configure(max_batch_size=c["new"]), "value")
         self.flush_interval.observe(
             lambda c: self.proxy.configure(batch_wait_timeout_s=c["new"]), "value"
+        )
+        self.idle_dispatch.observe(
+            lambda c: self.proxy.configure(dispatch_when_idle=c["new"]), "value"
+        )
+        self.concurrent_batches.observe(
+            lambda c: self.proxy.configure(max_concurrent_batches=c["new"]), "value"
         )
         self.arrival_rate.observe(lambda c: self._set_load(rate=c["new"]), "value")
         self.output_tokens.observe(lambda c: self._set_load(output_tokens=c["new"]), "value")
@@ -152,6 +183,8 @@ class BatchingDashboard:
             [
                 self.batch_size,
                 self.flush_interval,
+                self.idle_dispatch,
+                self.concurrent_batches,
                 self.arrival_rate,
                 self.output_tokens,
                 self.policy,
@@ -172,14 +205,20 @@ class BatchingDashboard:
             self.model.configure(batching=change["new"])
 
     def set(self, **values: Any) -> None:
-        """Set controls from code, as a person would: `set(max_batch_size=1)`."""
+        """Set controls from code, as a person would: `set(max_batch_size=1)`,
+        `set(dispatch_when_idle=False, max_concurrent_batches=4)`; an unknown name raises."""
         names = {
             "max_batch_size": self.batch_size,
             "flush_interval_s": self.flush_interval,
+            "dispatch_when_idle": self.idle_dispatch,
+            "max_concurrent_batches": self.concurrent_batches,
             "arrival_rate": self.arrival_rate,
             "output_tokens": self.output_tokens,
             "policy": self.policy,
         }
+        unknown = sorted(set(values) - set(names))
+        if unknown:
+            raise TypeError(f"no control named {unknown[0]!r}; there are {sorted(names)}")
         for name, value in values.items():
             names[name].value = value
 
@@ -189,6 +228,7 @@ class BatchingDashboard:
     def start(self) -> None:
         if self._load is None:
             self.window.reset()
+            self.history.clear()
             self._load = LoadThread(
                 self.proxy_server.base_url,
                 self._model_name,
@@ -252,18 +292,23 @@ class BatchingDashboard:
         sizes = self._sizes.update(_sizes_of(stats))
         reasons = self._reasons.update(Counter(stats["flush_reasons"]))
         settings = self.proxy.configure()  # no change: the settings as they are
-        described = (
-            f"batch {settings['max_batch_size']}, "
-            f"flush {settings['batch_wait_timeout_s'] * 1000:g} ms"
-        )
-        self.numbers.value = numbers_html(
-            snapshot,
-            stats["pending"],
-            stats["in_flight"],
-            sizes,
-            described,
-        )
         self.mean_batch_size = mean_batch_size(sizes)
+        if self._load is not None:  # a stopped dashboard's numbers do not change: no history
+            self.history.add(
+                sent=snapshot.sent_rate,
+                lag=snapshot.lag_p99_s,
+                throughput=snapshot.throughput,
+                p50=snapshot.p50_s,
+                p99=snapshot.p99_s,
+                batch=self.mean_batch_size,
+                queue=stats["pending"],
+                in_flight=stats["in_flight"],
+                waiting=snapshot.waiting,
+            )
+        self.numbers.value = numbers_html(
+            snapshot, stats, sizes, settings, self.arrival_rate.value, self.history
+        )
+        self.flush_regime = flush_regime(settings)
         self.flush_reasons = dict(reasons)
         self.bars.value = bars_html(sizes, reasons)
         self.last = snapshot
@@ -276,9 +321,12 @@ class BatchingDashboard:
         batch_sizes: tuple[int, ...] = (1, 4, 16, 64),
         flush_intervals_s: tuple[float, ...] = (0.002, 0.02, 0.2),
         seconds_each: float = 2.0,
+        warmup_s: float = 1.0,
     ) -> list[SloPoint]:
-        """Try each setting for `seconds_each` under the current load; show the frontier and
-        the highest throughput whose p99 meets the target."""
+        """Try each setting under the current load: `warmup_s` to settle (not measured), then
+        `seconds_each` measured. A setting meets the target only if its p99 (the requests still
+        queued counted at their age) is within it, on at least 20 requests, at the arrival rate
+        really offered. Shows the table and the highest throughput that meets."""
         before = (self.batch_size.value, self.flush_interval.value)
         started_here = self._load is None
         self.start()
@@ -288,9 +336,14 @@ class BatchingDashboard:
                 for interval in flush_intervals_s:
                     self.set(max_batch_size=batch, flush_interval_s=interval)
                     self.restart_load()
+                    await asyncio.sleep(warmup_s)  # let the queue settle under this setting
+                    self.window.reset(keep_waiting=True)  # measure from here, queue included
                     await asyncio.sleep(seconds_each)  # measure this setting for a while
-                    snap = self.window.snapshot()
-                    points.append(SloPoint(batch, interval, snap.throughput, snap.p99_s))
+                    snapshot = self.window.snapshot()
+                    offered = self.arrival_rate.value
+                    points.append(
+                        SloPoint.measured(batch, interval, snapshot, offered, p99_target_s)
+                    )
         finally:
             self.set(max_batch_size=before[0], flush_interval_s=before[1])
             if started_here:

@@ -135,17 +135,14 @@ def _verdict(
     min_samples: int = 20,
 ) -> Probe:
     p99 = _p99(latencies)
-    as_offered = not math.isfinite(offered_rate) or (
-        achieved_rate >= (1 - RATE_TOLERANCE) * offered_rate
+    meets, why = verdict(
+        p99_s=p99,
+        samples=len(latencies),
+        achieved_rate=achieved_rate,
+        offered_rate=offered_rate,
+        p99_target_s=p99_target_s,
+        min_samples=min_samples,
     )
-    if len(latencies) < min_samples:
-        meets, why = False, f"only {len(latencies)} requests measured, {min_samples} needed"
-    elif not as_offered:
-        meets, why = False, "the load generator fell behind: not the rate offered"
-    elif p99 > p99_target_s:
-        meets, why = False, f"p99 over the {p99_target_s * 1000:g} ms target"
-    else:
-        meets, why = True, f"p99 within the {p99_target_s * 1000:g} ms target"
     return Probe(
         offered_rate=offered_rate,
         achieved_rate=achieved_rate,
@@ -159,6 +156,32 @@ def _verdict(
         meets=meets,
         why=why,
     )
+
+
+def verdict(
+    *,
+    p99_s: float,
+    samples: int,
+    achieved_rate: float,
+    offered_rate: float,
+    p99_target_s: float,
+    min_samples: int = 20,
+) -> tuple[bool, str]:
+    """Meets, and why: enough samples, the rate really offered, then the p99 within target.
+
+    verdict(p99_s=0.3, samples=100, achieved_rate=50, offered_rate=300, p99_target_s=0.5)
+    -> (False, "the load generator fell behind: ...")
+    """
+    as_offered = not math.isfinite(offered_rate) or (
+        achieved_rate >= (1 - RATE_TOLERANCE) * offered_rate
+    )
+    if samples < min_samples:
+        return False, f"only {samples} requests measured, {min_samples} needed"
+    if not as_offered:
+        return False, "the load generator fell behind: not the rate offered"
+    if not p99_s <= p99_target_s:
+        return False, f"p99 over the {p99_target_s * 1000:g} ms target"
+    return True, f"p99 within the {p99_target_s * 1000:g} ms target"
 
 
 def _p99(latencies: list[float]) -> float:
