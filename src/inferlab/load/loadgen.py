@@ -3,7 +3,11 @@
     workload = Workload(num_requests=200, output_tokens=exponential(128))   # see workloads.py
     run = await run_load(base_url, workload, request_rate=20.0)         # open loop, Poisson
     run = await run_load(base_url, workload, users=8, think_time_s=0.5)  # closed loop
+    run = await run_load(base_url, workload, request_rate=8, clock=inferlab.model_clock())
     print(run.summary().table())
+
+With a `clock` (clock.py), rates and think times are given in model ("H100") time, and the run
+comes back in model time: its records, its duration, its summary. Without one, all is wall time.
 
 Open loop: requests arrive on their own clock (Poisson at `request_rate`, or burstier with
 `burstiness` < 1, as in vLLM's benchmark), whether or not earlier ones have finished, as users
@@ -25,6 +29,7 @@ from dataclasses import dataclass
 
 from ..jobs.client import AsyncJobClient
 from ..wire.client import AsyncClient, Client
+from .clock import ModelClock
 from .metrics import SLO, RequestResult, Summary, summarize
 from .senders import MODES, Send, async_sender, jobs_sender, sync_sender
 from .workloads import PlannedRequest, Workload, arrival_gaps
@@ -39,6 +44,20 @@ class LoadRun:
     started_s: float
     ended_s: float
     in_flight_samples: list[int]
+    clock: ModelClock | None = None  # set once the run is in model time (in_model_time)
+
+    def in_model_time(self, clock: ModelClock) -> LoadRun:
+        """This run with every record and both ends in model seconds (done once: a run that
+        is in model time already comes back as it is)."""
+        if self.clock is not None:
+            return self
+        return LoadRun(
+            records=clock.timings(self.records),
+            started_s=clock.model_s(self.started_s),
+            ended_s=clock.model_s(self.ended_s),
+            in_flight_samples=self.in_flight_samples,
+            clock=clock,
+        )
 
     def summary(self, slo: SLO | None = None) -> Summary:
         """The run summed up; `summary.drift` compares the client's times with the engine's own
@@ -188,12 +207,33 @@ async def run_load(
     api_key: str | None = None,
     model: str | None = None,
     on_done: Callable[[RequestResult], None] | None = None,
+    clock: ModelClock | None = None,
 ) -> LoadRun:
     """Run `workload` against `base_url`: closed loop if `users` is given, else open loop at
     `request_rate` (None: all at once). `mode`: "async", "stream", "sync", or "jobs" (then
-    `base_url` is a job server's: each request is submitted, and its result long-polled)."""
+    `base_url` is a job server's: each request is submitted, and its result long-polled).
+
+    With a `clock`, `request_rate` is per model second and `think_time_s` in model seconds,
+    and the run (with each record `on_done` sees) comes back in model time. `time_limit_s`
+    stays wall seconds: it is a safety net against a run that would never end."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    if clock is not None:
+        run = await run_load(
+            base_url,
+            workload,
+            mode=mode,
+            request_rate=None if request_rate is None else clock.wall_rate(request_rate),
+            burstiness=burstiness,
+            max_concurrency=max_concurrency,
+            users=users,
+            think_time_s=clock.wall_s(think_time_s),
+            time_limit_s=time_limit_s,
+            api_key=api_key,
+            model=model,
+            on_done=None if on_done is None else lambda record: on_done(clock.timing(record)),
+        )
+        return run.in_model_time(clock)
     planned = workload.requests()
     concurrency = min(len(planned), users or max_concurrency or len(planned)) or 1
     first = AsyncClient(base_url, api_key=api_key, model=model, max_connections=30)
