@@ -93,7 +93,8 @@ def test_bench_prints_its_table_and_saves_every_record(live_server, capsys, tmp_
 
 def test_bench_finds_the_highest_rate_for_a_p99_and_says_why_it_stopped(live_server, capsys):
     """A generous target and a narrow range: every probe meets, so the search stops at the
-    ceiling and says so; each probe is printed with its sample size."""
+    ceiling and says so; each probe is printed with its sample size. In model time: the test
+    server runs 100 times faster than an H100, so 0.4 req/s of H100 time is 40 of ours."""
     code = main(
         [
             "bench",
@@ -101,15 +102,15 @@ def test_bench_finds_the_highest_rate_for_a_p99_and_says_why_it_stopped(live_ser
             live_server.base_url,
             "--find-max-rate",
             "--slo-p99-e2e-ms",
-            "5000",
+            "200000",  # 200 s of H100 time, 2 s of ours: met on any machine
             "--request-rate",
-            "20",
-            "--max-rate",
-            "40",
-            "--warmup-s",
             "0.2",
+            "--max-rate",
+            "0.4",
+            "--warmup-s",
+            "20",
             "--probe-s",
-            "1",
+            "150",
             "--output-len",
             "4",
         ]
@@ -117,8 +118,8 @@ def test_bench_finds_the_highest_rate_for_a_p99_and_says_why_it_stopped(live_ser
     out = capsys.readouterr().out
     assert code == 0
     assert out.count("probe: offered") == 2 and "n=" in out and "lag p99" in out
-    assert "highest rate that meets: 40.00 req/s" in out
-    assert "stopped: the ceiling of 40 req/s still meets" in out
+    assert "time scale 0.01" in out and "highest rate that meets: 0.40 req/s" in out
+    assert "stopped: the ceiling of 0.4 req/s still meets" in out
 
 
 def test_bench_rate_search_needs_its_target(live_server, capsys):

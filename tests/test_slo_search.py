@@ -186,3 +186,17 @@ def test_the_probe_follows_the_load_generators_own_schedule():
     asyncio.run(run_open_loop(send, planned, request_rate=1000.0, seed=4))
     times = arrival_times(30, 1000.0, seed=4)
     assert [t - sent[0] for t in sent] == pytest.approx(times, abs=1e-9)
+
+
+async def test_a_probe_in_model_time_offers_the_rate_per_model_second(live_server):
+    """The server runs 100 times faster than an H100: 0.4 req/s of H100 time is 40 a second of
+    ours, and the probe's p99 and rates come back in H100 time."""
+    from inferlab.load.clock import ModelClock
+
+    clock = ModelClock(0.01)
+    probe = await probe_rate(
+        live_server.base_url, 0.4, p99_target_s=500.0, warmup_s=25, measure_s=100, clock=clock
+    )
+    assert probe.samples >= 35 and probe.meets
+    assert probe.achieved_rate == pytest.approx(0.4, rel=0.1)
+    assert probe.p99_s > 0.1  # H100 seconds: a 16-token answer takes well over 100 ms

@@ -111,7 +111,8 @@ def test_the_flush_regime_says_when_the_interval_can_delay_a_batch(idle, in_flig
 
 @pytest.fixture
 def dashboard(live_server):
-    board = BatchingDashboard(live_server.base_url, arrival_rate=50, output_tokens=8, window_s=30)
+    # The server runs 100 times faster than an H100: 0.5 req/s of H100 time is 50 a second here
+    board = BatchingDashboard(live_server.base_url, arrival_rate=0.5, output_tokens=8, window_s=30)
     yield board
     board.close()
 
@@ -130,9 +131,12 @@ def _wait_for_completions(board, count):
 
 
 def test_sliders_reconfigure_the_running_proxy_at_once(dashboard):
-    dashboard.set(max_batch_size=3, flush_interval_s=0.05)
-    settings = dashboard.proxy.configure()  # read back over the proxy's admin API
-    assert (settings["max_batch_size"], settings["batch_wait_timeout_s"]) == (3, 0.05)
+    dashboard.set(max_batch_size=3, flush_interval_s=0.05)  # 50 ms of H100 time
+    settings = dashboard.proxy.configure()  # read back over the proxy's admin API, wall time
+    assert dashboard.clock.time_scale == 0.01
+    assert (settings["max_batch_size"], settings["batch_wait_timeout_s"]) == (3, 0.0005)
+    dashboard.refresh()
+    assert "flush 50 ms" in dashboard.numbers.value  # shown in H100 time again
     assert dashboard.policy.disabled  # an external server: no knob for its batching policy
 
 

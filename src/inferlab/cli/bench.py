@@ -28,6 +28,7 @@ from typing import Any
 from tqdm import tqdm
 
 from ..errors import InferlabError
+from ..load.clock import ModelClock
 from ..load.history import history_table
 from ..load.loadgen import LoadRun, run_load
 from ..load.metrics import SLO, RequestResult
@@ -170,10 +171,11 @@ def search(args: argparse.Namespace, base_url: str, api_key: str | None) -> int:
         return 2
     target_s = args.slo_p99_e2e_ms / 1000
     start = args.request_rate if math.isfinite(args.request_rate) else 8.0
+    clock = ModelClock.of_server(base_url)  # rates, times and the target in the model's time
     print(
         f"inferlab bench: the highest rate against {base_url} whose p99 e2e meets "
         f"{args.slo_p99_e2e_ms:g} ms ({args.warmup_s:g} s warm-up + {args.probe_s:g} s "
-        "measured per probe)"
+        f"measured per probe; model time, the server's time scale {clock.time_scale:g})"
     )
 
     async def measure(rate: float) -> Any:
@@ -187,6 +189,7 @@ def search(args: argparse.Namespace, base_url: str, api_key: str | None) -> int:
             output_tokens=args.output_len,
             seed=args.seed,
             api_key=api_key,
+            clock=clock,
         )
         print(f"probe: {probe.line()}", flush=True)
         return probe

@@ -20,9 +20,10 @@ import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
+from ..load.clock import ModelClock
 from ..load.metrics import percentile
 
 
@@ -43,6 +44,18 @@ class LiveSnapshot:
     def samples(self) -> int:
         """Requests behind the percentiles: finished in the window, and still waiting."""
         return self.completed + self.waiting
+
+    def in_model_time(self, clock: ModelClock) -> LiveSnapshot:
+        """The same window with its times and rates in the model's ("H100") time."""
+        return replace(
+            self,
+            throughput=clock.model_rate(self.throughput),
+            p50_s=clock.model_s(self.p50_s),
+            p99_s=clock.model_s(self.p99_s),
+            sent_rate=clock.model_rate(self.sent_rate),
+            lag_p99_s=clock.model_s(self.lag_p99_s),
+            oldest_waiting_s=clock.model_s(self.oldest_waiting_s),
+        )
 
 
 class LiveWindow:

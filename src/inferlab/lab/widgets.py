@@ -10,6 +10,9 @@ once. The views refresh twice a second from a sliding window, each number with a
 its last ten seconds. Creating a new dashboard closes the old one, so re-running the cell
 leaves no thread, task or server behind.
 
+Every figure, the flush interval and the arrival rate are in the model's ("H100") time: the
+dashboard converts with the server's own clock (`ModelClock`), wherever the server runs.
+
 Two regimes of the flush interval, both a switch away. With "dispatch when idle" on and one
 batch in flight at most (the proxy's defaults), a batch goes the moment the last one returns,
 and the flush interval never delays anything: that slider is inert, and the dashboard says so.
@@ -27,6 +30,7 @@ from typing import Any, ClassVar
 import httpx
 import ipywidgets as widgets
 
+from ..load.clock import ModelClock
 from ._dashboard_views import (
     SloPoint,
     bars_html,
@@ -43,6 +47,20 @@ from .runtime import embedded_model
 from .servers import start_proxy
 
 __all__ = ["BatchingDashboard", "SloPoint", "best_point"]
+
+
+def _control(kind: Any, value: Any, description: str, **options: Any) -> Any:
+    """One control in the dashboard's column; sliders act when let go, not while dragged."""
+    if kind in (widgets.IntSlider, widgets.FloatSlider, widgets.FloatLogSlider):
+        options.setdefault("min", 1)
+        options["continuous_update"] = False
+    return kind(
+        value=value,
+        description=description,
+        style={"description_width": "150px"},
+        layout=widgets.Layout(width="420px"),
+        **options,
+    )
 
 
 def _sizes_of(stats: dict[str, Any]) -> Counter[int]:
@@ -66,6 +84,7 @@ class BatchingDashboard:
         for old in list(BatchingDashboard._live):  # a re-run cell: stop what the last one left
             old.close()
         self.upstream = base_url or default_base_url()
+        self.clock = ModelClock.of_server(self.upstream)  # wall <-> H100 time, in one place
         self.model = embedded_model() if base_url is None else None
         self.refresh_s = refresh_s
         self.window = LiveWindow(window_s)
@@ -76,7 +95,7 @@ class BatchingDashboard:
         self.proxy = start_proxy(
             self.upstream,
             max_batch_size=8,
-            batch_wait_timeout_s=0.01,
+            batch_wait_timeout_s=self.clock.wall_s(0.01),
             max_queue_size=1000,
             request_timeout_s=30,
         )
@@ -96,70 +115,30 @@ class BatchingDashboard:
     # Controls: each change applies to the running system at once
 
     def _build_widgets(self, arrival_rate: float, output_tokens: int) -> None:
-        style = {"description_width": "150px"}
-        wide = widgets.Layout(width="420px")
-        self.batch_size = widgets.IntSlider(
-            8,
-            min=1,
-            max=64,
-            description="max batch size",
-            style=style,
-            layout=wide,
-            continuous_update=False,
-        )
-        self.flush_interval = widgets.FloatLogSlider(
+        self.batch_size = _control(widgets.IntSlider, 8, "max batch size", min=1, max=64)
+        self.flush_interval = _control(
+            widgets.FloatLogSlider,
             0.01,
+            "flush interval (s)",
             base=10,
             min=-4,
             max=math.log10(2),
-            description="flush interval (s)",
             readout_format=".4f",
-            style=style,
-            layout=wide,
-            continuous_update=False,
         )
-        self.arrival_rate = widgets.FloatSlider(
-            arrival_rate,
-            min=1,
-            max=300,
-            step=1,
-            description="arrivals (req/s)",
-            style=style,
-            layout=wide,
-            continuous_update=False,
+        self.idle_dispatch = _control(widgets.Checkbox, True, "dispatch when idle")
+        self.concurrent_batches = _control(widgets.IntSlider, 1, "batches in flight", max=16)
+        self.arrival_rate = _control(
+            widgets.FloatSlider, arrival_rate, "arrivals (req/s)", min=1, max=300, step=1
         )
-        self.output_tokens = widgets.IntSlider(
-            output_tokens,
-            min=4,
-            max=256,
-            description="output tokens",
-            style=style,
-            layout=wide,
-            continuous_update=False,
+        self.output_tokens = _control(
+            widgets.IntSlider, output_tokens, "output tokens", min=4, max=256
         )
-        policy = self.model.configure()["batching"] if self.model else "continuous"
-        self.policy = widgets.Dropdown(
+        self.policy = _control(
+            widgets.Dropdown,
+            self.model.configure()["batching"] if self.model else "continuous",
+            "server batching",
             options=["none", "static", "continuous"],
-            value=policy,
-            description="server batching",
-            style=style,
             disabled=self.model is None,
-            layout=wide,
-        )
-        self.idle_dispatch = widgets.Checkbox(
-            True,
-            description="dispatch when idle",
-            style=style,
-            layout=wide,
-        )
-        self.concurrent_batches = widgets.IntSlider(
-            1,
-            min=1,
-            max=16,
-            description="batches in flight",
-            style=style,
-            layout=wide,
-            continuous_update=False,
         )
         self.run_button = widgets.ToggleButton(False, description="start", icon="play")
         self.numbers = widgets.HTML(layout=widgets.Layout(height="380px"))  # 12 rows, no jumps
@@ -167,7 +146,8 @@ class BatchingDashboard:
         self.slo = widgets.HTML()
         self.batch_size.observe(lambda c: self.proxy.configure(max_batch_size=c["new"]), "value")
         self.flush_interval.observe(
-            lambda c: self.proxy.configure(batch_wait_timeout_s=c["new"]), "value"
+            lambda c: self.proxy.configure(batch_wait_timeout_s=self.clock.wall_s(c["new"])),
+            "value",
         )
         self.idle_dispatch.observe(
             lambda c: self.proxy.configure(dispatch_when_idle=c["new"]), "value"
@@ -175,7 +155,9 @@ class BatchingDashboard:
         self.concurrent_batches.observe(
             lambda c: self.proxy.configure(max_concurrent_batches=c["new"]), "value"
         )
-        self.arrival_rate.observe(lambda c: self._set_load(rate=c["new"]), "value")
+        self.arrival_rate.observe(
+            lambda c: self._set_load(rate=self.clock.wall_rate(c["new"])), "value"
+        )
         self.output_tokens.observe(lambda c: self._set_load(output_tokens=c["new"]), "value")
         self.policy.observe(self._on_policy, "value")
         self.run_button.observe(lambda c: self.start() if c["new"] else self.stop(), "value")
@@ -233,7 +215,7 @@ class BatchingDashboard:
                 self.proxy_server.base_url,
                 self._model_name,
                 self.window,
-                self.arrival_rate.value,
+                self.clock.wall_rate(self.arrival_rate.value),
                 self.output_tokens.value,
             )
             self._load.start()
@@ -287,11 +269,12 @@ class BatchingDashboard:
     # Views
 
     def refresh(self) -> LiveSnapshot:
-        snapshot = self.window.snapshot()
+        snapshot = self.window.snapshot().in_model_time(self.clock)
         stats = self._stats = self.proxy.stats()
         sizes = self._sizes.update(_sizes_of(stats))
         reasons = self._reasons.update(Counter(stats["flush_reasons"]))
-        settings = self.proxy.configure()  # no change: the settings as they are
+        settings = self.proxy.configure()  # no change: the settings as they are, wall time
+        settings["batch_wait_timeout_s"] = self.clock.model_s(settings["batch_wait_timeout_s"])
         self.mean_batch_size = mean_batch_size(sizes)
         if self._load is not None:  # a stopped dashboard's numbers do not change: no history
             self.history.add(
@@ -323,10 +306,11 @@ class BatchingDashboard:
         seconds_each: float = 2.0,
         warmup_s: float = 1.0,
     ) -> list[SloPoint]:
-        """Try each setting under the current load: `warmup_s` to settle (not measured), then
-        `seconds_each` measured. A setting meets the target only if its p99 (the requests still
-        queued counted at their age) is within it, on at least 20 requests, at the arrival rate
-        really offered. Shows the table and the highest throughput that meets."""
+        """Try each setting under the current load: `warmup_s` to settle (not measured),
+        then `seconds_each` measured (seconds of your time, not the model's). A setting meets
+        the target only if its p99 (the requests still queued counted at their age) is within
+        it, on at least 20 requests, at the arrival rate really offered. Shows the table and
+        the highest throughput that meets."""
         before = (self.batch_size.value, self.flush_interval.value)
         started_here = self._load is None
         self.start()
@@ -339,7 +323,7 @@ class BatchingDashboard:
                     await asyncio.sleep(warmup_s)  # let the queue settle under this setting
                     self.window.reset(keep_waiting=True)  # measure from here, queue included
                     await asyncio.sleep(seconds_each)  # measure this setting for a while
-                    snapshot = self.window.snapshot()
+                    snapshot = self.window.snapshot().in_model_time(self.clock)
                     offered = self.arrival_rate.value
                     points.append(
                         SloPoint.measured(batch, interval, snapshot, offered, p99_target_s)

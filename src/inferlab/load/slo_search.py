@@ -24,6 +24,7 @@ import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from .clock import REAL_TIME, ModelClock
 from .loadgen import run_load
 from .probes import Probe, judge
 from .workloads import Lengths, Workload, arrival_times, fixed
@@ -42,8 +43,11 @@ async def probe_rate(
     output_tokens: Lengths | None = None,
     seed: int = 0,
     api_key: str | None = None,
+    clock: ModelClock | None = None,
 ) -> Probe:
     """Offer `rate` req/s (Poisson) for `warmup_s` + `measure_s` and judge it (`probes.judge`).
+    With a `clock`, the rate, the durations and the target are in model ("H100") time, and so
+    is the probe.
 
     The run stops `p99_target_s` (at least 1 s) after the last scheduled arrival: a request
     still unanswered then has already waited longer than the target, so cutting it off and
@@ -55,12 +59,14 @@ async def probe_rate(
         num_requests, prompt_tokens or fixed(16), output_tokens or fixed(16), seed=seed
     )
     last_arrival_s = arrival_times(num_requests, rate, seed=seed)[-1]  # the loadgen's schedule
+    clock = clock or REAL_TIME
     run = await run_load(
         base_url,
         workload,
         request_rate=rate,
         api_key=api_key,
-        time_limit_s=last_arrival_s + max(1.0, p99_target_s),
+        clock=clock,
+        time_limit_s=clock.wall_s(last_arrival_s + max(1.0, p99_target_s)),
     )
     return judge(run.records, offered_rate=rate, p99_target_s=p99_target_s, warmup_s=warmup_s)
 
