@@ -46,7 +46,7 @@ def test_counter_window_reports_what_was_gained_in_the_window():
     assert window.update(Counter({8: 12, 1: 7})) == Counter({1: 4})
 
 
-def snapshot(p99_s, *, completed=100, waiting=0, sent_rate=20.0):
+def snapshot(p99_s, *, completed=100, waiting=0, on_schedule=1.0):
     return LiveSnapshot(
         throughput=completed / 5,
         p50_s=p99_s / 2,
@@ -54,7 +54,8 @@ def snapshot(p99_s, *, completed=100, waiting=0, sent_rate=20.0):
         completed=completed,
         dropped=0,
         dropped_total=0,
-        sent_rate=sent_rate,
+        sent_rate=20.0 * on_schedule,
+        on_schedule=on_schedule,
         lag_p99_s=0.001,
         waiting=waiting,
         oldest_waiting_s=p99_s if waiting else 0.0,
@@ -63,13 +64,14 @@ def snapshot(p99_s, *, completed=100, waiting=0, sent_rate=20.0):
 
 def test_the_best_point_is_the_fastest_that_honestly_meets_the_slo():
     """Target 0.5 s at 20 req/s offered. Batch 64 has the best p99 of all, but its load
-    generator sent only 12 req/s: not the rate offered, so it does not count. Batch 32 measured
-    10 requests: too few. Batch 8 meets; batch 1 misses (its queue, counted at its age)."""
+    generator kept to only 60% of its schedule: not the rate offered, so it does not count.
+    Batch 32 measured 10 requests: too few. Batch 8 meets; batch 1 misses (its queue, counted
+    at its age)."""
     points = [
         SloPoint.measured(1, 0.01, snapshot(2.0, waiting=40), 20.0, 0.5),
         SloPoint.measured(8, 0.01, snapshot(0.4), 20.0, 0.5),
         SloPoint.measured(32, 0.01, snapshot(0.1, completed=10), 20.0, 0.5),
-        SloPoint.measured(64, 0.2, snapshot(0.05, completed=200, sent_rate=12.0), 20.0, 0.5),
+        SloPoint.measured(64, 0.2, snapshot(0.05, completed=200, on_schedule=0.6), 20.0, 0.5),
     ]
     assert [p.meets for p in points] == [False, True, False, False]
     assert points[0].samples == 140 and "over" in points[0].why
@@ -77,6 +79,19 @@ def test_the_best_point_is_the_fastest_that_honestly_meets_the_slo():
     assert best_point(points, p99_target_s=0.5).max_batch_size == 8
     assert best_point(points, p99_target_s=0.05) is None
     assert "no setting met it" in slo_html(points[:1], 0.5)
+
+
+def test_textbook_a_load_generator_falling_behind_its_schedule():
+    """11 sends 1 s apart, each 0.1 s later against its schedule than the one before: sent
+    over 10 s what was due over 9 s -> 90% on schedule. Skipped arrivals count as not sent."""
+    clock = FakeClock()
+    window = LiveWindow(window_s=60.0, clock=clock)
+    for i in range(11):
+        clock.now = float(i)
+        window.sent(lag_s=0.1 * i)
+    assert window.snapshot().on_schedule == pytest.approx(0.9)
+    window.skipped(9)
+    assert window.snapshot().on_schedule == pytest.approx(0.9 * 10 / 19)
 
 
 def test_the_window_counts_requests_still_waiting_at_their_age():

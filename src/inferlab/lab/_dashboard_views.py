@@ -38,7 +38,7 @@ class SloPoint:
         meets, why = verdict(
             p99_s=s.p99_s,
             samples=s.samples,
-            achieved_rate=s.sent_rate,
+            achieved_rate=offered * s.on_schedule,
             offered_rate=offered,
             p99_target_s=target,
         )
@@ -98,10 +98,11 @@ def numbers_html(
         f"ms, {'idle dispatch' if settings['dispatch_when_idle'] else 'no idle dispatch'}, "
         f"{settings['max_concurrent_batches']} in flight at most"
     )
+    behind = "" if s.on_schedule >= 0.9 else f", {1 - s.on_schedule:.0%} behind"
     rows = [
         ("proxy settings", described, None),
         ("flush interval", flush_regime(settings), None),
-        ("offered / sent", f"{offered_rate:.0f} / {s.sent_rate:.1f} req/s", "sent"),
+        ("offered / sent", f"{offered_rate:g} / {s.sent_rate:.1f} req/s{behind}", "sent"),
         ("generator lag p99", _ms(s.lag_p99_s), "lag"),
         ("throughput", f"{s.throughput:.1f} req/s", "throughput"),
         ("p50 latency", _ms(s.p50_s), "p50"),

@@ -13,7 +13,9 @@ asked may be 50 sent, and the dashboard says so.
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
+import ssl
 import threading
 import time
 
@@ -23,6 +25,11 @@ from ._live_stats import LiveWindow
 
 MAX_IN_FLIGHT = 2000  # the load's own bound: past it, arrivals count as dropped
 MAX_LAG_S = 1.0  # further behind its schedule than this, the load gives up catching up
+
+
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    return ssl.create_default_context()
 
 
 class LoadThread:
@@ -37,6 +44,7 @@ class LoadThread:
         # call_soon_threadsafe queues the set() until the loop starts.
         self._stopping = asyncio.Event()
         self._thread = threading.Thread(target=self._run, name="inferlab load", daemon=True)
+        self.ready = threading.Event()  # set once requests start to flow
 
     @property
     def rate(self) -> float:
@@ -62,18 +70,24 @@ class LoadThread:
         self._thread.join(10)
 
     async def _main(self) -> None:
+        tls = _tls_context()  # one, not one per pool: loading certificates takes a while
         pools = [
-            httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=64)) for _ in range(8)
+            httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=64), verify=tls)
+            for _ in range(8)
         ]  # small pools: httpx's cost per request grows with a pool
+        self.ready.set()
         in_flight: set[asyncio.Task[None]] = set()
         rng, index = random.Random(0), 0
         loop = asyncio.get_running_loop()
         due = loop.time()
         try:
             while not self._stopping.is_set():
-                if self._rate_changed or loop.time() - due > MAX_LAG_S:
-                    # a new rate, or hopelessly behind: start the schedule afresh from now (the
-                    # arrivals skipped show as a sent rate below the offered one)
+                behind_s = loop.time() - due
+                if self._rate_changed or behind_s > MAX_LAG_S:
+                    # a new rate, or hopelessly behind: start the schedule afresh from now, and
+                    # count what was skipped, so the dashboard can say it was not all sent
+                    if not self._rate_changed:
+                        self.window.skipped(round(behind_s * self._rate))
                     self._rate_changed, due = False, loop.time()
                 due += rng.expovariate(self._rate)
                 wait_s = due - loop.time()

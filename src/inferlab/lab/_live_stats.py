@@ -36,6 +36,11 @@ class LiveSnapshot:
     dropped: int  # failed or refused, in the window
     dropped_total: int  # since the start
     sent_rate: float = math.nan  # requests per second the load generator really sent
+    # Of the arrivals its random schedule held for these sends, the share sent on time (the
+    # sends' rate over the schedule's own rate, skipped arrivals counted): 1 when it keeps up.
+    # Against the schedule, not the nominal rate: a few seconds of random arrivals are often
+    # 10% off their nominal rate, and that is the load's doing, not the load generator's.
+    on_schedule: float = 1.0
     lag_p99_s: float = math.nan  # how late it sent them against its schedule, p99
     waiting: int = 0  # sent, not yet answered
     oldest_waiting_s: float = 0.0  # the age of the oldest of those
@@ -64,6 +69,7 @@ class LiveWindow:
         self._clock = clock
         self._events: deque[tuple[float, float, bool]] = deque()  # (time, latency, ok)
         self._sends: deque[tuple[float, float]] = deque()  # (time, lag behind the schedule)
+        self._skipped: deque[tuple[float, int]] = deque()  # (time, arrivals never sent)
         self._waiting: dict[int, float] = {}  # request key -> when it was sent
         self._next_key = 0
         self._dropped_total = 0
@@ -79,6 +85,11 @@ class LiveWindow:
             self._next_key += 1
             self._waiting[key] = now
             return key
+
+    def skipped(self, arrivals: int) -> None:
+        """The load generator gave up catching up: `arrivals` of its schedule were never sent."""
+        with self._lock:
+            self._skipped.append((self._clock(), arrivals))
 
     def add(self, latency_s: float, ok: bool, key: int | None = None) -> None:
         """A request finished (or was refused: `ok` False) after `latency_s`."""
@@ -99,6 +110,7 @@ class LiveWindow:
         with self._lock:
             self._events.clear()
             self._sends.clear()
+            self._skipped.clear()
             if not keep_waiting:
                 self._waiting.clear()
             self._dropped_total = 0
@@ -111,10 +123,11 @@ class LiveWindow:
         """
         now = self._clock()
         with self._lock:
-            for queue in (self._events, self._sends):
+            for queue in (self._events, self._sends, self._skipped):
                 while queue and queue[0][0] < now - self.window_s:
                     queue.popleft()
             events, sends = list(self._events), list(self._sends)
+            skipped = sum(n for _, n in self._skipped)
             ages = [now - sent_s for sent_s in self._waiting.values()]
             dropped_total = self._dropped_total
         span = min(self.window_s, now - self._started)
@@ -128,10 +141,28 @@ class LiveWindow:
             dropped=len(events) - len(latencies),
             dropped_total=dropped_total,
             sent_rate=len(sends) / span if span > 0 else 0.0,
+            on_schedule=_on_schedule(sends, skipped),
             lag_p99_s=percentile([lag for _, lag in sends], 99),
             waiting=len(ages),
             oldest_waiting_s=max(ages, default=0.0),
         )
+
+
+def _on_schedule(sends: list[tuple[float, float]], skipped: int) -> float:
+    """Sends per second over the schedule's arrivals per second (each due at send - lag).
+
+    Textbook: 11 sends 1 s apart, each 0.1 s later than its schedule than the last one (lags
+    0, 0.1, ... 1.0): sent over 10 s, due over 9 s -> on schedule 9/10 = 90%.
+    """
+    if len(sends) < 2:
+        return 1.0
+    sent_span = sends[-1][0] - sends[0][0]
+    due_span = (sends[-1][0] - sends[-1][1]) - (sends[0][0] - sends[0][1])
+    if sent_span <= 0 or due_span <= 0:
+        return 1.0
+    sent_rate = (len(sends) - 1) / sent_span
+    due_rate = (len(sends) - 1 + skipped) / due_span
+    return min(1.0, sent_rate / due_rate)
 
 
 class History:

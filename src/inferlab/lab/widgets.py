@@ -320,6 +320,8 @@ class BatchingDashboard:
                 for interval in flush_intervals_s:
                     self.set(max_batch_size=batch, flush_interval_s=interval)
                     self.restart_load()
+                    if self._load is not None:  # its thread may take a moment to start
+                        await asyncio.to_thread(self._load.ready.wait, 10)
                     await asyncio.sleep(warmup_s)  # let the queue settle under this setting
                     self.window.reset(keep_waiting=True)  # measure from here, queue included
                     await asyncio.sleep(seconds_each)  # measure this setting for a while

@@ -49,10 +49,9 @@ async def probe_rate(
     With a `clock`, the rate, the durations and the target are in model ("H100") time, and so
     is the probe.
 
-    The run stops `p99_target_s` (at least 1 s) after the last scheduled arrival: a request
-    still unanswered then has already waited longer than the target, so cutting it off and
-    counting it at its age cannot turn a miss into a meet, and the probe never waits for a
-    queue to drain.
+    The run stops `p99_target_s` after the last scheduled arrival: a request still unanswered
+    then has already waited longer than the target, so cutting it off and counting it at its
+    age cannot turn a miss into a meet, and the probe never waits for a queue to drain.
     """
     num_requests = max(2, math.ceil(rate * (warmup_s + measure_s)))
     workload = Workload(
@@ -66,7 +65,7 @@ async def probe_rate(
         request_rate=rate,
         api_key=api_key,
         clock=clock,
-        time_limit_s=clock.wall_s(last_arrival_s + max(1.0, p99_target_s)),
+        time_limit_s=clock.wall_s(last_arrival_s + p99_target_s),
     )
     return judge(run.records, offered_rate=rate, p99_target_s=p99_target_s, warmup_s=warmup_s)
 
