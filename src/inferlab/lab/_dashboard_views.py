@@ -71,8 +71,8 @@ def flush_regime(settings: dict[str, Any]) -> str:
     if settings["dispatch_when_idle"] and settings["max_concurrent_batches"] == 1:
         return "inert: each batch goes when the last returns"
     if settings["dispatch_when_idle"]:
-        return "acts while a batch is in flight"
-    return "acts: a batch waits for it, or until full"
+        return "acts: a batch waits for it while one is in flight"
+    return "acts: a batch waits for it unless full"
 
 
 def mean_batch_size(sizes: Counter[Any]) -> float:
@@ -94,7 +94,7 @@ def numbers_html(
 ) -> str:
     """The live numbers, each with a sparkline of its last refreshes (oldest on the left)."""
     described = (
-        f"batch {settings['max_batch_size']}, flush {settings['batch_wait_timeout_s'] * 1000:g} "
+        f"batch {settings['max_batch_size']}, flush {settings['batch_wait_timeout_s'] * 1000:.3g} "
         f"ms, {'idle dispatch' if settings['dispatch_when_idle'] else 'no idle dispatch'}, "
         f"{settings['max_concurrent_batches']} in flight at most"
     )

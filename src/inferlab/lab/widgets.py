@@ -141,7 +141,7 @@ class BatchingDashboard:
             disabled=self.model is None,
         )
         self.run_button = widgets.ToggleButton(False, description="start", icon="play")
-        self.numbers = widgets.HTML(layout=widgets.Layout(height="380px"))  # 12 rows, no jumps
+        self.numbers = widgets.HTML(layout=widgets.Layout(height="440px"))  # 12 rows, no jumps
         self.bars = widgets.HTML(layout=widgets.Layout(height="150px"))
         self.slo = widgets.HTML()
         self.batch_size.observe(lambda c: self.proxy.configure(max_batch_size=c["new"]), "value")
@@ -304,7 +304,7 @@ class BatchingDashboard:
         batch_sizes: tuple[int, ...] = (1, 4, 16, 64),
         flush_intervals_s: tuple[float, ...] = (0.002, 0.02, 0.2),
         seconds_each: float = 2.0,
-        warmup_s: float = 1.0,
+        warmup_s: float = 0.5,
     ) -> list[SloPoint]:
         """Try each setting under the current load: `warmup_s` to settle (not measured),
         then `seconds_each` measured (seconds of your time, not the model's). A setting meets

@@ -139,14 +139,14 @@ async def find_max_rate(
     first = await probe(rate)
     step = 2.0 if first.meets else 0.5
     while True:
-        if len(search.probes) >= max_probes:
-            search.why_stopped = f"the budget of {max_probes} probes was spent finding a bracket"
-            return search
         meets = search.probes[-1].meets
         if meets and step < 1:
             break  # halving found a rate that meets, above it one that missed
         if not meets and step > 1:
             break  # doubling found a rate that misses, below it one that met
+        if len(search.probes) >= max_probes:
+            search.why_stopped = f"the budget of {max_probes} probes was spent finding a bracket"
+            return search
         nxt = rate * step
         if nxt > high_limit * (1 + 1e-9) or nxt < low_limit * (1 - 1e-9):
             edge = "ceiling" if step > 1 else "floor"
