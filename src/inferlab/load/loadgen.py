@@ -236,7 +236,10 @@ async def run_load(
         return run.in_model_time(clock)
     planned = workload.requests()
     concurrency = min(len(planned), users or max_concurrency or len(planned)) or 1
-    first = AsyncClient(base_url, api_key=api_key, model=model, max_connections=30)
+    # One client, a connection per request in flight (its pool queues past 1,000; see
+    # wire/_http1.py for why httpx's own pool could not be used this way).
+    connections = min(concurrency, 1000)
+    first = AsyncClient(base_url, api_key=api_key, model=model, max_connections=connections)
     try:  # once, not once per connection; and within the run's time limit like all else
         model = await asyncio.wait_for(first.get_model(), time_limit_s)
     except BaseException:
@@ -252,21 +255,11 @@ async def run_load(
             resources.callback(threads.shutdown, wait=False, cancel_futures=True)
             send = sync_sender(client, threads)
         elif mode == "jobs":
-            job_clients = [
-                AsyncJobClient(base_url, api_key=api_key, max_connections=30)
-                for _ in range(math.ceil(concurrency / 25))
-            ]
-            for job_client in job_clients:
-                resources.push_async_callback(job_client.aclose)
-            send = jobs_sender(job_clients, model=model)
+            job_client = AsyncJobClient(base_url, api_key=api_key, max_connections=connections)
+            resources.push_async_callback(job_client.aclose)
+            send = jobs_sender([job_client], model=model)
         else:
-            clients = [first] + [
-                AsyncClient(base_url, api_key=api_key, model=model, max_connections=30)
-                for _ in range(math.ceil(concurrency / 25) - 1)
-            ]
-            for extra in clients[1:]:
-                resources.push_async_callback(extra.aclose)
-            send = async_sender(clients, stream=mode == "stream")
+            send = async_sender([first], stream=mode == "stream")
         if users is not None:
             return await run_closed_loop(
                 send,
