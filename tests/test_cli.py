@@ -85,8 +85,46 @@ def test_bench_prints_its_table_and_saves_every_record(live_server, capsys, tmp_
     )
     out = capsys.readouterr().out
     assert code == 0 and "throughput (req/s)" in out and "ttft" in out
+    assert "offered all at once, sent" in out and "load generator lag" in out
+    assert "history, 12 slices" in out and "lag p99 (ms)" in out
     document = json.loads(saved.read_text())
     assert len(document["records"]) == 12 and document["summary"]["failed"] == 0
+
+
+def test_bench_finds_the_highest_rate_for_a_p99_and_says_why_it_stopped(live_server, capsys):
+    """A generous target and a narrow range: every probe meets, so the search stops at the
+    ceiling and says so; each probe is printed with its sample size. In model time: the test
+    server runs 100 times faster than an H100, so 0.4 req/s of H100 time is 40 of ours."""
+    code = main(
+        [
+            "bench",
+            "--base-url",
+            live_server.base_url,
+            "--find-max-rate",
+            "--slo-p99-e2e-ms",
+            "200000",  # 200 s of H100 time, 2 s of ours: met on any machine
+            "--request-rate",
+            "0.2",
+            "--max-rate",
+            "0.4",
+            "--warmup-s",
+            "20",
+            "--probe-s",
+            "150",
+            "--output-len",
+            "4",
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 0
+    assert out.count("probe: offered") == 2 and "n=" in out and "lag p99" in out
+    assert "time scale 0.01" in out and "highest rate that meets: 0.40 req/s" in out
+    assert "stopped: the ceiling of 0.4 req/s still meets" in out
+
+
+def test_bench_rate_search_needs_its_target(live_server, capsys):
+    assert main(["bench", "--base-url", live_server.base_url, "--find-max-rate"]) == 2
+    assert "--slo-p99-e2e-ms" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("mode", ["proxy", "jobs"])

@@ -4,8 +4,14 @@
     inferlab bench --mode proxy --max-concurrency 64            # through a batching proxy
     inferlab bench --base-url http://127.0.0.1:8080/v1 --mode stream --save-json run.json
     inferlab bench --mode jobs --request-rate 50           # through a job API (SQLite, 4 workers)
+    inferlab bench --find-max-rate --slo-p99-e2e-ms 500 --request-rate 8   # the highest rate
+                                                                      # whose p99 meets 500 ms
 
-It calls exactly what the notebooks call (`loadgen.run_load`), so the figures agree.
+It calls exactly what the notebooks call (`loadgen.run_load`), so the figures agree. Every run
+prints the rate offered against the rate the load generator really sent, the generator's own
+lag, and a short history of each figure. `--find-max-rate` probes rates (warm-up first; the
+requests still queued at the end count at their age; a rate "meets" only if it was really sent)
+and prints every probe and why the search stopped (`load.slo_search`).
 """
 
 from __future__ import annotations
@@ -22,8 +28,12 @@ from typing import Any
 from tqdm import tqdm
 
 from ..errors import InferlabError
-from ..load.loadgen import run_load
+from ..load.clock import ModelClock
+from ..load.history import history_table
+from ..load.loadgen import LoadRun, run_load
 from ..load.metrics import SLO, RequestResult
+from ..load.probes import sent_rate
+from ..load.slo_search import find_max_rate, probe_rate
 from ..load.workloads import Lengths, Workload
 from ..serve.hosting import ServerThread
 
@@ -66,9 +76,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--time-limit-s", type=float, default=600.0)
     parser.add_argument("--save-json", default=None, metavar="PATH")
     parser.add_argument("--no-progress", action="store_true")
+    search = parser.add_argument_group(
+        "rate search", "the highest request rate whose p99 end-to-end latency meets a target"
+    )
+    search.add_argument(
+        "--find-max-rate",
+        action="store_true",
+        help="search rates from --request-rate (default 8) for --slo-p99-e2e-ms",
+    )
+    search.add_argument("--slo-p99-e2e-ms", type=float, default=None)
+    search.add_argument("--warmup-s", type=float, default=2.0, help="per probe, not measured")
+    search.add_argument("--probe-s", type=float, default=8.0, help="per probe, measured")
+    search.add_argument("--min-rate", type=float, default=None, help="default: start / 64")
+    search.add_argument("--max-rate", type=float, default=None, help="default: start x 64")
+    search.add_argument("--max-probes", type=int, default=10)
+    search.add_argument(
+        "--tolerance", type=float, default=0.1, help="stop when the bracket is this close"
+    )
 
 
 def run(args: argparse.Namespace, base_url: str, api_key: str | None) -> int:
+    if args.find_max_rate:
+        return search(args, base_url, api_key)
     workload = Workload(args.num_prompts, args.input_len, args.output_len, args.seed)
     slo = None
     if args.slo_ttft_ms is not None or args.slo_e2e_ms is not None:
@@ -115,9 +144,74 @@ def run(args: argparse.Namespace, base_url: str, api_key: str | None) -> int:
     summary = load.summary(slo)
     print(f"inferlab bench: {args.mode} against {base_url}\n")
     print(summary.table())
+    print("\n" + rates_line(load, args.request_rate))
+    print(history_table(load.records))
     if args.save_json:
         _save(args.save_json, args, summary, load.records)
         print(f"\nsaved to {args.save_json}")
+    return 0
+
+
+def rates_line(load: LoadRun, request_rate: float) -> str:
+    """Offered against achieved, and the load generator's lag: was this the load asked for?"""
+    achieved = sent_rate([r.sent_s for r in load.records])
+    offered = f"{request_rate:.2f} req/s" if math.isfinite(request_rate) else "all at once"
+    lag = load.summary().queue_delay
+    return (
+        f"offered {offered}, sent {achieved:.2f} req/s; load generator lag "
+        f"p50 {lag.p50 * 1000:.1f} ms, p99 {lag.p99 * 1000:.1f} ms"
+    )
+
+
+def search(args: argparse.Namespace, base_url: str, api_key: str | None) -> int:
+    """`--find-max-rate`: probe rates, print each probe as it ends, then the answer and why the
+    search stopped. The server is loaded directly (no proxy or job API in front)."""
+    if args.slo_p99_e2e_ms is None:
+        print("inferlab bench: --find-max-rate needs --slo-p99-e2e-ms")
+        return 2
+    target_s = args.slo_p99_e2e_ms / 1000
+    start = args.request_rate if math.isfinite(args.request_rate) else 8.0
+    clock = ModelClock.of_server(base_url)  # rates, times and the target in the model's time
+    print(
+        f"inferlab bench: the highest rate against {base_url} whose p99 e2e meets "
+        f"{args.slo_p99_e2e_ms:g} ms ({args.warmup_s:g} s warm-up + {args.probe_s:g} s "
+        f"measured per probe; model time, the server's time scale {clock.time_scale:g})"
+    )
+
+    async def measure(rate: float) -> Any:
+        probe = await probe_rate(
+            base_url,
+            rate,
+            p99_target_s=target_s,
+            warmup_s=args.warmup_s,
+            measure_s=args.probe_s,
+            prompt_tokens=args.input_len,
+            output_tokens=args.output_len,
+            seed=args.seed,
+            api_key=api_key,
+            clock=clock,
+        )
+        print(f"probe: {probe.line()}", flush=True)
+        return probe
+
+    try:
+        result = asyncio.run(
+            find_max_rate(
+                measure,
+                start_rate=start,
+                min_rate=args.min_rate,
+                max_rate=args.max_rate,
+                tolerance=args.tolerance,
+                max_probes=args.max_probes,
+            )
+        )
+    except (InferlabError, OSError) as exc:
+        print(f"inferlab bench: could not probe {base_url}: {exc}")
+        return 1
+    except ValueError as exc:
+        print(f"inferlab bench: {exc}")
+        return 2
+    print(result.conclusion())
     return 0
 
 

@@ -6,8 +6,18 @@
 
 Load arrives on its own thread (Poisson, at the arrival-rate slider's rate) and goes through a
 real batching proxy to the model server; every slider change reconfigures the running proxy at
-once. The views refresh twice a second from a sliding window. Creating a new dashboard closes
-the old one, so re-running the cell leaves no thread, task or server behind.
+once. The views refresh twice a second from a sliding window, each number with a sparkline of
+its last ten seconds. Creating a new dashboard closes the old one, so re-running the cell
+leaves no thread, task or server behind.
+
+Every figure, the flush interval and the arrival rate are in the model's ("H100") time: the
+dashboard converts with the server's own clock (`ModelClock`), wherever the server runs.
+
+Two regimes of the flush interval, both a switch away. With "dispatch when idle" on and one
+batch in flight at most (the proxy's defaults), a batch goes the moment the last one returns,
+and the flush interval never delays anything: that slider is inert, and the dashboard says so.
+Turn idle dispatch off, or allow more batches in flight, and the interval decides how long a
+batch waits to fill: then it moves batch sizes and latency.
 """
 
 from __future__ import annotations
@@ -20,21 +30,37 @@ from typing import Any, ClassVar
 import httpx
 import ipywidgets as widgets
 
+from ..load.clock import ModelClock
 from ._dashboard_views import (
     SloPoint,
     bars_html,
     best_point,
+    flush_regime,
     mean_batch_size,
     numbers_html,
     slo_html,
 )
 from ._live_load import LoadThread
-from ._live_stats import CounterWindow, LiveSnapshot, LiveWindow
+from ._live_stats import CounterWindow, History, LiveSnapshot, LiveWindow
 from .runtime import base_url as default_base_url
 from .runtime import embedded_model
 from .servers import start_proxy
 
 __all__ = ["BatchingDashboard", "SloPoint", "best_point"]
+
+
+def _control(kind: Any, value: Any, description: str, **options: Any) -> Any:
+    """One control in the dashboard's column; sliders act when let go, not while dragged."""
+    if kind in (widgets.IntSlider, widgets.FloatSlider, widgets.FloatLogSlider):
+        options.setdefault("min", 1)
+        options["continuous_update"] = False
+    return kind(
+        value=value,
+        description=description,
+        style={"description_width": "150px"},
+        layout=widgets.Layout(width="420px"),
+        **options,
+    )
 
 
 def _sizes_of(stats: dict[str, Any]) -> Counter[int]:
@@ -58,16 +84,18 @@ class BatchingDashboard:
         for old in list(BatchingDashboard._live):  # a re-run cell: stop what the last one left
             old.close()
         self.upstream = base_url or default_base_url()
+        self.clock = ModelClock.of_server(self.upstream)  # wall <-> H100 time, in one place
         self.model = embedded_model() if base_url is None else None
         self.refresh_s = refresh_s
         self.window = LiveWindow(window_s)
+        self.history = History(length=max(2, round(10 / refresh_s)))  # the last ten seconds
         self._sizes, self._reasons = CounterWindow(window_s), CounterWindow(window_s)
         # The proxy runs in a process of its own, as the model server does: the kernel runs
         # only the load and these views, and reads the proxy's counters over its admin API.
         self.proxy = start_proxy(
             self.upstream,
             max_batch_size=8,
-            batch_wait_timeout_s=0.01,
+            batch_wait_timeout_s=self.clock.wall_s(0.01),
             max_queue_size=1000,
             request_timeout_s=30,
         )
@@ -79,6 +107,7 @@ class BatchingDashboard:
         self.last: LiveSnapshot | None = None
         self.mean_batch_size = 0.0  # over the window, as of the last refresh
         self.flush_reasons: dict[str, int] = {}  # likewise: why the window's batches were sent
+        self.flush_regime = ""  # likewise: can the flush interval delay a batch right now?
         self._build_widgets(arrival_rate, output_tokens)
         BatchingDashboard._live.append(self)
 
@@ -86,65 +115,49 @@ class BatchingDashboard:
     # Controls: each change applies to the running system at once
 
     def _build_widgets(self, arrival_rate: float, output_tokens: int) -> None:
-        style = {"description_width": "150px"}
-        wide = widgets.Layout(width="420px")
-        self.batch_size = widgets.IntSlider(
-            8,
-            min=1,
-            max=64,
-            description="max batch size",
-            style=style,
-            layout=wide,
-            continuous_update=False,
-        )
-        self.flush_interval = widgets.FloatLogSlider(
+        self.batch_size = _control(widgets.IntSlider, 8, "max batch size", min=1, max=64)
+        self.flush_interval = _control(
+            widgets.FloatLogSlider,
             0.01,
+            "flush interval (s)",
             base=10,
             min=-4,
             max=math.log10(2),
-            description="flush interval (s)",
             readout_format=".4f",
-            style=style,
-            layout=wide,
-            continuous_update=False,
         )
-        self.arrival_rate = widgets.FloatSlider(
-            arrival_rate,
-            min=1,
-            max=300,
-            step=1,
-            description="arrivals (req/s)",
-            style=style,
-            layout=wide,
-            continuous_update=False,
+        self.idle_dispatch = _control(widgets.Checkbox, True, "dispatch when idle")
+        self.concurrent_batches = _control(widgets.IntSlider, 1, "batches in flight", max=16)
+        self.arrival_rate = _control(
+            widgets.FloatSlider, arrival_rate, "arrivals (req/s)", min=1, max=300, step=1
         )
-        self.output_tokens = widgets.IntSlider(
-            output_tokens,
-            min=4,
-            max=256,
-            description="output tokens",
-            style=style,
-            layout=wide,
-            continuous_update=False,
+        self.output_tokens = _control(
+            widgets.IntSlider, output_tokens, "output tokens", min=4, max=256
         )
-        policy = self.model.configure()["batching"] if self.model else "continuous"
-        self.policy = widgets.Dropdown(
+        self.policy = _control(
+            widgets.Dropdown,
+            self.model.configure()["batching"] if self.model else "continuous",
+            "server batching",
             options=["none", "static", "continuous"],
-            value=policy,
-            description="server batching",
-            style=style,
             disabled=self.model is None,
-            layout=wide,
         )
         self.run_button = widgets.ToggleButton(False, description="start", icon="play")
-        self.numbers = widgets.HTML(layout=widgets.Layout(height="300px"))  # 9 rows, no jumps
+        self.numbers = widgets.HTML(layout=widgets.Layout(height="440px"))  # 12 rows, no jumps
         self.bars = widgets.HTML(layout=widgets.Layout(height="150px"))
         self.slo = widgets.HTML()
         self.batch_size.observe(lambda c: self.proxy.configure(max_batch_size=c["new"]), "value")
         self.flush_interval.observe(
-            lambda c: self.proxy.configure(batch_wait_timeout_s=c["new"]), "value"
+            lambda c: self.proxy.configure(batch_wait_timeout_s=self.clock.wall_s(c["new"])),
+            "value",
         )
-        self.arrival_rate.observe(lambda c: self._set_load(rate=c["new"]), "value")
+        self.idle_dispatch.observe(
+            lambda c: self.proxy.configure(dispatch_when_idle=c["new"]), "value"
+        )
+        self.concurrent_batches.observe(
+            lambda c: self.proxy.configure(max_concurrent_batches=c["new"]), "value"
+        )
+        self.arrival_rate.observe(
+            lambda c: self._set_load(rate=self.clock.wall_rate(c["new"])), "value"
+        )
         self.output_tokens.observe(lambda c: self._set_load(output_tokens=c["new"]), "value")
         self.policy.observe(self._on_policy, "value")
         self.run_button.observe(lambda c: self.start() if c["new"] else self.stop(), "value")
@@ -152,6 +165,8 @@ class BatchingDashboard:
             [
                 self.batch_size,
                 self.flush_interval,
+                self.idle_dispatch,
+                self.concurrent_batches,
                 self.arrival_rate,
                 self.output_tokens,
                 self.policy,
@@ -172,14 +187,20 @@ class BatchingDashboard:
             self.model.configure(batching=change["new"])
 
     def set(self, **values: Any) -> None:
-        """Set controls from code, as a person would: `set(max_batch_size=1)`."""
+        """Set controls from code, as a person would: `set(max_batch_size=1)`,
+        `set(dispatch_when_idle=False, max_concurrent_batches=4)`; an unknown name raises."""
         names = {
             "max_batch_size": self.batch_size,
             "flush_interval_s": self.flush_interval,
+            "dispatch_when_idle": self.idle_dispatch,
+            "max_concurrent_batches": self.concurrent_batches,
             "arrival_rate": self.arrival_rate,
             "output_tokens": self.output_tokens,
             "policy": self.policy,
         }
+        unknown = sorted(set(values) - set(names))
+        if unknown:
+            raise TypeError(f"no control named {unknown[0]!r}; there are {sorted(names)}")
         for name, value in values.items():
             names[name].value = value
 
@@ -189,11 +210,12 @@ class BatchingDashboard:
     def start(self) -> None:
         if self._load is None:
             self.window.reset()
+            self.history.clear()
             self._load = LoadThread(
                 self.proxy_server.base_url,
                 self._model_name,
                 self.window,
-                self.arrival_rate.value,
+                self.clock.wall_rate(self.arrival_rate.value),
                 self.output_tokens.value,
             )
             self._load.start()
@@ -247,23 +269,29 @@ class BatchingDashboard:
     # Views
 
     def refresh(self) -> LiveSnapshot:
-        snapshot = self.window.snapshot()
+        snapshot = self.window.snapshot().in_model_time(self.clock)
         stats = self._stats = self.proxy.stats()
         sizes = self._sizes.update(_sizes_of(stats))
         reasons = self._reasons.update(Counter(stats["flush_reasons"]))
-        settings = self.proxy.configure()  # no change: the settings as they are
-        described = (
-            f"batch {settings['max_batch_size']}, "
-            f"flush {settings['batch_wait_timeout_s'] * 1000:g} ms"
-        )
-        self.numbers.value = numbers_html(
-            snapshot,
-            stats["pending"],
-            stats["in_flight"],
-            sizes,
-            described,
-        )
+        settings = self.proxy.configure()  # no change: the settings as they are, wall time
+        settings["batch_wait_timeout_s"] = self.clock.model_s(settings["batch_wait_timeout_s"])
         self.mean_batch_size = mean_batch_size(sizes)
+        if self._load is not None:  # a stopped dashboard's numbers do not change: no history
+            self.history.add(
+                sent=snapshot.sent_rate,
+                lag=snapshot.lag_p99_s,
+                throughput=snapshot.throughput,
+                p50=snapshot.p50_s,
+                p99=snapshot.p99_s,
+                batch=self.mean_batch_size,
+                queue=stats["pending"],
+                in_flight=stats["in_flight"],
+                waiting=snapshot.waiting,
+            )
+        self.numbers.value = numbers_html(
+            snapshot, stats, sizes, settings, self.arrival_rate.value, self.history
+        )
+        self.flush_regime = flush_regime(settings)
         self.flush_reasons = dict(reasons)
         self.bars.value = bars_html(sizes, reasons)
         self.last = snapshot
@@ -276,9 +304,13 @@ class BatchingDashboard:
         batch_sizes: tuple[int, ...] = (1, 4, 16, 64),
         flush_intervals_s: tuple[float, ...] = (0.002, 0.02, 0.2),
         seconds_each: float = 2.0,
+        warmup_s: float = 0.5,
     ) -> list[SloPoint]:
-        """Try each setting for `seconds_each` under the current load; show the frontier and
-        the highest throughput whose p99 meets the target."""
+        """Try each setting under the current load: `warmup_s` to settle (not measured),
+        then `seconds_each` measured (seconds of your time, not the model's). A setting meets
+        the target only if its p99 (the requests still queued counted at their age) is within
+        it, on at least 20 requests, at the arrival rate really offered. Shows the table and
+        the highest throughput that meets."""
         before = (self.batch_size.value, self.flush_interval.value)
         started_here = self._load is None
         self.start()
@@ -288,9 +320,16 @@ class BatchingDashboard:
                 for interval in flush_intervals_s:
                     self.set(max_batch_size=batch, flush_interval_s=interval)
                     self.restart_load()
+                    if self._load is not None:  # its thread may take a moment to start
+                        await asyncio.to_thread(self._load.ready.wait, 10)
+                    await asyncio.sleep(warmup_s)  # let the queue settle under this setting
+                    self.window.reset(keep_waiting=True)  # measure from here, queue included
                     await asyncio.sleep(seconds_each)  # measure this setting for a while
-                    snap = self.window.snapshot()
-                    points.append(SloPoint(batch, interval, snap.throughput, snap.p99_s))
+                    snapshot = self.window.snapshot().in_model_time(self.clock)
+                    offered = self.arrival_rate.value
+                    points.append(
+                        SloPoint.measured(batch, interval, snapshot, offered, p99_target_s)
+                    )
         finally:
             self.set(max_batch_size=before[0], flush_interval_s=before[1])
             if started_here:
