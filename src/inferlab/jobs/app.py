@@ -111,6 +111,7 @@ class JobServer(Lifecycle):
             routers=[router],
             api_key=settings.api_key,
             max_body_bytes=settings.max_body_bytes,
+            http_limits=settings.http_limits,
             metrics=self._metrics,
             health=self.service.store.ping,  # unreachable: 503, so a balancer stops sending
         )

@@ -102,6 +102,7 @@ class BatchingProxy(Lifecycle):
             routers=[router],
             api_key=settings.api_key,
             max_body_bytes=settings.max_body_bytes,
+            http_limits=settings.http_limits,
             metrics=lambda: generate_latest(registry),
         )
         refuse_websockets(self.app, NO_WEBSOCKETS)

@@ -26,6 +26,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..errors import InvalidRequestError, OpenAIHTTPError
+from ._settings import HttpLimits
 
 _ERROR_TYPES = {
     400: "invalid_request_error",
@@ -276,13 +277,14 @@ def service_app(
     routers: list[APIRouter],
     api_key: str | None,
     max_body_bytes: int,
+    http_limits: HttpLimits,
     metrics: Callable[[], bytes | Awaitable[bytes]],
     health: Callable[[], Awaitable[object]] | None = None,
 ) -> FastAPI:
     """A service's FastAPI app: OpenAI-shaped errors, a body limit, the routers behind the API
     key, `/metrics` behind it too, and `/health` open (load balancers probe it without a key,
     as vLLM's is; `health` adds the service's own check). Its lifespan starts and closes the
-    service."""
+    service; `http_limits` travel with the app to whoever hosts it (`hosting.py`)."""
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -294,6 +296,7 @@ def service_app(
     # served by routes below, with the guard, instead of FastAPI's open defaults.
     app = FastAPI(title=title, lifespan=lifespan, openapi_url=None, docs_url=None, redoc_url=None)
     app.state.service = service
+    app.state.http_limits = http_limits
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_body_bytes=max_body_bytes)
     guard = [Depends(api_key_dependency(api_key))]

@@ -24,6 +24,7 @@ from fastapi.responses import Response
 from ..engine.model import SimulatedModel
 from ..errors import OpenAIHTTPError
 from ._http import Lifecycle, service_app, service_dependency
+from ._settings import HttpLimits
 from .faults import FaultInjection, Faults
 from .metrics import ServerMetrics
 from .responder import _plan_choices, _Responder
@@ -75,6 +76,7 @@ class ModelServer(Lifecycle):
             routers=[router],
             api_key=self.settings.api_key,
             max_body_bytes=self.settings.max_body_bytes,
+            http_limits=self.settings.http_limits,
             metrics=self.metrics.render,
         )
         self.app.include_router(vllm_router(self.model, api_key=self.settings.api_key))
@@ -226,4 +228,5 @@ _ENGINE_SETTINGS = set(ServerSettings.__dataclass_fields__) - {
     "max_body_bytes",
     "max_tokens_per_request",
     "api_key",
+    *HttpLimits.__dataclass_fields__,
 }
