@@ -24,6 +24,7 @@ from fastapi.responses import Response
 from ..engine.model import SimulatedModel
 from ..errors import OpenAIHTTPError
 from ._http import Lifecycle, service_app, service_dependency
+from ._openapi import json_or_stream
 from ._settings import HttpLimits
 from .faults import FaultInjection, Faults
 from .metrics import ServerMetrics
@@ -147,7 +148,7 @@ async def list_models(server: ModelServer = _server) -> dict[str, Any]:
     return {"object": "list", "data": [card]}
 
 
-@router.post("/v1/completions")
+@router.post("/v1/completions", responses=json_or_stream("A completion, or its stream"))
 async def completions(
     request: CompletionRequest, connection: Request, server: ModelServer = _server
 ) -> Response:
@@ -159,7 +160,7 @@ async def completions(
     ).respond(connection)
 
 
-@router.post("/v1/chat/completions")
+@router.post("/v1/chat/completions", responses=json_or_stream("A chat completion, or its stream"))
 async def chat_completions(
     request: ChatCompletionRequest, connection: Request, server: ModelServer = _server
 ) -> Response:
