@@ -41,7 +41,7 @@ def start_jobs(db: Path, workers: int):
         "jobs", "--upstream", MODEL, "--port", str(JOBS_PORT), "--db", str(db),
         "--workers", str(workers), "--max-batch-size", "32",
     )  # fmt: skip
-    wait_until_up(f"{JOBS}/health")
+    wait_until_up(JOBS)  # it adds /health
     return process
 
 
@@ -73,7 +73,7 @@ async def burst(n: int) -> tuple[float, list[float]]:
 
 def main() -> None:
     model = spawn("serve", "--port", str(MODEL_PORT), "--time-scale", "0.1")
-    wait_until_up(f"http://127.0.0.1:{MODEL_PORT}/health")
+    wait_until_up(MODEL)  # it adds /health
     folder = Path(tempfile.mkdtemp(prefix="inferlab-bench-jobs-"))
     try:
         jobs = start_jobs(folder / "acks.db", workers=0)

@@ -6,11 +6,13 @@ and checks the answers: no 5xx; the status, content type, headers and body are w
 document says (every error documented as OpenAI's shape, so the body check is the shape
 check); a request the schema refuses is refused (a 4xx, not served). The job API also gets a
 stateful run that follows the document's links: submit, then poll, listen to or cancel that
-job. About a minute in all: a few examples per operation, on a virtual clock.
+job. About a minute in all: a few examples per operation, on a virtual clock. To search
+longer: INFERLAB_FUZZ_EXAMPLES=200 pytest tests/test_schema_fuzz.py
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -38,7 +40,7 @@ CHECKS = [
     response_schema_conformance,
     negative_data_rejection,
 ]
-EXAMPLES_PER_OPERATION = 12
+EXAMPLES_PER_OPERATION = int(os.environ.get("INFERLAB_FUZZ_EXAMPLES", "12"))
 ANSWER_WITHIN_S = 30.0  # a hang fails the case instead of stalling the suite
 FUZZ = settings(
     deadline=None,
@@ -122,4 +124,5 @@ def test_the_job_api_follows_its_links(job_api):
         def validate_response(self, response, case, **kwargs):
             case.validate_response(response, checks=CHECKS)
 
-    Machine.run(settings=settings(max_examples=8, stateful_step_count=4, deadline=None))
+    steps = settings(max_examples=max(8, EXAMPLES_PER_OPERATION // 2), stateful_step_count=4)
+    Machine.run(settings=settings(steps, deadline=None))
