@@ -34,6 +34,7 @@ from ._settings import HttpLimits
 # our answer before the client reads it. So we half-close (the client sees the end of our answer)
 # and drain until it closes its side or this passes (Apache's "lingering close").
 LINGER_S = 2.0
+_READ_ONCE_MORE_S = 0.05
 _REFUSALS_LOGGED_EVERY = 1000  # a flood of connections must not become a flood of log lines
 
 logger = logging.getLogger("uvicorn.error")
@@ -125,6 +126,12 @@ class LimitedHttpProtocol(HttpToolsProtocol):
             self._head_timer = None
 
     def _head_late(self) -> None:
+        # subtle: uvloop (libuv) runs due timers before it reads the sockets, so after a stall
+        # of the whole loop this can fire with the rest of the head already waiting, unread.
+        # Look again just after the next read, which cancels this timer if the head completed.
+        self._head_timer = self.loop.call_later(_READ_ONCE_MORE_S, self._head_too_late)
+
+    def _head_too_late(self) -> None:
         self._head_timer = None
         if self.transport.is_closing():
             return
