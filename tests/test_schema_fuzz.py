@@ -61,9 +61,17 @@ proxy_schema = _schema(create_proxy_app(PLACEHOLDER))
 jobs_schema = _schema(create_jobs_app(PLACEHOLDER, db=":memory:"))
 
 
+# A virtual clock costs no waiting, but every token still costs CPU: the default budget
+# (262,144 tokens a request) is a minute of CPU on a busy machine. A small one keeps each
+# case quick; past it is a 400, which the document says.
+FUZZ_BUDGET = 4096
+
+
 @pytest.fixture(scope="module")
 def model_server() -> Iterator[ServerThread]:
-    with ServerThread(create_app(SimulatedModel(clock=VirtualClock()))) as server:
+    model = SimulatedModel(clock=VirtualClock())
+    app = create_app(model, max_tokens_per_request=FUZZ_BUDGET)
+    with ServerThread(app) as server:
         yield server
 
 

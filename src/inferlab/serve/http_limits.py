@@ -14,7 +14,8 @@ connection, before the app sees the request:
 
 What it leaves out: a body that dribbles after its head (the body limit and the app's own
 timeouts bound that), and HTTP/2 (uvicorn serves HTTP/1.1 here). h11, uvicorn's other parser,
-has a buffer limit of its own but is several times slower, so the course keeps httptools.
+has a buffer limit of its own (`h11_max_incomplete_event_size`) but is pure Python; the course
+keeps httptools for its speed (pyproject.toml says why) and adds the limits here.
 """
 
 from __future__ import annotations
