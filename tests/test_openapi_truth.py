@@ -161,3 +161,31 @@ def test_an_empty_answer_is_not_documented_as_json():
     _, app = _completion_schema()
     ok = app.openapi()["paths"]["/reset_prefix_cache"]["post"]["responses"]["200"]
     assert "content" not in ok
+
+
+def _keys(value):
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield key
+            yield from _keys(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _keys(item)
+
+
+def test_bounds_are_written_in_json_schema_words(app):
+    """pydantic wrote `{"ge": 1}` for `max_tokens` once it had a validator of its own, and a
+    fuzzer that reads the document then sent max_tokens: 0 as valid (a positive-only
+    schemathesis run found it)."""
+    assert not {"ge", "le", "gt", "lt"} & set(_keys(app.openapi()))
+
+
+def test_max_tokens_is_documented_as_at_least_one():
+    schemas, _ = _completion_schema()
+    for model, field in [
+        ("CompletionRequest", "max_tokens"),
+        ("ChatCompletionRequest", "max_tokens"),
+        ("ChatCompletionRequest", "max_completion_tokens"),
+    ]:
+        as_int = schemas[model]["properties"][field]["anyOf"][0]
+        assert as_int == {"type": "integer", "minimum": 1}, (model, field)

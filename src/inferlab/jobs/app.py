@@ -21,14 +21,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, Header, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from ..errors import OpenAIHTTPError, StoreUnavailableError
 from ..serve._http import (
@@ -39,7 +39,7 @@ from ..serve._http import (
     service_dependency,
 )
 from ..serve._openapi import sse_events
-from ..serve.schemas import ProxyCompletionRequest, WholeNumber, refuse_unencodable
+from ..serve.schemas import ProxyCompletionRequest, refuse_unencodable, whole_float_as_int
 from ..wire.upstream import Upstream
 from ._records import Status
 from .redis_store import RedisJobStore
@@ -58,7 +58,9 @@ class JobSubmission(BaseModel):
 
     request: ProxyCompletionRequest
     callback_url: str | None = Field(None, max_length=2048)
-    max_attempts: WholeNumber | None = Field(None, ge=1, le=20)
+    max_attempts: Annotated[int, Field(ge=1, le=20), BeforeValidator(whole_float_as_int)] | None = (
+        None
+    )
 
     @field_validator("request")
     @classmethod

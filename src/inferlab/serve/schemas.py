@@ -61,7 +61,7 @@ def refuse_unencodable(data: Any) -> Any:
     return data
 
 
-def _whole_float_as_int(value: Any) -> Any:
+def whole_float_as_int(value: Any) -> Any:
     """1.0 -> 1; 1.5, "1" and true stay as they are (and are refused as ints)."""
     if isinstance(value, float) and value.is_integer():
         return int(value)
@@ -71,7 +71,10 @@ def _whole_float_as_int(value: Any) -> Any:
 # subtle: JSON Schema counts 1.0 as an integer, so the OpenAPI document says `n: 1.0` is fine.
 # The server must then agree: a whole float is its int, while strict mode still refuses "1",
 # true and 1.5. (vLLM's lax models take 1.0 too.)
-WholeNumber = Annotated[int, BeforeValidator(_whole_float_as_int)]
+WholeNumber = Annotated[int, BeforeValidator(whole_float_as_int)]
+# subtle: bounds go inside, before the validator. `WholeNumber | None = Field(ge=1)` validates
+# the same but writes {"ge": 1} into the document, a keyword JSON Schema does not have.
+TokenCount = Annotated[int, Field(ge=1), BeforeValidator(whole_float_as_int)]
 PromptList = Annotated[list[str], Field(min_length=1, max_length=MAX_PROMPTS_PER_REQUEST)]
 
 
@@ -138,7 +141,7 @@ def _text_prompts_only(prompt: Any) -> Any:
 
 class CompletionRequest(_Sampling):
     prompt: str | PromptList
-    max_tokens: WholeNumber | None = Field(16, ge=1)
+    max_tokens: TokenCount | None = 16
     echo: bool = False
     logprobs: None = None  # not supported: the document says only null is accepted
 
@@ -175,8 +178,8 @@ class ChatMessage(_Request):
 
 class ChatCompletionRequest(_Sampling):
     messages: list[ChatMessage] = Field(min_length=1)
-    max_tokens: WholeNumber | None = Field(None, ge=1)
-    max_completion_tokens: WholeNumber | None = Field(None, ge=1)
+    max_tokens: TokenCount | None = None
+    max_completion_tokens: TokenCount | None = None
     logprobs: Literal[False] = False  # not supported: the document says only false
 
     @field_validator("logprobs", mode="before")
