@@ -8,7 +8,7 @@ limits of `HttpLimits`; each refusal is an answer in OpenAI's error shape, then 
 connection, before the app sees the request:
 
     431  request line and headers over max_header_bytes, or more than max_header_count headers
-    408  the head did not arrive within header_timeout_s (nothing sent at all: just closed)
+    408  the head did not arrive within header_timeout_s of its first byte
     400  not HTTP at all (uvicorn's own refusal, in OpenAI's shape here)
     ---  a connection past max_connections is closed at once, unread: descriptors stay bounded
 
@@ -73,7 +73,8 @@ class LimitedHttpProtocol(HttpToolsProtocol):
                 )
             transport.close()  # connection_lost follows, and takes it off the count
             return
-        self._start_head_timer()  # a connection that never sends a request is closed too
+        # The head timeout starts at a request's first byte: clients open connections ahead of
+        # their requests (the cap bounds how many may sit silent).
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_head_timer()
@@ -95,8 +96,8 @@ class LimitedHttpProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._head_started, self._head_bytes = True, 0
-        if self._head_timer is None:  # a later request on a kept-alive connection
-            self._start_head_timer()
+        self._stop_head_timer()  # the idle clock of a new connection, if it still runs
+        self._start_head_timer()
 
     def on_header(self, name: bytes, value: bytes) -> None:
         super().on_header(name, value)
@@ -135,9 +136,6 @@ class LimitedHttpProtocol(HttpToolsProtocol):
     def _head_too_late(self) -> None:
         self._head_timer = None
         if self.transport.is_closing():
-            return
-        if not self._head_started:  # nothing sent at all: nobody to answer
-            self.transport.close()
             return
         seconds = f"{self.limits.header_timeout_s:g}"
         self._answer_error(408, f"the request's headers did not arrive within {seconds} s")
