@@ -1,11 +1,12 @@
 # make lab   open the course in JupyterLab (creates .venv on first use)
 # make test  run every test: package, contract, fuzz, and every notebook under nbval
 # make test-real  the same course against a real vLLM (CPU), installed under ~/.cache/inferlab
+# make test-llamacpp  ... and against a real llama.cpp server (opt-in: its build takes 15-40 min)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: lab test test-real check check-lab labs clean
+.PHONY: lab test test-real test-llamacpp check check-lab labs clean
 
 $(BIN)/inferlab: pyproject.toml etc/jupyterlab_overrides.json
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -30,6 +31,11 @@ test: $(BIN)/inferlab
 # offline) on loopback: the proxy's exactness, doctor, bench and every notebook against it.
 test-real: $(BIN)/inferlab
 	bash scripts/real_vllm/test.sh
+
+# llama.cpp's llama-server, built from the source inside the llama-cpp-python sdist (cached
+# under ~/.cache/inferlab), over a tiny random-weight GGUF with llama's real vocabulary.
+test-llamacpp: $(BIN)/inferlab
+	bash scripts/real_llamacpp/test.sh
 
 # Grade your own labs/ (make test grades the worked solutions); LESSON=07 grades one lesson.
 check-lab: $(BIN)/inferlab

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
 import statistics
+import subprocess
 import time
 from collections.abc import Awaitable, Callable
 
@@ -237,11 +239,25 @@ def in_process_table(quick: bool) -> None:
 
 
 def http_table(quick: bool) -> None:
+    print(f"\nload average: {os.getloadavg()[0]:.1f} (2 cores: above 2, processes wait for one)")
     for time_scale in (1.0, 0.001):
         http_comparison(quick, time_scale)
 
 
+def _cpu_s(process: subprocess.Popen[bytes]) -> float:
+    """CPU seconds a process has used so far, all its threads (Linux's schedstat, in ns: its
+    /proc/PID/stat counts 10 ms ticks, too coarse for a millisecond a request). Less distorted
+    by a busy machine than latency, which also counts the time a process waits for a core."""
+    total_ns = 0
+    for task in os.listdir(f"/proc/{process.pid}/task"):
+        with open(f"/proc/{process.pid}/task/{task}/schedstat") as stat:
+            total_ns += int(stat.read().split()[0])
+    return total_ns / 1e9
+
+
 def http_comparison(quick: bool, time_scale: float) -> None:
+    """Direct and via the proxy in alternating blocks of 10, so that both see the same
+    machine; three runs, the median of each."""
     server_port, proxy_port = free_port(), free_port()
     direct_url = f"http://127.0.0.1:{server_port}/v1"
     proxy_url = f"http://127.0.0.1:{proxy_port}/v1"
@@ -252,22 +268,36 @@ def http_comparison(quick: bool, time_scale: float) -> None:
         wait_until_up(proxy_url, proxy)
         requests = 30 if quick else 100
         body = {"prompt": "Hello", "max_tokens": 4, "ignore_eos": True}
+        runs: dict[str, list[float]] = {"direct": [], "via proxy": [], "proxy CPU": []}
         with httpx.Client(timeout=30) as client:
-            results = {}
-            for name, url in (("direct", direct_url), ("via proxy", proxy_url)) * 2:
-                latencies = []
-                for _ in range(requests):
-                    started = time.perf_counter()
+            for url in (direct_url, proxy_url):  # warm both: connections, first batch
+                for _ in range(10):
                     client.post(url + "/completions", json=body).raise_for_status()
-                    latencies.append(time.perf_counter() - started)
-                results[name] = statistics.median(latencies) * 1000  # the second round counts
+            for _ in range(3):
+                latencies: dict[str, list[float]] = {"direct": [], "via proxy": []}
+                proxy_cpu_s = 0.0
+                for _ in range(requests // 10):
+                    for name, url in (("direct", direct_url), ("via proxy", proxy_url)):
+                        cpu_before = _cpu_s(proxy)
+                        for _ in range(10):
+                            started = time.perf_counter()
+                            client.post(url + "/completions", json=body).raise_for_status()
+                            latencies[name].append(time.perf_counter() - started)
+                        if name == "via proxy":
+                            proxy_cpu_s += _cpu_s(proxy) - cpu_before
+                for name, values in latencies.items():
+                    runs[name].append(statistics.median(values) * 1000)
+                runs["proxy CPU"].append(proxy_cpu_s / len(latencies["via proxy"]) * 1000)
+        direct, via = statistics.median(runs["direct"]), statistics.median(runs["via proxy"])
+        adds = [v - d for d, v in zip(runs["direct"], runs["via proxy"], strict=True)]
         print(
             f"\nOver HTTP, one caller, 4 tokens, embedded server at time_scale {time_scale}, "
-            f"median of {requests}:"
+            f"median of 3 runs of {requests} each:"
         )
         print(
-            f"  direct {results['direct']:.2f} ms, via proxy {results['via proxy']:.2f} ms, "
-            f"proxy adds {results['via proxy'] - results['direct']:+.2f} ms"
+            f"  direct {direct:.2f} ms, via proxy {via:.2f} ms, proxy adds "
+            f"{statistics.median(adds):+.2f} ms (runs: {', '.join(f'{a:+.2f}' for a in adds)}); "
+            f"the proxy's own CPU {statistics.median(runs['proxy CPU']):.2f} ms a request"
         )
     finally:
         stop(proxy, server)

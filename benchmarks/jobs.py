@@ -41,7 +41,7 @@ def start_jobs(db: Path, workers: int):
         "jobs", "--upstream", MODEL, "--port", str(JOBS_PORT), "--db", str(db),
         "--workers", str(workers), "--max-batch-size", "32",
     )  # fmt: skip
-    wait_until_up(JOBS)  # it adds /health
+    wait_until_up(JOBS, process)
     return process
 
 
@@ -56,24 +56,23 @@ async def one_at_a_time(n: int) -> list[float]:
 
 
 async def burst(n: int) -> tuple[float, list[float]]:
-    clients = [AsyncJobClient(JOBS) for _ in range(n // 25)]  # small pools: see loadgen.py
-    started = time.perf_counter()
+    # One client, a connection per submission in flight (its pool grows; see wire/_http1.py)
+    async with AsyncJobClient(JOBS, max_connections=n) as client:
+        started = time.perf_counter()
 
-    async def submit(i: int) -> float:
-        sent = time.perf_counter()
-        await clients[i % len(clients)].submit(f"burst {i}", max_tokens=4)
-        return time.perf_counter() - sent
+        async def submit(i: int) -> float:
+            sent = time.perf_counter()
+            await client.submit(f"burst {i}", max_tokens=4)
+            return time.perf_counter() - sent
 
-    latencies = await asyncio.gather(*(submit(i) for i in range(n)))
-    elapsed = time.perf_counter() - started
-    for client in clients:
-        await client.aclose()
+        latencies = await asyncio.gather(*(submit(i) for i in range(n)))
+        elapsed = time.perf_counter() - started
     return elapsed, list(latencies)
 
 
 def main() -> None:
     model = spawn("serve", "--port", str(MODEL_PORT), "--time-scale", "0.1")
-    wait_until_up(MODEL)  # it adds /health
+    wait_until_up(MODEL, model)
     folder = Path(tempfile.mkdtemp(prefix="inferlab-bench-jobs-"))
     try:
         jobs = start_jobs(folder / "acks.db", workers=0)

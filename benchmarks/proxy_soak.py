@@ -129,7 +129,7 @@ def main() -> int:
     )
     try:
         for port in (UPSTREAM_PORT, PROXY_PORT):
-            wait_until_up(f"http://127.0.0.1:{port}")  # it adds /health
+            wait_until_up(f"http://127.0.0.1:{port}")
         print(f"{args.clients} clients for {args.duration_s:.0f} s through the proxy:")
         started = time.monotonic()
         outcomes = asyncio.run(soak(args.clients, args.duration_s))

@@ -43,3 +43,17 @@ def max_output_tokens(profile: Profile, prompt_tokens: int, budget_ms: float) ->
     raise NotImplementedError(
         'TODO in labs/exercises_00.py: grow the answer a token at a time while the prediction stays in budget'
     )
+
+
+# --- A checked answer, in your own words -------------------------------------------------------
+PREFILL_SHARES = ("the weights, read once", "a cached prompt", "only the last token")
+
+
+def why_long_prompts_are_cheap() -> tuple[str, str]:
+    """Why is a prompt of 2,000 tokens not 250 times dearer than one of 8? Return (one of PREFILL_SHARES,
+    your reason in a sentence or two of your own): the grader checks the choice, and reads your
+    reason for the ideas that make it right."""
+    # TODO: choose from what you measured, and say why in your own words
+    raise NotImplementedError(
+        'TODO in labs/exercises_00.py: choose from what you measured, and say why in your own words'
+    )

@@ -1,4 +1,5 @@
-"""Exercises for lesson 02: retries, and webhooks that are signed and may come twice."""
+"""Exercises for lesson 02: retries, webhooks that are signed and may come twice, and how often
+to poll."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import asyncio
 import hashlib
 import hmac
 import json
+import math
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -87,3 +89,77 @@ class WebhookReceiver:
         raise NotImplementedError(
             'TODO in labs/exercises_02.py: check the signature first; remember only the events you processed'
         )
+
+
+# --- choosing a polling interval: predict the cost, then measure it ---------------------------
+
+
+def polling_cost(job_s: float, interval_s: float) -> tuple[int, float]:
+    """A client submits a job that takes job_s seconds, asks for it at once and then every
+    interval_s, and stops at the first answer that says it finished (a poll at the very moment
+    it finishes sees it finished). Ignoring round trips: (how many polls it sent, how long
+    after the job finished the last poll came, in seconds).
+
+    polling_cost(0.25, 0.1) -> (4, 0.05): polls at 0, 0.1, 0.2 and 0.3 s.
+    """
+    # TODO: which poll is the first at or after job_s? count the polls up to it
+    raise NotImplementedError(
+        'TODO in labs/exercises_02.py: which poll is the first at or after job_s? count the polls up to it'
+    )
+
+
+def choose_interval(
+    job_times_s: list[float], intervals_s: list[float], max_mean_extra_s: float
+) -> float | None:
+    """The polling interval, of `intervals_s`, that sends the fewest polls in all for jobs
+    taking `job_times_s`, among those whose mean extra latency (the second number of
+    polling_cost(), averaged over the jobs) is at most max_mean_extra_s; None if none is.
+    """
+    # TODO: price each candidate on these very jobs; keep those within the target
+    raise NotImplementedError(
+        'TODO in labs/exercises_02.py: price each candidate on these very jobs; keep those within the target'
+    )
+
+
+# --- an idempotent front door: a resubmission returns the same job ----------------------------
+
+
+class KeyReused(Exception):
+    """The same Idempotency-Key came with a different request (the job API answers 409)."""
+
+
+class IdempotentFrontDoor:
+    """The job API's front door, reduced to its idempotency rule. A client whose
+    acknowledgement was lost cannot know whether its job exists, so it submits again with the
+    same Idempotency-Key; the door must then answer with the job it made the first time.
+    `jobs` maps each job id made to its request (the queue, reduced to a dict); `new_id()`
+    names a new job.
+    """
+
+    def __init__(self, new_id: Callable[[], str]) -> None:
+        self.new_id = new_id
+        self.jobs: dict[str, dict] = {}
+        self._by_key: dict[str, str] = {}
+
+    def submit(self, request: dict, key: str | None = None) -> tuple[str, bool]:
+        """(the job's id, whether it is a replay of an earlier submission). Without a key every
+        submission is a new job. With a key seen before: the job made then, if the request is
+        the same; raise KeyReused if it is not (the client reused a key by mistake)."""
+        # TODO: look the key up first; what must match before you answer with that job?
+        raise NotImplementedError(
+            'TODO in labs/exercises_02.py: look the key up first; what must match before you answer with that job?'
+        )
+
+
+# --- A checked answer, in your own words -------------------------------------------------------
+WITHOUT_JITTER = ("a thundering herd", "lost jobs", "duplicate results")
+
+
+def why_jitter() -> tuple[str, str]:
+    """A thousand jobs fail together; what happens without jitter? Return (one of WITHOUT_JITTER,
+    your reason in a sentence or two of your own): the grader checks the choice, and reads your
+    reason for the ideas that make it right."""
+    # TODO: choose from what you measured, and say why in your own words
+    raise NotImplementedError(
+        'TODO in labs/exercises_02.py: choose from what you measured, and say why in your own words'
+    )

@@ -42,3 +42,17 @@ def kv_roofline_step_ms(
     raise NotImplementedError(
         'TODO in labs/exercises_04.py: what a step must read now grows with batch and context; the sums do not'
     )
+
+
+# --- A checked answer, in your own words -------------------------------------------------------
+QUANTISED_AT = ("batch 1", "batch 256", "both alike")
+
+
+def where_quantisation_helps() -> tuple[str, str]:
+    """Where does a decode step get faster? Return (one of QUANTISED_AT,
+    your reason in a sentence or two of your own): the grader checks the choice, and reads your
+    reason for the ideas that make it right."""
+    # TODO: choose from what you measured, and say why in your own words
+    raise NotImplementedError(
+        'TODO in labs/exercises_04.py: choose from what you measured, and say why in your own words'
+    )

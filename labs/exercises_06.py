@@ -1,4 +1,4 @@
-"""Exercises for lesson 06: choosing settings from measurements."""
+"""Exercises for lesson 06: choosing settings from measurements, and a knob on a live server."""
 
 from __future__ import annotations
 
@@ -28,4 +28,35 @@ def pareto_front(measured: list[Setting]) -> list[Setting]:
     # TODO: drop every setting another one beats; order what is left
     raise NotImplementedError(
         'TODO in labs/exercises_06.py: drop every setting another one beats; order what is left'
+    )
+
+
+# --- Exercises 3 and 4: one knob on a live server -----------------------------------------------
+# The notebook's server: continuous batching; requests of 64 prompt and 64 output tokens arriving
+# at KNOB_RATE a second (Poisson, seed 6, as `run_load` sends them), each about 0.54 s alone.
+KNOB_RATE = 20.0  # requests per second, H100 time
+KNOB_P99_TARGET_S = 1.0  # H100 seconds
+KNOB_REQUESTS, KNOB_SEED = 200, 6
+FEWER_SLOTS = ("about the same", "a little higher", "many times higher")
+
+
+def predicted_p99_with_8_slots() -> tuple[str, str]:
+    """Exercise 3, before you turn the knob: with max_num_seqs=8 (at most 8 sequences in the
+    batch), how will p99 latency compare with max_num_seqs=16? Return (one of FEWER_SLOTS,
+    your reason in a sentence or two). Commit to it before the sweep."""
+    # TODO: reason from how many requests 8 slots can finish a second
+    raise NotImplementedError(
+        'TODO in labs/exercises_06.py: reason from how many requests 8 slots can finish a second'
+    )
+
+
+def chosen_max_num_seqs() -> int:
+    """Exercise 4, from your sweep: the fewest sequences the server may batch (max_num_seqs)
+    that keeps p99 latency within KNOB_P99_TARGET_S at KNOB_RATE (every slot you keep free is
+    KV-cache memory for longer contexts). Graded in virtual time with simulate(), the same
+    scheduler: it must meet the target within 10%, and reserve at most twice the fewest slots
+    that meet it."""
+    # TODO: sweep, read the plot, then answer with a number
+    raise NotImplementedError(
+        'TODO in labs/exercises_06.py: sweep, read the plot, then answer with a number'
     )

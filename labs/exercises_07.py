@@ -41,3 +41,17 @@ def read_the_plot() -> tuple[int, int]:
     raise NotImplementedError(
         'TODO in labs/exercises_07.py: read the hatched bars: the longest one, and whose bar it waited for'
     )
+
+
+# --- A checked answer, in your own words -------------------------------------------------------
+STEPS_OVERSTATE_BECAUSE = ("steps differ in cost", "static steps run faster", "the run was noisy")
+
+
+def why_steps_overstate_the_gain() -> tuple[str, str]:
+    """Why do step counts overstate the gain? Return (one of STEPS_OVERSTATE_BECAUSE,
+    your reason in a sentence or two of your own): the grader checks the choice, and reads your
+    reason for the ideas that make it right."""
+    # TODO: choose from what you measured, and say why in your own words
+    raise NotImplementedError(
+        'TODO in labs/exercises_07.py: choose from what you measured, and say why in your own words'
+    )

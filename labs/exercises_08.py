@@ -48,3 +48,17 @@ def max_rate_for_mean_latency(service_s: float, target_s: float) -> float:
     raise NotImplementedError(
         'TODO in labs/exercises_08.py: find the busiest utilisation that meets the target, then turn it into a rate'
     )
+
+
+# --- A checked answer, in your own words -------------------------------------------------------
+MORE_TRAFFIC = ("very little", "about twice", "in proportion")
+
+
+def relaxing_the_target() -> tuple[str, str]:
+    """Relax the target from 100 ms to 200 ms; how much more traffic? Return (one of MORE_TRAFFIC,
+    your reason in a sentence or two of your own): the grader checks the choice, and reads your
+    reason for the ideas that make it right."""
+    # TODO: choose from what you measured, and say why in your own words
+    raise NotImplementedError(
+        'TODO in labs/exercises_08.py: choose from what you measured, and say why in your own words'
+    )

@@ -42,3 +42,17 @@ def predicted_cost_ratio() -> float:
     raise NotImplementedError(
         'TODO in labs/exercises_09.py: your prediction, as a number, with the reasoning in a comment'
     )
+
+
+# --- A checked answer, in your own words -------------------------------------------------------
+BATCH_64_IS_CHEAP_BECAUSE = ("the step barely grows", "the accelerator runs faster", "batch 64 skips work")
+
+
+def why_batch_64_is_cheap() -> tuple[str, str]:
+    """Why does batch 64 not cost 64 times batch 1? Return (one of BATCH_64_IS_CHEAP_BECAUSE,
+    your reason in a sentence or two of your own): the grader checks the choice, and reads your
+    reason for the ideas that make it right."""
+    # TODO: choose from what you measured, and say why in your own words
+    raise NotImplementedError(
+        'TODO in labs/exercises_09.py: choose from what you measured, and say why in your own words'
+    )

@@ -47,3 +47,17 @@ def best_budget(
     raise NotImplementedError(
         'TODO in labs/exercises_10.py: simulate each budget; keep those with p99 ITL <= SLO; min median TTFT'
     )
+
+
+# --- A checked answer, in your own words -------------------------------------------------------
+PUT_WHAT_VARIES = ("first", "last", "anywhere")
+
+
+def where_varying_text_goes() -> tuple[str, str]:
+    """Where does the text that varies go in a prompt? Return (one of PUT_WHAT_VARIES,
+    your reason in a sentence or two of your own): the grader checks the choice, and reads your
+    reason for the ideas that make it right."""
+    # TODO: choose from what you measured, and say why in your own words
+    raise NotImplementedError(
+        'TODO in labs/exercises_10.py: choose from what you measured, and say why in your own words'
+    )

@@ -1,8 +1,14 @@
-"""Exercises for lesson 01: synchronous inference, percentiles and Little's law."""
+"""Exercises for lesson 01: synchronous inference, percentiles, Little's law, a thread pool."""
 
 from __future__ import annotations
 
 import math
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import NamedTuple
+
+from inferlab.engine import Profile
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -30,4 +36,88 @@ def threads_needed(request_rate: float, latency_s: float) -> int:
     """
     # BEGIN SOLUTION (Little's law, in whole threads; beware a float just above a whole number)
     return math.ceil(round(request_rate * latency_s, 9))
+    # END SOLUTION
+
+
+# --- Exercise 3, checked: where did the requests wait? ------------------------------------------
+WHERE_THEY_WAITED = ("in the server", "in the client", "on the network")
+
+
+def where_they_waited() -> tuple[str, str]:
+    """Exercise 3 as an answer the grader reads: with half the threads, where did the requests
+    wait? Return (one of WHERE_THEY_WAITED, your reason in a sentence or two)."""
+    # BEGIN SOLUTION (choose a place from what the run printed, and say in your own words why)
+    return "in the client", (
+        "Each thread was held, blocked, for the whole of its request, so at most that many "
+        "requests were in flight and the rest queued for a free thread; throughput fell to "
+        "threads / latency, while the server could have batched more."
+    )
+    # END SOLUTION
+
+
+# --- Exercise 4: a synchronous client, built ----------------------------------------------------
+class Sent(NamedTuple):
+    index: int
+    answer: str
+    waited_s: float  # from the start of the run until a thread took this request
+    service_s: float  # inside send(): the request itself
+
+
+def send_all(
+    send: Callable[[int], str],
+    num_requests: int,
+    threads: int,
+    clock: Callable[[], float] = time.perf_counter,
+) -> list[Sent]:
+    """Send requests 0 to num_requests - 1, all ready at once, through a pool of `threads`
+    threads, each blocking in send(index) until its answer comes. Returns one Sent per request,
+    in request order, with how long it waited for a thread and how long send() took, both read
+    from `clock`.
+
+    send_all(lambda i: f"answer {i}", 3, threads=2) -> [Sent(0, 'answer 0', ...), ...]
+    """
+    # BEGIN SOLUTION (a pool of that many threads; read the clock when a thread takes a request)
+    started = clock()
+
+    def one(index: int) -> Sent:
+        taken = clock()
+        answer = send(index)
+        return Sent(index, answer, taken - started, clock() - taken)
+
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        return list(pool.map(one, range(num_requests)))
+    # END SOLUTION
+
+
+# --- Exercise 5: predict, then measure ----------------------------------------------------------
+def predicted_throughput(
+    profile: Profile, users: int, prompt_tokens: int, output_tokens: int
+) -> float:
+    """Requests per second that `users` callers get when they all send at once and the server
+    batches them: Little's law, with the time one such round takes on `profile` (its
+    prefill_ms and decode_ms, lesson 00). Graded within 10% of simulate().
+
+    predicted_throughput(profile, 1, 64, 32) -> about 3.7
+    """
+    # BEGIN SOLUTION (how long does one round take for all of them? then how many finish a second)
+    batch_ms = profile.prefill_ms([prompt_tokens] * users)
+    for generated in range(1, output_tokens):
+        batch_ms += profile.decode_ms([prompt_tokens + generated] * users)
+    return users / (batch_ms / 1000)
+    # END SOLUTION
+
+
+# --- Exercise 6: read a plot --------------------------------------------------------------------
+# The notebook plots these six requests through a client with two threads, all ready at once;
+# each takes this long once a thread sends it.
+PLOTTED_SERVICE_S = [0.9, 0.3, 0.2, 0.3, 0.2, 0.1]
+PLOTTED_THREADS = 2
+
+
+def who_was_blocked() -> tuple[int, int]:
+    """Read from the notebook's plot: which request waited longest for a thread, and which
+    request was holding the thread it finally got? Return (blocked, holder), request numbers
+    as the plot labels them."""
+    # BEGIN SOLUTION (read the light bars: the longest wait, and who freed the thread it got)
+    return 5, 0  # request 5 waited 0.9 s, for the thread request 0 held from the start
     # END SOLUTION

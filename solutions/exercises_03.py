@@ -1,9 +1,11 @@
-"""Exercises for lesson 03: reading a stream."""
+"""Exercises for lesson 03: reading a stream, a stream that failed, and many on one WebSocket."""
 
 from __future__ import annotations
 
 import itertools
 import json
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from inferlab.engine import Profile
 
@@ -52,5 +54,104 @@ def predicted_stall_ms(
         profile.step_overhead_ms
         + profile.prefill_ms([prompt_tokens] * newcomers)
         + profile.decode_ms([stream_context_tokens])
+    )
+    # END SOLUTION
+
+
+# --- a stream that failed after its 200 ---------------------------------------------------------
+
+CUT = "no [DONE]: the stream was cut"
+
+
+def stream_outcome(lines: list[str]) -> tuple[str, str | None]:
+    """Read a streamed completion's raw SSE lines as texts_from_sse() does, and say whether it
+    succeeded. Its 200 went out with the headers, before the first token, so a failure after
+    that cannot change the status: the server sends an event `data: {"error": {"message": ...}}`
+    (and may still end with [DONE]); a connection that dropped just stops, with no [DONE].
+    Return (the text that arrived, None for a stream that ended with [DONE] and no error, else
+    the error's message, or CUT for one that stopped without [DONE]).
+
+    [data: {"choices": [{"text": " Hi"}]}, data: {"error": {"message": "GPU"}}, data: [DONE]]
+    -> (" Hi", "GPU")
+    """
+    # BEGIN SOLUTION (read it as texts_from_sse() does; note an error event; what ends it?)
+    texts: list[str] = []
+    error: str | None = None
+    for line in lines:
+        if not line.startswith("data:"):
+            continue
+        data = line[len("data:") :].strip()
+        if data == "[DONE]":
+            return "".join(texts), error
+        payload = json.loads(data)
+        if not isinstance(payload, dict):
+            continue  # llama.cpp's `data: null`
+        if payload.get("error") is not None:  # OpenAI's shape; some servers send a string
+            problem = payload["error"]
+            error = str(problem.get("message") if isinstance(problem, dict) else problem)
+        else:
+            texts += [choice.get("text", "") for choice in payload.get("choices") or []]
+    return "".join(texts), error or CUT
+    # END SOLUTION
+
+
+# --- many requests on one WebSocket, one of them cancelled --------------------------------------
+
+Frame = dict[str, Any]
+
+
+async def several_on_one_socket(
+    send: Callable[[Frame], Awaitable[None]],
+    receive: Callable[[], Awaitable[Frame]],
+    prompts: list[str],
+    *,
+    max_tokens: int,
+    cancel: int,
+    cancel_after_chunks: int,
+) -> dict[str, tuple[str, str]]:
+    """Run every prompt at once on one WebSocket to the model server (the protocol is at the
+    top of src/inferlab/serve/websocket.py). `send(frame)` sends a JSON frame (a dict) and
+    `receive()` waits for the next frame from the server.
+
+    1. Send one "completions" frame per prompt, ids "r0", "r1", ... in order, before reading.
+    2. Read frames; keep each request's text (its chunks' choices' "text"), by the frame's id.
+    3. Once request number `cancel` has had `cancel_after_chunks` chunks (at least 1), cancel it.
+    4. Each request ends with a frame of type "done", "cancelled" or "error"; return once every
+       one has ended: {id: (its text, how it ended)}, e.g. {"r0": (" The cache", "done"), ...}.
+    """
+    # BEGIN SOLUTION (send them all; then one loop over frames, filing each under its id)
+    ids = [f"r{index}" for index in range(len(prompts))]
+    for request_id, prompt in zip(ids, prompts, strict=True):
+        body = {"prompt": prompt, "max_tokens": max_tokens}
+        await send({"type": "completions", "id": request_id, "body": body})
+    texts, chunks, ended = dict.fromkeys(ids, ""), dict.fromkeys(ids, 0), {}
+    while len(ended) < len(ids):
+        frame = await receive()
+        request_id = frame.get("id")
+        if request_id not in texts:
+            continue  # an error about a frame of ours that named no request: none here
+        if frame["type"] == "chunk":
+            texts[request_id] += "".join(c.get("text", "") for c in frame["chunk"]["choices"])
+            chunks[request_id] += 1
+            if request_id == ids[cancel] and chunks[request_id] == cancel_after_chunks:
+                await send({"type": "cancel", "id": request_id})  # once: more may come
+        else:  # subtle: the first ending counts; a cancel that crossed a `done` earns a 404
+            ended.setdefault(request_id, frame["type"])
+    return {request_id: (texts[request_id], ended[request_id]) for request_id in ids}
+    # END SOLUTION
+
+
+# --- A checked answer, in your own words -------------------------------------------------------
+STUTTER_CAUSES = ("prefilling the newcomers", "the network", "the client")
+
+
+def why_the_stream_stuttered() -> tuple[str, str]:
+    """Why did the stream stutter? Return (one of STUTTER_CAUSES,
+    your reason in a sentence or two of your own): the grader checks the choice, and reads your
+    reason for the ideas that make it right."""
+    # BEGIN SOLUTION (choose from what you measured, and say why in your own words)
+    return "prefilling the newcomers", (
+        "The newcomers' prompts were prefilled in one step, and every running sequence, our "
+        "stream included, waited through that step for its next token."
     )
     # END SOLUTION

@@ -47,3 +47,19 @@ def read_the_plot() -> tuple[int, int]:
     # BEGIN SOLUTION (read the hatched bars: the longest one, and whose bar it waited for)
     return 0, 1  # request 0 finished at step 3 and waited 9 steps for request 1 (12 tokens)
     # END SOLUTION
+
+
+# --- A checked answer, in your own words -------------------------------------------------------
+STEPS_OVERSTATE_BECAUSE = ("steps differ in cost", "static steps run faster", "the run was noisy")
+
+
+def why_steps_overstate_the_gain() -> tuple[str, str]:
+    """Why do step counts overstate the gain? Return (one of STEPS_OVERSTATE_BECAUSE,
+    your reason in a sentence or two of your own): the grader checks the choice, and reads your
+    reason for the ideas that make it right."""
+    # BEGIN SOLUTION (choose from what you measured, and say why in your own words)
+    return "steps differ in cost", (
+        "Both policies pay for every prompt's prefill, the dearest steps, and static batching's "
+        "extra steps are cheap ones, with few sequences left running."
+    )
+    # END SOLUTION

@@ -45,3 +45,19 @@ def predicted_cost_ratio() -> float:
     # 64 tokens cost about 1.2 times what one did.
     return 64 * 8.4 / 10.3
     # END SOLUTION
+
+
+# --- A checked answer, in your own words -------------------------------------------------------
+BATCH_64_IS_CHEAP_BECAUSE = ("the step barely grows", "the accelerator runs faster", "batch 64 skips work")
+
+
+def why_batch_64_is_cheap() -> tuple[str, str]:
+    """Why does batch 64 not cost 64 times batch 1? Return (one of BATCH_64_IS_CHEAP_BECAUSE,
+    your reason in a sentence or two of your own): the grader checks the choice, and reads your
+    reason for the ideas that make it right."""
+    # BEGIN SOLUTION (choose from what you measured, and say why in your own words)
+    return "the step barely grows", (
+        "A decode step reads all the weights once whatever the batch, so it grows only from 8.4 "
+        "to 10.3 ms while making one token for each of 64 sequences instead of one."
+    )
+    # END SOLUTION

@@ -63,3 +63,19 @@ def best_budget(
             best = (ttft, budget)
     return None if best is None else best[1]
     # END SOLUTION
+
+
+# --- A checked answer, in your own words -------------------------------------------------------
+PUT_WHAT_VARIES = ("first", "last", "anywhere")
+
+
+def where_varying_text_goes() -> tuple[str, str]:
+    """Where does the text that varies go in a prompt? Return (one of PUT_WHAT_VARIES,
+    your reason in a sentence or two of your own): the grader checks the choice, and reads your
+    reason for the ideas that make it right."""
+    # BEGIN SOLUTION (choose from what you measured, and say why in your own words)
+    return "last", (
+        "Only whole blocks are cached, and a block matches only if everything before it matches "
+        "too: text that varies, put first, breaks every block after it."
+    )
+    # END SOLUTION

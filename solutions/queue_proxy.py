@@ -115,3 +115,20 @@ class QueueProxy:
         if self._flusher is not None:
             self._flusher.cancel()
         await self.http.aclose()
+
+
+# --- A checked answer, in your own words -------------------------------------------------------
+SHORT_FLUSH_DOES = ("more upstream requests", "higher latency", "nothing")
+
+
+def very_short_flush_interval() -> tuple[str, str]:
+    """What does a very short flush interval do? Return (one of SHORT_FLUSH_DOES,
+    your reason in a sentence or two of your own): the grader checks the choice, and reads your
+    reason for the ideas that make it right."""
+    # BEGIN SOLUTION (choose from what you measured, and say why in your own words)
+    return "more upstream requests", (
+        "The proxy no longer waits for company, so batches shrink to one or two and the same "
+        "answers cost about three times the upstream requests, each a forward pass; in exchange "
+        "latency drops, since nobody waits for a batch to fill."
+    )
+    # END SOLUTION

@@ -8,6 +8,9 @@ refuses list prompts like a server without batching support; "fail" answers 500;
 answers until released. Its token rule is deliberately not the course's (a BOS on every prompt),
 so a test can tell the server's count from the course's.
 `state.fail_next = k` answers 500 to the next k requests, whatever the mode.
+`state.break_stream = (after, how)` breaks the next stream after `after` chunks (the last
+prompt's first tokens, so some callers of a batch have text and others none): how = 500 or 400
+sends `{"error": {"code": ...}}` inside the stream, "drop" closes the connection mid-body.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ def make_fake_upstream() -> FastAPI:
     app.state.mode = "llama"
     app.state.requests = []
     app.state.fail_next = 0
+    app.state.break_stream = None
     app.state.release = None  # an asyncio.Event, created on the server's loop when stalling
     app.state.loop = None  # that loop, so a test can release the stall from its own thread
     app.state.arrived = threading.Event()  # set at each request, for tests to wait on
@@ -96,6 +100,8 @@ def make_fake_upstream() -> FastAPI:
 
         async def events():
             yield "data: null\n\n"
+            sent, broken = 0, app.state.break_stream
+            app.state.break_stream = None  # only this stream: retries of its callers succeed
             if any(TOO_LONG in prompt for prompt in prompts):  # after the 200, as llama.cpp does
                 error = {
                     "code": 400,
@@ -106,6 +112,13 @@ def make_fake_upstream() -> FastAPI:
                 return
             for step in range(max_tokens):
                 for index, tokens in reversed(outputs):  # interleaved, last prompt first
+                    if broken is not None and sent == broken[0]:
+                        if broken[1] == "drop":
+                            raise ConnectionAbortedError("the fake drops the stream")
+                        error = {"code": broken[1], "message": f"failed mid-stream ({broken[1]})"}
+                        yield f"data: {json.dumps({'error': error})}\n\n"
+                        return
+                    sent += 1
                     finish = "length" if step == max_tokens - 1 else None
                     chunk = {
                         "id": "x",

@@ -1,4 +1,5 @@
 import json
+import socket
 
 import httpx
 import pytest
@@ -95,12 +96,19 @@ def test_sync_client_timing_against_the_real_server(live_server, stream):
         assert timing.tpot_s is None
 
 
-def test_a_read_timeout_is_the_courses_error_not_httpx(live_server):
+def test_a_read_timeout_is_the_courses_error_not_httpx():
     """Transport errors are mapped at the client boundary: a caller catches TimeoutError (or
     inferlab's ResponseTimeoutError), never httpx.ReadTimeout."""
-    with Client(live_server.base_url, timeout=httpx.Timeout(5.0, read=1e-6)) as client:
-        with pytest.raises(ResponseTimeoutError) as caught:
-            client.complete("Slow", max_tokens=64, ignore_eos=True)
+    # A socket that listens and never answers: the kernel completes the handshake and takes
+    # the request, and no response ever comes, so the read timeout must fire however slow
+    # or fast this machine is.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/v1"
+        with Client(url, timeout=httpx.Timeout(5.0, read=0.05)) as client:
+            with pytest.raises(ResponseTimeoutError) as caught:
+                client.complete("Slow", max_tokens=64, ignore_eos=True)
     assert isinstance(caught.value, TimeoutError)
     assert not isinstance(caught.value, httpx.HTTPError)
 

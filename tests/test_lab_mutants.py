@@ -46,7 +46,7 @@ def graded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, list
         cwd=ROOT,
         env=environment,
         capture_output=True,
-        timeout=110,
+        timeout=600,  # a guard against a hang, not a speed check: a busy laptop needs minutes
     )
     names = {folder.name for folder in folders}
     by_folder: dict[str, dict[str, list[dict]]] = {}

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -61,3 +63,25 @@ def test_lessons_are_chosen_by_marker_not_by_substring():
     result = grade("solutions", "--lesson", "00", "--collect-only")
     collected = [line for line in result.stdout.splitlines() if "::" in line]
     assert collected and all("test_lesson_00.py::" in line for line in collected), collected
+
+
+def test_a_free_text_answer_is_read_kindly():
+    """explained() takes the choice in any case and a reason in any words that carry the ideas,
+    and names the idea a reason misses."""
+    from tests.lab.grading import explained
+
+    def check(answer):
+        """The checked answer."""
+        explained(
+            answer,
+            choices=("in the client", "in the server"),
+            expected="in the client",
+            ideas={"what holds a thread": ("held", "busy"), "what it costs": ("throughput",)},
+            given="where",
+        )
+
+    check((" In the Client", "Every thread was Busy with one request, so throughput fell."))
+    with pytest.raises(pytest.fail.Exception, match="does not yet say what it costs"):
+        check(("in the client", "Every thread was busy with one request at a time."))
+    with pytest.raises(pytest.fail.Exception, match="not one of 'in the client'"):
+        check(("client", "Every thread was busy with one request, so throughput fell."))

@@ -137,6 +137,29 @@ async def test_each_caller_of_a_crashed_loop_gets_its_own_error():
     assert all(error.__cause__ is crash for error in errors)
 
 
+async def test_a_scaled_clock_changes_speed_without_a_jump_in_simulated_time():
+    clock = ScaledClock(time_scale=1000.0)
+    before = clock.now()
+    clock.rescale(0.001)  # a million times faster: a jump would show as seconds at once
+    assert before <= clock.now() < before + 1.0
+    with pytest.raises(ValueError, match="time_scale must be > 0"):
+        clock.rescale(0)
+
+
+async def test_the_time_scale_changes_only_while_the_model_is_idle():
+    model = SimulatedModel("h100-llama3-8b", time_scale=0.01)
+    stream = model.generate("Hi", max_tokens=500, ignore_eos=True)
+    await stream.__anext__()
+    with pytest.raises(ValueError, match="only while the model is idle"):
+        model.configure(time_scale=0.02)
+    await stream.aclose()
+    model.configure(time_scale=0.02)
+    assert model.time_scale == 0.02
+    await model.aclose()
+    with pytest.raises(ValueError, match="only on a scaled clock"):
+        SimulatedModel("h100-llama3-8b", clock=VirtualClock()).configure(time_scale=0.5)
+
+
 async def test_scaled_clock_deadlines_are_absolute():
     """Sleeping until a deadline already past returns at once instead of waiting again."""
     clock = ScaledClock(time_scale=1000.0)  # one simulated second = 1000 wall seconds

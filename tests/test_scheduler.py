@@ -94,14 +94,15 @@ def test_continuous_joins_a_running_batch_mid_flight():
 
 
 def test_kv_blocks_are_allocated_as_tokens_arrive_and_the_newest_is_preempted():
-    """A 48-token pool of 4-token blocks (12 blocks); four requests of 10 + 5 tokens.
+    """A 52-token pool of 4-token blocks (13 blocks, 12 of them usable: block 0 is the null
+    block, as in vLLM); four requests of 10 + 5 tokens.
 
     All four start: 10 prompt tokens take 3 blocks each, the pool is full. The step at 30 ms
     computes each one's 13th token, which needs a 4th block, so D, the newest, is preempted and
     its 3 blocks go to the others. A, B and C finish at 50 ms; D then recomputes its 10 + 3
     tokens in one step (50-60 ms) and samples its last token at 70 ms.
     """
-    done = simulate([(0.0, 10, 5)] * 4, FLAT_10MS, kv_capacity_tokens=48, block_size=4)
+    done = simulate([(0.0, 10, 5)] * 4, FLAT_10MS, kv_capacity_tokens=52, block_size=4)
     assert _finish_ms(done) == [50, 50, 50, 70]
     assert [seq.preemptions for seq in done] == [0, 0, 0, 1]
 
@@ -109,7 +110,7 @@ def test_kv_blocks_are_allocated_as_tokens_arrive_and_the_newest_is_preempted():
 def test_the_queue_is_fifo_so_a_big_request_is_not_starved():
     """The big one (30 KV tokens) heads the queue; the small one behind it may not overtake."""
     requests = [(0.0, 10, 5), (0.001, 20, 10), (0.002, 2, 2)]
-    first, big, small = simulate(requests, FLAT_10MS, kv_capacity_tokens=40)
+    first, big, small = simulate(requests, FLAT_10MS, kv_capacity_tokens=48)  # 2 usable blocks
     assert small.admitted_s >= big.admitted_s
 
 
@@ -151,8 +152,9 @@ def test_step_cost_is_prefill_of_newcomers_plus_decode_of_the_running():
 def test_requests_that_can_never_fit_are_refused_at_once():
     with pytest.raises(InvalidRequestError, match="maximum context length is 8192"):
         simulate([(0.0, 8000, 500)], H100_LLAMA3_8B)
-    with pytest.raises(InvalidRequestError, match="cache holds only 96"):
-        simulate([(0.0, 90, 20)], H100_LLAMA3_8B, kv_capacity_tokens=100)  # 6 blocks of 16
+    with pytest.raises(InvalidRequestError, match="cache holds only 80"):
+        # 6 blocks of 16, one of them the null block
+        simulate([(0.0, 90, 20)], H100_LLAMA3_8B, kv_capacity_tokens=100)
 
 
 @pytest.mark.parametrize(
@@ -187,11 +189,12 @@ def test_without_chunked_prefill_the_budget_must_hold_a_whole_prompt():
 
 def test_the_pool_is_sized_from_gpu_memory_as_vllm_sizes_it():
     """(79.6 GiB × 0.9 - 14.96 GiB of weights - 1.5 GiB of activations) / 128 KiB a token
-    = 452,034 tokens = 28,252 blocks of 16; at 0.5 only (39.8 - 16.46) GiB are left."""
+    = 452,034 tokens = 28,252 blocks of 16; at 0.5 only (39.8 - 16.46) GiB are left, less
+    the part block and the null block."""
     scheduler = Scheduler(H100_LLAMA3_8B)
     assert scheduler.pool.num_blocks == 452_034 // 16
     half = Scheduler(H100_LLAMA3_8B, SchedulerConfig(gpu_memory_utilization=0.5))
-    assert half.kv_capacity == pytest.approx((39.8 - 16.46) * 2**30 / 131_072, abs=16)
+    assert half.kv_capacity == pytest.approx((39.8 - 16.46) * 2**30 / 131_072, abs=32)
 
 
 def test_less_memory_means_preemptions():
@@ -247,16 +250,37 @@ def test_the_cache_cannot_be_reset_while_blocks_are_in_use():
 
 
 def test_free_cached_blocks_are_evicted_least_recently_used_first():
-    """A pool of 4 blocks of 2 tokens. A (5 tokens) caches blocks 0 and 1 and frees them, then
-    B (3 tokens) caches block 3. The free queue is now [1, 0, 2, 3]: A's blocks first (freed
-    earlier), and A's tail before its head. C (1 token) takes block 1: A's first block
-    survives, so A hits 2 tokens when it comes back."""
-    config = SchedulerConfig(enable_prefix_caching=True, num_gpu_blocks_override=4, block_size=2)
+    """A pool of 4 blocks of 2 tokens (and block 0, the null block). A (5 tokens) caches blocks
+    1 and 2 and frees them, then B (3 tokens) caches block 4. The free queue is now
+    [2, 1, 3, 4]: A's blocks first (freed earlier), and A's tail before its head. C (1 token)
+    takes block 2: A's first block survives, so A hits 2 tokens when it comes back."""
+    config = SchedulerConfig(enable_prefix_caching=True, num_gpu_blocks_override=5, block_size=2)
     scheduler = Scheduler(FLAT_10MS, config)
     runs = {}
     for name, ids in (("a", [1, 2, 3, 4, 5]), ("b", [7, 8, 9]), ("c", [11])):
         (runs[name],) = simulate([(0.0, ids, 1)], FLAT_10MS, scheduler=scheduler)
-    assert scheduler.pool.block_hash[1] is None  # evicted for C
-    assert scheduler.pool.block_hash[3] is not None  # B's block: freed later, still cached
+    assert scheduler.pool.block_hash[2] is None  # evicted for C
+    assert scheduler.pool.block_hash[4] is not None  # B's block: freed later, still cached
     (a_again,) = simulate([(0.0, [1, 2, 3, 4, 5], 1)], FLAT_10MS, scheduler=scheduler)
     assert (runs["a"].num_cached_tokens, a_again.num_cached_tokens) == (0, 2)
+
+
+def test_block_zero_is_the_null_block_and_holds_no_tokens():
+    """vLLM's BlockPool takes block 0 off the free queue as its null block: a pool of 5 blocks
+    of 4 tokens holds 16 tokens, and its usage counts against 4 blocks."""
+    scheduler = Scheduler(FLAT_10MS, SchedulerConfig(num_gpu_blocks_override=5, block_size=4))
+    assert (scheduler.pool.num_blocks, scheduler.kv_capacity) == (5, 16)
+    scheduler.pool.allocate(2)
+    assert scheduler.pool.usage == 0.5
+
+
+def test_a_preempted_request_coming_back_is_not_a_second_prefix_cache_query():
+    """The preemption story above, with prefix caching on: D is preempted and recomputed, but
+    the queries count each prompt once (vLLM files re-admissions under preempted_queries)."""
+    scheduler = Scheduler(
+        FLAT_10MS,
+        SchedulerConfig(kv_capacity_tokens=52, block_size=4, enable_prefix_caching=True),
+    )
+    done = simulate([(0.0, 10, 5)] * 4, FLAT_10MS, scheduler=scheduler)
+    assert sum(seq.preemptions for seq in done) == 1
+    assert scheduler.prefix_cache_stats.queries == 4 * 10

@@ -293,6 +293,27 @@ async def test_faults_fail_and_stall_a_share_of_requests_on_purpose(virtual_mode
     assert served.status_code == 200 and refused.status_code == 400
 
 
+async def test_put_faults_echoes_every_setting_it_applied(virtual_model):
+    """PUT /admin/faults answers with every fault setting in force, not only some: one that
+    changes all eight gets all eight back, and a later PUT that changes one keeps the rest."""
+    changes = {
+        "fail_rate": 0.1,
+        "stall_rate": 0.2,
+        "stall_s": 0.3,
+        "cold_start_s": 0.4,
+        "jitter_s": 0.05,
+        "break_rate": 0.6,
+        "break_after_chunks": 3,
+        "seed": 11,
+    }
+    app = create_app(virtual_model)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        echoed = (await c.put("/admin/faults", json=changes)).json()
+        later = (await c.put("/admin/faults", json={"fail_rate": 0.0})).json()
+    assert echoed == changes
+    assert later == {**changes, "fail_rate": 0.0}
+
+
 def test_a_cold_start_holds_everyone_until_the_first_request_has_warmed_the_server_up():
     """Going cold at any time; the next request (at t=10) starts a 2 s warm-up, so a request
     at 11.5 waits 0.5 s and one at 12.5 not at all. Warm stays warm until told otherwise."""

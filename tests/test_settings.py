@@ -63,7 +63,9 @@ async def test_a_model_server_turns_its_engine_knobs_and_keeps_its_state():
             server.configure(max_num_seqs=0)
         assert server.settings.max_num_seqs == 4  # the refused change did not apply
         with pytest.raises(TypeError, match="cannot change while serving"):
-            server.configure(time_scale=1.0)
+            server.configure(profile="h100-llama3-1b")
+        assert server.configure(time_scale=0.02).time_scale == 0.02  # idle: it may
+        assert server.model.time_scale == 0.02
     assert server.state is ServiceState.CLOSED
     with pytest.raises(RuntimeError, match="closed; make a new one"):
         await server.start()

@@ -100,9 +100,9 @@ async def test_metrics_carry_vllm_families_labels_and_counts():
 
 
 async def test_a_step_that_runs_out_of_blocks_counts_a_preemption():
-    """A 4-block pool of 16 tokens: two requests of 20 + 20 tokens need 3 blocks each at their
-    longest, so the newer is preempted once the older grows past 32 tokens."""
-    _, client = _client(num_gpu_blocks_override=4)
+    """4 blocks of 16 tokens (5 with vLLM's null block): two requests of 20 + 20 tokens need 3
+    blocks each at their longest, so the newer is preempted once the older grows past 32."""
+    _, client = _client(num_gpu_blocks_override=5)
     async with client:
         # one request with two prompts: both reach the scheduler together (two separate
         # requests on a virtual clock could run one after the other and never compete)
@@ -111,6 +111,22 @@ async def test_a_step_that_runs_out_of_blocks_counts_a_preemption():
         _, samples = _scrape((await client.get("/metrics")).text)
     key = ("vllm:num_preemptions_total", (("engine", "0"), ("model_name", "llama")))
     assert samples[key] >= 1
+
+
+async def test_iteration_tokens_count_computed_tokens_of_steps_with_output():
+    """A 40-token prompt in a 16-token budget: steps of 16, 16 and 8 tokens, the last sampling
+    its first token, then one decode. Sent again, 32 of its tokens hit the cache. vLLM observes
+    only steps with outputs, and the prompt tokens they computed: 40 + 1, 1, then 8 + 1, 1."""
+    _, client = _client(max_num_batched_tokens=16, enable_prefix_caching=True)
+    body = {"prompt": " ".join(f"w{i}" for i in range(40)), "max_tokens": 2, "ignore_eos": True}
+    async with client:
+        for _ in range(2):
+            await client.post("/v1/completions", json=body)
+        _, samples = _scrape((await client.get("/metrics")).text)
+    labels = (("engine", "0"), ("model_name", "llama"))
+    assert samples[("vllm:iteration_tokens_total_count", labels)] == 4
+    assert samples[("vllm:iteration_tokens_total_sum", labels)] == 41 + 1 + 9 + 1
+    assert samples[("vllm:prefix_cache_hits_total", labels)] == 32
 
 
 async def test_tokenize_detokenize_and_version():

@@ -1,20 +1,24 @@
 """The WebSocket endpoint's contract, against real thread-hosted servers: chunks in order and
 equal to SSE's, many requests on one socket, cancel stops the engine, bad frames get an error
-frame and leave the socket open, a wrong key or the proxy closes with a reason."""
+frame and leave the socket open, a wrong key or the proxy closes with a reason; and (on one
+connection alone) a request that fails mid-answer ends with its error frame."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncGenerator, Iterator
+from contextlib import nullcontext
 
 import pytest
+from prometheus_client import CollectorRegistry
 from websockets.asyncio.client import connect
 
 from inferlab import AsyncClient, ServerThread, WebSocketClient, create_app
 from inferlab.errors import APIStatusError, ConnectionLostError
 from inferlab.proxy.app import create_proxy_app
+from inferlab.serve.websocket import Gauges, _Connection
 from inferlab.wire.websocket import websocket_url
 
 pytestmark = pytest.mark.anyio
@@ -183,3 +187,31 @@ async def test_the_batching_proxy_says_it_does_not_pass_websockets_through(live_
         with pytest.raises(ConnectionLostError, match="does not pass WebSockets through"):
             async with WebSocketClient(proxy.base_url) as ws:
                 await ws.complete("x", max_tokens=2)
+
+
+class _RecordingSocket:
+    """Just enough of a Starlette WebSocket for one connection to send frames into a list."""
+
+    def __init__(self) -> None:
+        self.frames: list[dict] = []
+
+    async def send_text(self, text: str) -> None:
+        self.frames.append(json.loads(text))
+
+
+async def test_a_request_that_fails_mid_answer_ends_with_its_error_frame_alone():
+    """An engine failure after the first chunk: SSE sends the error event and then [DONE]; the
+    socket sends the chunk, then the error frame as the request's last frame, no `done` after
+    it (each request ends with exactly one of done, cancelled or error)."""
+
+    async def failing_stream(kind: str, body: dict) -> AsyncGenerator[str, None]:
+        yield 'data: {"choices": [{"index": 0, "text": " Hi"}]}\n\n'
+        yield 'data: {"error": {"message": "the accelerator failed", "type": "server_error"}}\n\n'
+        yield "data: [DONE]\n\n"
+
+    socket = _RecordingSocket()
+    gauges = Gauges(CollectorRegistry())
+    connection = _Connection(socket, failing_stream, nullcontext(), gauges)  # type: ignore[arg-type]
+    await connection.run("r1", "completions", {"prompt": "Hi"})
+    assert [frame["type"] for frame in socket.frames] == ["chunk", "error"]
+    assert socket.frames[-1]["error"]["message"] == "the accelerator failed"

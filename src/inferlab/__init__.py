@@ -42,7 +42,8 @@ if TYPE_CHECKING:
         get_profile,
         simulate,
     )
-    from .lab import base_url, embedded_model, time_scale
+    from .lab import base_url, embedded_model, model_clock, time_scale
+    from .load import ModelClock
     from .serve import ServerThread, create_app
     from .wire import AsyncClient, Client, Completion, Timing, WebSocketClient
 
@@ -65,7 +66,9 @@ _WHERE = {
     "simulate": ".engine",
     "base_url": ".lab",
     "embedded_model": ".lab",
+    "model_clock": ".lab",
     "time_scale": ".lab",
+    "ModelClock": ".load",
     "ServerThread": ".serve",
     "create_app": ".serve",
     "AsyncClient": ".wire",
@@ -91,6 +94,7 @@ __all__ = [
     "InvalidRequestError",
     "JobFailedError",
     "MicroBatcher",
+    "ModelClock",
     "OverloadedError",
     "Profile",
     "RequestTimeoutError",
@@ -106,6 +110,7 @@ __all__ = [
     "create_app",
     "embedded_model",
     "get_profile",
+    "model_clock",
     "simulate",
     "time_scale",
 ]

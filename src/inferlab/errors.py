@@ -6,6 +6,7 @@
     ├── TransportError           the caller's side: an HTTP exchange did not complete
     │   ├── ServerUnavailableError   nothing answered at the base URL (refused, no route)
     │   ├── ConnectionLostError      the connection dropped before the whole answer came
+    │   │   └── NoResponseError      ... before any of it: the server may never have seen it
     │   └── ResponseTimeoutError     no answer within the client's timeout (a TimeoutError)
     ├── APIStatusError           a server answered with an error body (OpenAI's shape)
     ├── OpenAIHTTPError          raised inside a server of ours: answer with this status and
@@ -56,6 +57,12 @@ class ServerUnavailableError(TransportError):
 
 class ConnectionLostError(TransportError):
     """The server closed the connection, or it broke, before the whole answer arrived."""
+
+
+class NoResponseError(ConnectionLostError):
+    """The connection closed before a single byte of the answer came back (httpx: "Server
+    disconnected without sending a response"). Nothing was received, so a request that is safe
+    to send twice, such as a warm-up, can be sent again; a billed generation is not retried."""
 
 
 class ResponseTimeoutError(TransportError, TimeoutError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 import traceback
 from pathlib import Path
@@ -122,3 +123,60 @@ def expect(got: object, expected: object, *, given: str, look: str, rel: float =
     if not _matches(got, expected, rel):
         tolerance = f" (within {rel:g} relative)" if _has_float(expected) else ""
         broke(doc, f"{given}: expected {expected!r}{tolerance}, got {got!r}.", look)
+
+
+# --- free-text answers: a choice, and a reason that names the ideas that make it right ---------
+def _mentions(text: str, words: tuple[str, ...]) -> bool:
+    """True if lowercase text has one of words (or phrases) at the start of a word: 'weight'
+    finds 'Weights' but not 'overweight'; one that starts with a sign ('/s') is found anywhere."""
+    return any(
+        re.search((r"(?<![a-z0-9])" if word[:1].isalnum() else "") + re.escape(word.lower()), text)
+        for word in words
+    )
+
+
+def explained(
+    answer: object,
+    *,
+    choices: tuple[object, ...],
+    expected: object,
+    ideas: dict[str, tuple[str, ...]],
+    given: str,
+) -> None:
+    """Fail the calling check unless answer is (the expected choice, a reason naming every idea).
+
+    A reason is read kindly: each idea is a short description and the words that would show
+    it, any one of them enough ('weight', 'memory', 'bandwidth' for "what a decode step reads").
+    The failure says which ideas the reason does not mention yet, never what the sentence must
+    be: a learner who has the idea can always find words of their own for it."""
+    caller = sys._getframe(1)
+    function = caller.f_globals.get(caller.f_code.co_name)
+    doc = (getattr(function, "__doc__", None) or caller.f_code.co_name).strip().splitlines()[0]
+    if not (isinstance(answer, tuple | list) and len(answer) == 2):
+        broke(doc, f"{given}: expected (choice, reason), got {answer!r}.", "return two things")
+    choice, reason = answer
+    if isinstance(choice, str):  # kindly: "In the client " is the choice "in the client"
+        choice = next((c for c in choices if str(c).lower() == choice.strip().lower()), choice)
+    if choice not in choices:
+        options = ", ".join(map(repr, choices))
+        broke(doc, f"{given}: your choice {choice!r} is not one of {options}.", "the docstring")
+    if choice != expected:
+        broke(
+            doc,
+            f"{given}: you chose {choice!r}; the measurements say otherwise.",
+            "what the notebook's cell printed, and which of the choices it shows",
+        )
+    text = reason.lower() if isinstance(reason, str) else ""
+    if len(text.split()) < 5:
+        broke(doc, f"{given}: the right choice, but {reason!r} is not a reason yet.", "say why")
+    missing = [idea for idea, words in ideas.items() if not _mentions(text, words)]
+    if missing:
+        said = [f"it does not yet say {idea}" for idea in missing]
+        quoted = reason if len(reason) <= 100 else reason[:97] + "..."
+        broke(
+            doc,
+            f"{given}: the right choice, {expected!r}; your reason: {quoted!r}, but "
+            + "; ".join(said)
+            + ".",
+            "the lesson's explanation of what you measured; say it in your own words",
+        )

@@ -527,4 +527,553 @@ EXERCISES = [
     ),
 ]
 
-ALL = QUEUE_PROXY + EXERCISES
+# --- issue 17 (lessons 02 and 03): polling intervals, a failed stream, one WebSocket ----------
+MODES = [
+    Mutant(
+        "polling_forgets_the_first_poll",
+        "exercises_02",
+        "return later_polls + 1, later_polls * interval_s - job_s",
+        "return later_polls, later_polls * interval_s - job_s",
+        "test_polling_cost",
+        "the first poll goes at once",
+    ),
+    Mutant(
+        "polling_rounds_down",
+        "exercises_02",
+        "later_polls = math.ceil(job_s / interval_s)",
+        "later_polls = int(job_s / interval_s)",
+        "test_polling_cost",
+        "the first at or after the job's end",
+    ),
+    Mutant(
+        "interval_that_learns_soonest",
+        "exercises_02",
+        "return min(meeting)[1] if meeting else None",
+        "return min(interval_s for _, interval_s in meeting) if meeting else None",
+        "test_choose_interval_meets_the_target_with_the_fewest_polls",
+        "0.02 s meets the target too, with 215 polls",
+    ),
+    Mutant(
+        "interval_by_half_an_interval",
+        "exercises_02",
+        "if mean_extra_s <= max_mean_extra_s:",
+        "if interval_s / 2 <= max_mean_extra_s:",
+        "test_choose_interval_meets_the_target_with_the_fewest_polls",
+        "half an interval is only a rule of thumb",
+    ),
+    Mutant(
+        "interval_least_bad_when_none_meets",
+        "exercises_02",
+        "return min(meeting)[1] if meeting else None",
+        "return min(meeting)[1] if meeting else min(intervals_s)",
+        "test_choose_interval_meets_the_target_with_the_fewest_polls",
+        "say None rather than the least bad",
+    ),
+    Mutant(
+        "front_door_ignores_the_key",
+        "exercises_02",
+        "if key is not None and key in self._by_key:",
+        "if False:  # every submission is a new job",
+        "test_a_resubmission_with_its_key_returns_the_same_job",
+        "look the key up before making a job",
+    ),
+    Mutant(
+        "front_door_ignores_the_request",
+        "exercises_02",
+        "if self.jobs[earlier] != request:",
+        "if False:  # the key alone says which job",
+        "test_a_key_reused_for_another_request_is_refused",
+        "another request's result",
+    ),
+    Mutant(
+        "front_door_takes_no_key_for_a_key",
+        "exercises_02",
+        """\
+        if key is not None and key in self._by_key:
+            earlier = self._by_key[key]
+            if self.jobs[earlier] != request:
+                raise KeyReused(f"key {key!r} was used for job {earlier}, another request")
+            return earlier, True
+        job_id = self.new_id()
+        self.jobs[job_id] = request
+        if key is not None:
+            self._by_key[key] = job_id
+""",
+        """\
+        if key in self._by_key:  # no key is a key like any other
+            earlier = self._by_key[key]
+            if self.jobs[earlier] != request:
+                raise KeyReused(f"key {key!r} was used for job {earlier}, another request")
+            return earlier, True
+        job_id = self.new_id()
+        self.jobs[job_id] = request
+        self._by_key[key] = job_id
+""",
+        "test_submissions_without_a_key_are_each_their_own_job",
+        "only a key makes a submission a repeat",
+    ),
+    Mutant(
+        "outcome_done_means_success",
+        "exercises_03",
+        """        if data == "[DONE]":
+            return "".join(texts), error
+""",
+        """        if data == "[DONE]":
+            return "".join(texts), None
+""",
+        "test_stream_outcome",
+        "An error event can come before [DONE]",
+    ),
+    Mutant(
+        "outcome_trusts_a_cut_stream",
+        "exercises_03",
+        'return "".join(texts), error or CUT',
+        'return "".join(texts), error',
+        "test_stream_outcome",
+        "a stream that just stops never sends",
+    ),
+    Mutant(
+        "socket_stops_at_the_first_end",
+        "exercises_03",
+        """    while len(ended) < len(ids):
+""",
+        """    while not ended:
+""",
+        "test_each_request_on_one_socket_gets_its_own_answer",
+        "Your code raised KeyError",
+    ),
+    Mutant(
+        "socket_answers_one_after_another",
+        "exercises_03",
+        'texts[request_id] += "".join(c.get("text", "") for c in frame["chunk"]["choices"])',
+        'texts[ids[len(ended)]] += "".join(\n'
+        '                c.get("text", "") for c in frame["chunk"]["choices"])',
+        "test_each_request_on_one_socket_gets_its_own_answer",
+        "file each chunk under its frame's",
+    ),
+    Mutant(
+        "socket_reads_after_the_first_send",
+        "exercises_03",
+        """    for request_id, prompt in zip(ids, prompts, strict=True):
+        body = {"prompt": prompt, "max_tokens": max_tokens}
+        await send({"type": "completions", "id": request_id, "body": body})
+    texts, chunks, ended = dict.fromkeys(ids, ""), dict.fromkeys(ids, 0), {}
+    while len(ended) < len(ids):
+        frame = await receive()
+""",
+        """    unsent = list(zip(ids, prompts, strict=True))
+    texts, chunks, ended = dict.fromkeys(ids, ""), dict.fromkeys(ids, 0), {}
+    while len(ended) < len(ids):
+        if unsent:  # one request, then its first frame, then the next request
+            request_id, prompt = unsent.pop(0)
+            body = {"prompt": prompt, "max_tokens": max_tokens}
+            await send({"type": "completions", "id": request_id, "body": body})
+        frame = await receive()
+""",
+        "test_each_request_on_one_socket_gets_its_own_answer",
+        "send every request first",
+    ),
+    Mutant(
+        "socket_cancels_at_every_chunk",
+        "exercises_03",
+        "if request_id == ids[cancel] and chunks[request_id] == cancel_after_chunks:",
+        "if request_id == ids[cancel] and chunks[request_id] >= cancel_after_chunks:",
+        "test_a_cancelled_request_ends_when_the_server_says_so",
+        "send one cancel frame",
+    ),
+    Mutant(
+        "socket_ends_a_request_at_its_cancel",
+        "exercises_03",
+        """                await send({"type": "cancel", "id": request_id})  # once: more may come
+""",
+        """                await send({"type": "cancel", "id": request_id})
+                ended[request_id] = "cancelled"  # done with it
+""",
+        "test_a_cancelled_request_ends_when_the_server_says_so",
+        "not when you send the cancel",
+    ),
+]
+
+
+# --- issue 18, lessons 01 and 06: a thread pool, predictions, a plot, a live knob, checked
+# free-text answers (h18b) -----------------------------------------------------------------------
+_POOL = """\
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        return list(pool.map(one, range(num_requests)))
+"""
+
+CHECKED_ANSWERS_01_06 = [
+    Mutant(
+        "waited_in_the_server",
+        "exercises_01",
+        'return "in the client", (',
+        'return "in the server", (',
+        "test_where_they_waited",
+        "you chose 'in the server'",
+    ),
+    Mutant(
+        "waited_without_saying_what_it_costs",
+        "exercises_01",
+        """\
+        "requests were in flight and the rest queued for a free thread; throughput fell to "
+        "threads / latency, while the server could have batched more."
+""",
+        """\
+        "requests were in flight and the rest queued for a free thread."
+""",
+        "test_where_they_waited",
+        "it does not yet say what that does to the requests per second",
+    ),
+    Mutant(
+        "waited_with_no_reason",
+        "exercises_01",
+        'return "in the client", (',
+        'return "in the client", "threads" or (',
+        "test_where_they_waited",
+        "is not a reason yet",
+    ),
+    Mutant(
+        "pool_sends_one_at_a_time",
+        "exercises_01",
+        _POOL,
+        "    return [one(index) for index in range(num_requests)]\n",
+        "test_send_all_keeps_threads_requests_in_flight",
+        "fewer than 3 requests were ever in flight",
+    ),
+    Mutant(
+        "pool_ignores_its_size",
+        "exercises_01",
+        "with ThreadPoolExecutor(max_workers=threads) as pool:",
+        "with ThreadPoolExecutor(max_workers=num_requests) as pool:",
+        "test_send_all_keeps_threads_requests_in_flight",
+        "requests were in flight at once",
+    ),
+    Mutant(
+        "wait_counted_from_when_a_thread_takes_it",
+        "exercises_01",
+        "return Sent(index, answer, taken - started, clock() - taken)",
+        "return Sent(index, answer, 0.0, clock() - started)",
+        "test_send_all_answers_in_order_and_times_the_wait",
+        "read the clock when the run starts",
+    ),
+    Mutant(
+        "throughput_as_if_alone",
+        "exercises_01",
+        """\
+    batch_ms = profile.prefill_ms([prompt_tokens] * users)
+    for generated in range(1, output_tokens):
+        batch_ms += profile.decode_ms([prompt_tokens + generated] * users)
+""",
+        """\
+    batch_ms = profile.prefill_ms([prompt_tokens])  # one request's latency: users change nothing
+    for generated in range(1, output_tokens):
+        batch_ms += profile.decode_ms([prompt_tokens + generated])
+""",
+        "test_predicted_throughput_matches_the_simulator",
+        "64 users sending 64-token prompts",
+    ),
+    Mutant(
+        "throughput_without_the_prefill",
+        "exercises_01",
+        "batch_ms = profile.prefill_ms([prompt_tokens] * users)",
+        "batch_ms = 0.0",
+        "test_predicted_throughput_matches_the_simulator",
+        "a prefill of every prompt together",
+    ),
+    Mutant(
+        "throughput_upside_down",
+        "exercises_01",
+        "return users / (batch_ms / 1000)",
+        "return (batch_ms / 1000) / users",
+        "test_predicted_throughput_matches_the_simulator",
+        "1 users sending",
+    ),
+    Mutant(
+        "blocked_by_the_thread_before",
+        "exercises_01",
+        "return 5, 0  # request 5",
+        "return 4, 3  # request 5",
+        "test_who_was_blocked",
+        "expected (5, 0)",
+    ),
+    Mutant(
+        "eight_slots_about_the_same",
+        "exercises_06",
+        'return "many times higher", (',
+        'return "a little higher", (',
+        "test_predicted_p99_with_8_slots",
+        "you chose 'a little higher'",
+    ),
+    Mutant(
+        "eight_slots_without_the_queue",
+        "exercises_06",
+        """\
+        "second, fewer than the 20 arriving: the queue grows for the whole run, and p99 is "
+        "the wait of the last ones in it."
+""",
+        """\
+        "second, fewer than the 20 arriving, so p99 latency is much higher."
+""",
+        "test_predicted_p99_with_8_slots",
+        "where the extra requests go",
+    ),
+    Mutant(
+        "knob_by_littles_law_alone",
+        "exercises_06",
+        "return 12  # the sweep",
+        "return 10  # the sweep",
+        "test_chosen_max_num_seqs_meets_the_target_without_waste",
+        "over the 1 s target (tolerance 10%)",
+    ),
+    Mutant(
+        "knob_turned_all_the_way",
+        "exercises_06",
+        "return 12  # the sweep",
+        "return 64  # the sweep",
+        "test_chosen_max_num_seqs_meets_the_target_without_waste",
+        "the question asks for the fewest",
+    ),
+    Mutant(
+        "knob_answered_as_a_p99",
+        "exercises_06",
+        "return 12  # the sweep",
+        "return 0.8  # the sweep",
+        "test_chosen_max_num_seqs_meets_the_target_without_waste",
+        "a whole number of sequences",
+    ),
+]
+
+# --- issue 18: one checked free-text answer in every other lesson (h18b) -------------------
+CHECKED_ANSWERS_EVERY_LESSON = [
+    Mutant(
+        "why_long_prompts_are_cheap_wrong_choice",
+        "exercises_00",
+        'return "the weights, read once", (',
+        'return "a cached prompt", (',
+        "test_why_long_prompts_are_cheap",
+        "you chose 'a cached prompt'",
+    ),
+    Mutant(
+        "why_long_prompts_are_cheap_half_a_reason",
+        "exercises_00",
+        """\
+    return "the weights, read once", (
+        "A prefill handles every prompt token in one pass, so reading the 16 GB of weights is "
+        "paid once for all of them; only the arithmetic grows with the tokens, a few hundredths "
+        "of a millisecond each."
+    )
+""",
+        """\
+    return "the weights, read once", (
+        "A prefill handles every prompt token in one pass over the weights."
+    )
+""",
+        "test_why_long_prompts_are_cheap",
+        "it does not yet say what does grow with the number of tokens",
+    ),
+    Mutant(
+        "why_jitter_wrong_choice",
+        "exercises_02",
+        'return "a thundering herd", (',
+        'return "lost jobs", (',
+        "test_why_jitter",
+        "you chose 'lost jobs'",
+    ),
+    Mutant(
+        "why_jitter_half_a_reason",
+        "exercises_02",
+        """\
+    return "a thundering herd", (
+        "Every job that failed together would retry at the same instants, so the server that just "
+        "came back is hit by a thousand requests at once and may be knocked over again."
+    )
+""",
+        """\
+    return "a thundering herd", (
+        "Every job that failed together would retry at the same instants after the failure."
+    )
+""",
+        "test_why_jitter",
+        "it does not yet say what that does to the server that just came back",
+    ),
+    Mutant(
+        "why_the_stream_stuttered_wrong_choice",
+        "exercises_03",
+        'return "prefilling the newcomers", (',
+        'return "the network", (',
+        "test_why_the_stream_stuttered",
+        "you chose 'the network'",
+    ),
+    Mutant(
+        "why_the_stream_stuttered_half_a_reason",
+        "exercises_03",
+        """\
+    return "prefilling the newcomers", (
+        "The newcomers' prompts were prefilled in one step, and every running sequence, our "
+        "stream included, waited through that step for its next token."
+    )
+""",
+        """\
+    return "prefilling the newcomers", (
+        "The newcomers' prompts were long, about two hundred tokens each."
+    )
+""",
+        "test_why_the_stream_stuttered",
+        "it does not yet say that the running streams wait through that step",
+    ),
+    Mutant(
+        "where_quantisation_helps_wrong_choice",
+        "exercises_04",
+        'return "batch 1", (',
+        'return "batch 256", (',
+        "test_where_quantisation_helps",
+        "you chose 'batch 256'",
+    ),
+    Mutant(
+        "where_quantisation_helps_half_a_reason",
+        "exercises_04",
+        """\
+    return "batch 1", (
+        "At batch 1 a decode step is memory-bound, so reading a quarter of the bytes makes it up "
+        "to four times faster; at batch 256 it is past the crossover, compute-bound, and fewer "
+        "bytes barely help."
+    )
+""",
+        """\
+    return "batch 1", (
+        "At batch 1 a decode step is memory-bound, so a quarter of the bytes is faster."
+    )
+""",
+        "test_where_quantisation_helps",
+        "it does not yet say what limits it at batch 256",
+    ),
+    Mutant(
+        "very_short_flush_interval_wrong_choice",
+        "queue_proxy",
+        'return "more upstream requests", (',
+        'return "higher latency", (',
+        "test_very_short_flush_interval",
+        "you chose 'higher latency'",
+    ),
+    Mutant(
+        "very_short_flush_interval_half_a_reason",
+        "queue_proxy",
+        """\
+    return "more upstream requests", (
+        "The proxy no longer waits for company, so batches shrink to one or two and the same "
+        "answers cost about three times the upstream requests, each a forward pass; in exchange "
+        "latency drops, since nobody waits for a batch to fill."
+    )
+""",
+        """\
+    return "more upstream requests", (
+        "The proxy sends at once, so batches shrink to one or two and the same answers cost about "
+        "three times the upstream requests."
+    )
+""",
+        "test_very_short_flush_interval",
+        "it does not yet say what it buys in exchange",
+    ),
+    Mutant(
+        "why_steps_overstate_the_gain_wrong_choice",
+        "exercises_07",
+        'return "steps differ in cost", (',
+        'return "static steps run faster", (',
+        "test_why_steps_overstate_the_gain",
+        "you chose 'static steps run faster'",
+    ),
+    Mutant(
+        "why_steps_overstate_the_gain_half_a_reason",
+        "exercises_07",
+        """\
+    return "steps differ in cost", (
+        "Both policies pay for every prompt's prefill, the dearest steps, and static batching's "
+        "extra steps are cheap ones, with few sequences left running."
+    )
+""",
+        """\
+    return "steps differ in cost", (
+        "Both policies pay for every prompt's prefill, the dearest steps of all."
+    )
+""",
+        "test_why_steps_overstate_the_gain",
+        "it does not yet say what static batching's extra steps are like",
+    ),
+    Mutant(
+        "relaxing_the_target_wrong_choice",
+        "exercises_08",
+        'return "very little", (',
+        'return "about twice", (',
+        "test_relaxing_the_target",
+        "you chose 'about twice'",
+    ),
+    Mutant(
+        "relaxing_the_target_half_a_reason",
+        "exercises_08",
+        """\
+    return "very little", (
+        "Very little, 44 to 47 requests a second: the server is already 89% busy, near "
+        "saturation, where each extra request a second costs more waiting than the last."
+    )
+""",
+        """\
+    return "very little", (
+        "Very little, 44 to 47 requests a second, for twice the mean latency."
+    )
+""",
+        "test_relaxing_the_target",
+        "it does not yet say how busy the server already is",
+    ),
+    Mutant(
+        "why_batch_64_is_cheap_wrong_choice",
+        "exercises_09",
+        'return "the step barely grows", (',
+        'return "the accelerator runs faster", (',
+        "test_why_batch_64_is_cheap",
+        "you chose 'the accelerator runs faster'",
+    ),
+    Mutant(
+        "why_batch_64_is_cheap_half_a_reason",
+        "exercises_09",
+        """\
+    return "the step barely grows", (
+        "A decode step reads all the weights once whatever the batch, so it grows only from 8.4 "
+        "to 10.3 ms while making one token for each of 64 sequences instead of one."
+    )
+""",
+        """\
+    return "the step barely grows", (
+        "The step grows only from 8.4 to 10.3 ms while making 64 tokens instead of one."
+    )
+""",
+        "test_why_batch_64_is_cheap",
+        "it does not yet say what a decode step spends its time on",
+    ),
+    Mutant(
+        "where_varying_text_goes_wrong_choice",
+        "exercises_10",
+        'return "last", (',
+        'return "first", (',
+        "test_where_varying_text_goes",
+        "you chose 'first'",
+    ),
+    Mutant(
+        "where_varying_text_goes_half_a_reason",
+        "exercises_10",
+        """\
+    return "last", (
+        "Only whole blocks are cached, and a block matches only if everything before it matches "
+        "too: text that varies, put first, breaks every block after it."
+    )
+""",
+        """\
+    return "last", (
+        "Text that varies, put first, breaks every block of the prompt that follows it."
+    )
+""",
+        "test_where_varying_text_goes",
+        "it does not yet say what the cache keeps",
+    ),
+]
+
+ALL = QUEUE_PROXY + EXERCISES + MODES + CHECKED_ANSWERS_01_06 + CHECKED_ANSWERS_EVERY_LESSON

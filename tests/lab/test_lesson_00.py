@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from inferlab import get_profile, simulate
-from tests.lab.grading import expect
+from tests.lab.grading import expect, explained
 
 pytestmark = pytest.mark.lesson("00")
 
@@ -64,4 +64,30 @@ def test_max_output_tokens_meets_the_budget(ex, prompt, budget_ms):
         given=f"a {prompt}-token prompt and a {budget_ms} ms budget (tokens)",
         look="the longest answer whose predicted latency is at most the budget: one more token "
         "must go over it, and if even one token does not fit, the answer is 0",
+    )
+
+
+# --- issue 18: a checked free-text answer (h18b) -----------------------------------------------
+def test_why_long_prompts_are_cheap(lab):
+    """why_long_prompts_are_cheap() makes the right choice, and its reason names why."""
+    module = lab("exercises_00")
+    explained(
+        module.why_long_prompts_are_cheap(),
+        choices=module.PREFILL_SHARES,
+        expected="the weights, read once",
+        ideas={
+            "what does grow with the number of tokens (the arithmetic)": (
+                "arithmetic",
+                "compute",
+                "flop",
+                "math",
+                "multipl",
+                "matmul",
+                "per token",
+                "each token",
+                "grows",
+                "scales",
+            ),
+        },
+        given="why is a prompt of 2,000 tokens not 250 times dearer than one of 8?",
     )

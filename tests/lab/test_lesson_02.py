@@ -10,7 +10,7 @@ import random
 
 import pytest
 
-from tests.lab.grading import broke, expect
+from tests.lab.grading import broke, expect, explained
 
 pytestmark = pytest.mark.lesson("02")
 
@@ -213,4 +213,140 @@ def test_webhook_receiver_is_not_fooled_by_a_forgery(ex):
         given="a forged ev-9, then the genuine ev-9 (statuses, events processed)",
         look="check the signature before anything else, and record an event_id as seen only "
         "once you have processed it: else anyone can cancel your events by guessing ids",
+    )
+
+
+# --- issue 17: choosing a polling interval (polling_cost, choose_interval) ---------------------
+
+
+def test_polling_cost(ex):
+    """polling_cost() counts the polls up to the first that sees the job finished, and how
+    late that one came."""
+    cases = [
+        ((0.25, 0.1), (4, 0.05), "a 0.25 s job polled every 0.1 s (polls at 0, 0.1, 0.2, 0.3)"),
+        ((1.0, 0.3), (5, 0.2), "a 1 s job polled every 0.3 s"),
+        ((0.05, 0.5), (2, 0.45), "a 0.05 s job polled every 0.5 s"),
+    ]
+    for args, expected, given in cases:
+        expect(
+            ex.polling_cost(*args),
+            expected,
+            given=f"{given} (polls, seconds late)",
+            look="the first poll goes at once, at 0 s; the last is the first at or after the "
+            "job's end, and it is late by the time between the two. Draw the polls on a line",
+        )
+
+
+JOBS_S = [0.31, 0.42, 0.58, 0.77, 0.93, 1.12]  # 0.02 s: 215 polls, 0.05: 92, 0.1: 51, 0.5: 17
+INTERVALS_S = [0.02, 0.05, 0.1, 0.2, 0.5]
+
+
+def test_choose_interval_meets_the_target_with_the_fewest_polls(ex):
+    """choose_interval() picks the cheapest interval whose mean extra latency meets the target."""
+    expect(
+        ex.choose_interval(JOBS_S, INTERVALS_S, 0.05),
+        0.05,
+        given=f"jobs of {JOBS_S} s, intervals {INTERVALS_S} s, a target of 50 ms mean",
+        look="0.02 s meets the target too, with 215 polls; 0.05 s meets it with 92; 0.1 s "
+        "sends 51 but its jobs learn 62 ms late on average. Average polling_cost() over these "
+        "jobs: half an interval is only a rule of thumb, and misses here",
+    )
+    expect(
+        ex.choose_interval(JOBS_S, INTERVALS_S, 0.001),
+        None,
+        given="a target of 1 ms mean, which no interval here meets",
+        look="say None rather than the least bad: a caller must know the target is out of reach",
+    )
+
+
+# --- issue 17: an idempotent front door (IdempotentFrontDoor) ---------------------------------
+
+
+def front_door(ex):
+    ids = iter(f"job-{n}" for n in range(1, 100))
+    return ex.IdempotentFrontDoor(lambda: next(ids))
+
+
+PAY = {"prompt": "Pay invoice 7:", "max_tokens": 8}
+
+
+def test_a_resubmission_with_its_key_returns_the_same_job(ex):
+    """IdempotentFrontDoor answers a resubmission with the job of the first submission."""
+    door = front_door(ex)
+    got = [door.submit(PAY, key="order-7"), door.submit(dict(PAY), key="order-7")]
+    expect(
+        (got, sorted(door.jobs)),
+        ([("job-1", False), ("job-1", True)], ["job-1"]),
+        given="the same request submitted twice with key 'order-7' (answers, jobs made)",
+        look="look the key up before making a job: a client whose acknowledgement was lost "
+        "sends the same request again, and must get the job that already runs, not a second",
+    )
+
+
+def test_submissions_without_a_key_are_each_their_own_job(ex):
+    """IdempotentFrontDoor makes a new job for each submission that names no key."""
+    door = front_door(ex)
+    got = [door.submit(PAY), door.submit(PAY)]
+    expect(
+        got,
+        [("job-1", False), ("job-2", False)],
+        given="the same request submitted twice without a key",
+        look="no key, no promise: two identical requests may well be meant as two jobs (two "
+        "users asking the same question), so only a key makes a submission a repeat",
+    )
+
+
+def test_a_key_reused_for_another_request_is_refused(ex):
+    """IdempotentFrontDoor refuses a key it has seen with a different request."""
+    door = front_door(ex)
+    door.submit(PAY, key="order-7")
+    other = {**PAY, "prompt": "Pay invoice 8:"}
+    try:
+        got = door.submit(other, key="order-7")
+    except ex.KeyReused:
+        got = "KeyReused"
+    expect(
+        (got, door.jobs),
+        ("KeyReused", {"job-1": PAY}),
+        given="key 'order-7' sent again with another request (the answer, the jobs)",
+        look="compare the request with the one the key first came with: answering with the "
+        "old job would hand this client another request's result",
+    )
+
+
+# --- issue 18: a checked free-text answer (h18b) -----------------------------------------------
+def test_why_jitter(lab):
+    """why_jitter() makes the right choice, and its reason names why."""
+    module = lab("exercises_02")
+    explained(
+        module.why_jitter(),
+        choices=module.WITHOUT_JITTER,
+        expected="a thundering herd",
+        ideas={
+            "that they would all retry at the same moments": (
+                "same",
+                "together",
+                "at once",
+                "simultaneous",
+                "in sync",
+                "in step",
+                "lockstep",
+                "synchron",
+            ),
+            "what that does to the server that just came back": (
+                "overload",
+                "knock",
+                "swamp",
+                "flood",
+                "crash",
+                "spike",
+                "overwhelm",
+                "hammer",
+                "fall over",
+                "falls over",
+                "down again",
+                "hit",
+            ),
+        },
+        given="a thousand jobs fail together; what happens without jitter?",
     )

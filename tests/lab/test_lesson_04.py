@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.lab.grading import expect
+from tests.lab.grading import expect, explained
 
 pytestmark = pytest.mark.lesson("04")
 
@@ -70,4 +70,32 @@ def test_kv_roofline_reads_the_cache_too(ex):
         rel=1e-6,
         given="batch 2,000 at a context of 1: compute-bound (ms)",
         look="the arithmetic does not grow with the context in this model; the reads do",
+    )
+
+
+# --- issue 18: a checked free-text answer (h18b) -----------------------------------------------
+def test_where_quantisation_helps(lab):
+    """where_quantisation_helps() makes the right choice, and its reason names why."""
+    module = lab("exercises_04")
+    explained(
+        module.where_quantisation_helps(),
+        choices=module.QUANTISED_AT,
+        expected="batch 1",
+        ideas={
+            "what limits a step at batch 1 (reading the weights)": (
+                "memory",
+                "bandwidth",
+                "bytes",
+                "read",
+            ),
+            "what limits it at batch 256 (the arithmetic)": (
+                "compute",
+                "arithmetic",
+                "flop",
+                "crossover",
+                "math",
+                "roofline",
+            ),
+        },
+        given="where does a decode step get faster?",
     )

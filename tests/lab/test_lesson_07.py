@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from tests.lab.grading import broke, expect
+from tests.lab.grading import broke, expect, explained
 
 pytestmark = pytest.mark.lesson("07")
 
@@ -65,4 +65,32 @@ def test_read_the_plot(ex):
         given="the plotted static batches, (held, holder)",
         look="the longest hatched bar is the wait after a request's last token; the request it "
         "waits for is the longest one in the same batch",
+    )
+
+
+# --- issue 18: a checked free-text answer (h18b) -----------------------------------------------
+def test_why_steps_overstate_the_gain(lab):
+    """why_steps_overstate_the_gain() makes the right choice, and its reason names why."""
+    module = lab("exercises_07")
+    explained(
+        module.why_steps_overstate_the_gain(),
+        choices=module.STEPS_OVERSTATE_BECAUSE,
+        expected="steps differ in cost",
+        ideas={
+            "what else a step can carry (the prompts)": (
+                "prefill",
+                "prompt",
+            ),
+            "what static batching's extra steps are like": (
+                "few",
+                "cheap",
+                "small",
+                "empty",
+                "less full",
+                "light",
+                "smaller batch",
+                "half",
+            ),
+        },
+        given="why do step counts overstate the gain?",
     )

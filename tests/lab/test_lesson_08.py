@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.lab.grading import broke, expect
+from tests.lab.grading import broke, expect, explained
 
 pytestmark = pytest.mark.lesson("08")
 
@@ -78,4 +78,39 @@ def test_max_rate_for_a_mean_latency_target(ex):
         0.0,
         given="a target shorter than the service time",
         look="no rate meets it",
+    )
+
+
+# --- issue 18: a checked free-text answer (h18b) -----------------------------------------------
+def test_relaxing_the_target(lab):
+    """relaxing_the_target() makes the right choice, and its reason names why."""
+    module = lab("exercises_08")
+    explained(
+        module.relaxing_the_target(),
+        choices=module.MORE_TRAFFIC,
+        expected="very little",
+        ideas={
+            "how busy the server already is": (
+                "saturat",
+                "capacity",
+                "utilis",
+                "utiliz",
+                "busy",
+                "89",
+                "95",
+                "close to 1",
+                "near 1",
+                "rho",
+                "ρ",
+                "full",
+            ),
+            "what each extra request a second costs there (waiting)": (
+                "wait",
+                "queue",
+                "delay",
+                "expensive",
+                "cost",
+            ),
+        },
+        given="relax the target from 100 ms to 200 ms; how much more traffic?",
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from inferlab import get_profile
-from tests.lab.grading import broke, expect
+from tests.lab.grading import broke, expect, explained
 
 pytestmark = pytest.mark.lesson("09")
 
@@ -66,3 +66,36 @@ def test_predicted_cost_ratio(lab):
             "how much longer a decode step at batch 64 takes than at batch 1 (lesson 04's "
             "table), and how many tokens each makes",
         )
+
+
+# --- issue 18: a checked free-text answer (h18b) -----------------------------------------------
+def test_why_batch_64_is_cheap(lab):
+    """why_batch_64_is_cheap() makes the right choice, and its reason names why."""
+    module = lab("exercises_09")
+    explained(
+        module.why_batch_64_is_cheap(),
+        choices=module.BATCH_64_IS_CHEAP_BECAUSE,
+        expected="the step barely grows",
+        ideas={
+            "what a decode step spends its time on": (
+                "weight",
+                "memory",
+                "bandwidth",
+                "read",
+                "bytes",
+            ),
+            "how many tokens one step makes": (
+                "64 tokens",
+                "one per sequence",
+                "each sequence",
+                "each of 64",
+                "every sequence",
+                "per sequence",
+                "shared",
+                "tokens per step",
+                "64 of them",
+                "one token for each",
+            ),
+        },
+        given="why does batch 64 not cost 64 times batch 1?",
+    )

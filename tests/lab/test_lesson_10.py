@@ -12,6 +12,7 @@ import pytest
 
 from inferlab import get_profile, simulate
 from inferlab.engine import Scheduler, SchedulerConfig, Sequence
+from tests.lab.grading import explained
 
 pytestmark = pytest.mark.lesson("10")
 
@@ -33,7 +34,7 @@ def test_10_blocks_needed_matches_the_engine(lab):
     for length in lengths:
         scheduler.add(Sequence(prompt_tokens=length, max_tokens=4))
     scheduler.plan_step(0.0)
-    used = scheduler.pool.num_blocks - scheduler.pool.num_free
+    used = scheduler.pool.num_usable - scheduler.pool.num_free  # the null block is never used
     assert lab("exercises_10").blocks_needed(lengths, 16) == used
 
 
@@ -82,3 +83,35 @@ def test_10_best_budget(lab):
     assert picks == [512, 1024], "keep the budgets whose p99 ITL meets the SLO; lowest TTFT wins"
     generous = ex.best_budget(requests, PROFILE, budgets, 10_000.0)
     assert generous == 8192, "with no SLO to meet, the lowest median TTFT wins"
+
+
+# --- issue 18: a checked free-text answer (h18b) -----------------------------------------------
+def test_where_varying_text_goes(lab):
+    """where_varying_text_goes() makes the right choice, and its reason names why."""
+    module = lab("exercises_10")
+    explained(
+        module.where_varying_text_goes(),
+        choices=module.PUT_WHAT_VARIES,
+        expected="last",
+        ideas={
+            "what the cache keeps (whole blocks only)": (
+                "whole block",
+                "full block",
+                "complete block",
+                "entire block",
+                "only blocks",
+                "16 tokens",
+                "of 16",
+            ),
+            "that a difference breaks the match for everything after it": (
+                "after",
+                "every block",
+                "rest",
+                "following",
+                "later",
+                "prefix",
+                "before it",
+            ),
+        },
+        given="where does the text that varies go in a prompt?",
+    )

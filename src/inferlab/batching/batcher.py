@@ -254,7 +254,7 @@ class MicroBatcher(Generic[T, R]):
             self.stats.queue_wait_s.append(now - pending.enqueued_s)
         if not members:
             return
-        batch = _Batch(members, live=len(members))
+        batch = _Batch(members, live=len(members), started_s=now)
         for pending in members:
             pending.batch = batch
         self.stats.batches += 1
@@ -264,7 +264,7 @@ class MicroBatcher(Generic[T, R]):
         batch.task = self._loop.create_task(self._run(batch))
         # subtle: a done callback, not a `finally`, because a task cancelled before its first
         # step never runs its body at all, and the slot must be freed all the same.
-        batch.task.add_done_callback(partial(self._on_batch_done, batch, now))
+        batch.task.add_done_callback(partial(self._on_batch_done, batch))
 
     async def _run(self, batch: _Batch) -> None:
         waiting = [p for p in batch.members if not p.future.done()]
@@ -282,12 +282,22 @@ class MicroBatcher(Generic[T, R]):
             fail(waiting, BatchFailedError(f"the batch handler raised {exc!r}"), self.stats)
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                 raise  # answered everyone; now let the process stop as asked
+        # Free the slot and send the next batch now, from this task: the done callback below
+        # would run a loop iteration later, and the accelerator would sit idle meanwhile.
+        self._free_slot(batch)
 
-    def _on_batch_done(self, batch: _Batch, started_s: float, task: asyncio.Task[None]) -> None:
+    def _on_batch_done(self, batch: _Batch, task: asyncio.Task[None]) -> None:
         fail(
             batch.members, BatchFailedError("the batch was cancelled before it started"), self.stats
         )
-        duration_s = self._clock.now() - started_s
+        self._free_slot(batch)
+
+    def _free_slot(self, batch: _Batch) -> None:
+        """Runs once per batch, whichever comes first: the end of `_run`, or its done callback
+        (the only one to run for a task cancelled before it started)."""
+        if batch not in self._in_flight:
+            return
+        duration_s = self._clock.now() - batch.started_s
         mean = self.stats.mean_batch_duration_s
         self.stats.mean_batch_duration_s = duration_s if not mean else 0.8 * mean + 0.2 * duration_s
         self._in_flight.discard(batch)

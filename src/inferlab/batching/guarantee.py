@@ -55,6 +55,7 @@ class _Pending(Generic[T, R]):
 class _Batch:
     members: list[_Pending[Any, Any]]
     live: int  # members whose callers still wait for this batch
+    started_s: float = 0.0  # when it was sent, on the batcher's clock
     task: asyncio.Task[None] | None = None
 
 

@@ -29,6 +29,15 @@ class ScaledClock:
     def now(self) -> float:
         return (time.monotonic() - self._origin) / self.time_scale
 
+    def rescale(self, time_scale: float) -> None:
+        """Run at a new speed from now on. Simulated time carries on from where it is, so no
+        moment the engine has recorded jumps."""
+        if not time_scale > 0:
+            raise ValueError(f"time_scale must be > 0, got {time_scale}")
+        now_s = self.now()
+        self.time_scale = time_scale
+        self._origin = time.monotonic() - now_s * time_scale
+
     async def sleep_until(self, when_s: float) -> None:
         # An absolute deadline, not a duration: oversleeping one step shortens the next wait,
         # so timing errors do not add up over thousands of steps.

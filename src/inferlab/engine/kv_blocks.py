@@ -10,6 +10,10 @@ Follows vLLM v1's `vllm/v1/core/block_pool.py` (`BlockPool.get_new_blocks`, `fre
 `reset_prefix_cache`) and the free list of `vllm/v1/core/kv_cache_utils.py`
 (`FreeKVCacheBlockQueue`): free blocks form one queue in eviction order, and a freed block
 that holds a cached prefix keeps its hash until it is handed out again (LRU eviction).
+Block 0 is vLLM's null block (`BlockPool.null_block`, taken off the free queue at start and
+never handed out; `get_usage` subtracts it): a pool of N blocks holds N - 1 blocks of tokens,
+which a small pool feels (measured: 20 blocks preempt as vLLM does only with this, see
+tests/test_real_decisions.py).
 Left out: block ids' physical layout, KV offloading to CPU, sliding-window and hybrid groups.
 """
 
@@ -25,22 +29,26 @@ def blocks_for(tokens: int, block_size: int) -> int:
 
 
 class BlockPool:
-    """`num_blocks` KV blocks with reference counts, a free queue and a hash → block map.
+    """`num_blocks` KV blocks (vLLM's num_gpu_blocks, the null block included) with reference
+    counts, a free queue and a hash → block map.
 
-    >>> pool = BlockPool(4); ids = pool.allocate(3); pool.num_free, pool.usage
+    >>> pool = BlockPool(5); ids = pool.allocate(3); pool.num_free, pool.usage
     (1, 0.75)
     """
 
     def __init__(self, num_blocks: int):
-        if num_blocks < 1:
-            raise ValueError(f"the KV pool needs at least one block, got {num_blocks}")
+        if num_blocks < 2:
+            raise ValueError(
+                f"the KV pool needs at least two blocks (one is the null block), got {num_blocks}"
+            )
         self.num_blocks = num_blocks
+        self.num_usable = num_blocks - 1  # all but the null block
         self.ref_count = [0] * num_blocks
         self.block_hash: list[int | None] = [None] * num_blocks  # set while a block is cached
         self.cached: dict[int, int] = {}  # block hash -> block id, for prefix caching
         # Free blocks in eviction order: the head goes first. An OrderedDict gives vLLM's
         # doubly linked list (O(1) remove from the middle when a cached block is hit).
-        self._free: OrderedDict[int, None] = OrderedDict.fromkeys(range(num_blocks))
+        self._free: OrderedDict[int, None] = OrderedDict.fromkeys(range(1, num_blocks))
 
     @property
     def num_free(self) -> int:
@@ -52,7 +60,7 @@ class BlockPool:
 
         Free blocks that still hold a cached prefix count as free, as in vLLM.
         """
-        return 1.0 - self.num_free / self.num_blocks
+        return 1.0 - self.num_free / self.num_usable
 
     def allocate(self, count: int) -> list[int]:
         """Take `count` blocks from the head of the free queue; the caller checks `num_free`."""
@@ -95,7 +103,7 @@ class BlockPool:
     def reset_prefix_cache(self) -> bool:
         """Forget every cached block. Refused (False) while any block is in use, as vLLM's
         `BlockPool.reset_prefix_cache` refuses: a running sequence still points at them."""
-        if self.num_free != self.num_blocks:
+        if self.num_free != self.num_usable:
             return False
         self.cached.clear()
         self.block_hash = [None] * self.num_blocks

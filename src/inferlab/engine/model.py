@@ -185,9 +185,17 @@ class SimulatedModel:
         enable_chunked_prefill: bool | None = None,
         enable_prefix_caching: bool | None = None,
         gpu_memory_utilization: float | None = None,
+        time_scale: float | None = None,
     ) -> None:
         """Change the batching policy or limits while the model runs (next step on); the KV
-        pool's size (`kv_capacity_tokens`, `gpu_memory_utilization`) only while it is idle."""
+        pool's size (`kv_capacity_tokens`, `gpu_memory_utilization`) and the speed of a scaled
+        clock (`time_scale`) only while it is idle."""
+        if time_scale is not None and time_scale != self.time_scale:
+            if not isinstance(self.clock, ScaledClock):
+                raise ValueError("time_scale can change only on a scaled clock")
+            if self.num_running or self.num_waiting:
+                raise ValueError("time_scale can change only while the model is idle")
+            self.clock.rescale(time_scale)
         changes = {
             "batching": batching,
             "max_num_seqs": max_num_seqs,

@@ -172,7 +172,7 @@ class Scheduler:
         pool_fields: tuple[str, ...] = ("block_size", "gpu_memory_utilization")
         pool_fields += ("kv_capacity_tokens", "num_gpu_blocks_override", "enable_prefix_caching")
         reshape = any(getattr(config, f) != getattr(self.config, f) for f in pool_fields)
-        if reshape and self.pool.num_free != self.pool.num_blocks:
+        if reshape and self.pool.num_free != self.pool.num_usable:
             raise RuntimeError("the KV pool can be resized only while no sequence is running")
         previous, self.config = self.config, config
         try:
@@ -200,11 +200,11 @@ class Scheduler:
     @property
     def kv_capacity(self) -> int:
         """Tokens the whole pool holds."""
-        return self.pool.num_blocks * self.config.block_size
+        return self.pool.num_usable * self.config.block_size
 
     @property
     def kv_used_tokens(self) -> int:
-        return (self.pool.num_blocks - self.pool.num_free) * self.config.block_size
+        return (self.pool.num_usable - self.pool.num_free) * self.config.block_size
 
     def reset_prefix_cache(self) -> bool:
         """Empty the prefix cache (vLLM's POST /reset_prefix_cache); False while in use."""
@@ -352,11 +352,13 @@ class Scheduler:
         return budget
 
     def _count_prefix_lookup(self, seq: Sequence) -> None:
-        if self.config.enable_prefix_caching:
+        # Counted at admission, and only a request's first: vLLM keeps the lookups of a
+        # preempted request coming back apart (`preempted_queries`, not exported to /metrics;
+        # vllm/v1/metrics/stats.py PrefixCacheStats.record), so its hit rate is new requests'.
+        if self.config.enable_prefix_caching and not seq.preemptions:
             self.prefix_cache_stats.queries += seq.context_len
             self.prefix_cache_stats.hits += seq.num_computed_tokens
-            if not seq.preemptions:
-                seq.num_cached_tokens = seq.num_computed_tokens
+            seq.num_cached_tokens = seq.num_computed_tokens
 
     def plan_step(self, now_s: float) -> Step | None:
         """Choose this step's tokens and price them; None when there is nothing to do."""

@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 
 from ..errors import JobFailedError
+from ..wire._http1 import Http1Transport
 from ..wire.client import transport_errors
 from ..wire.sse import error_from_response
 
@@ -202,7 +203,7 @@ class AsyncJobClient:
             base_url=self.base_url,
             headers=_headers(api_key),
             timeout=timeout_s + poll_s,
-            limits=httpx.Limits(max_connections=max_connections),
+            transport=Http1Transport(max_connections=max_connections),  # see wire/_http1.py
         )
 
     async def submit(

@@ -22,7 +22,9 @@ if TYPE_CHECKING:
         embedded_model,
         embedded_server,
         external_base_url,
+        model_clock,
         time_scale,
+        time_scale_choice,
     )
     from .widgets import BatchingDashboard
 
@@ -36,7 +38,9 @@ _WHERE = {
     "embedded_model": ".runtime",
     "embedded_server": ".runtime",
     "external_base_url": ".runtime",
+    "model_clock": ".runtime",
     "time_scale": ".runtime",
+    "time_scale_choice": ".runtime",
     "BatchingDashboard": ".widgets",
 }
 __getattr__, __dir__ = lazy_exports(__name__, _WHERE)
@@ -48,9 +52,11 @@ __all__ = [
     "embedded_model",
     "embedded_server",
     "external_base_url",
+    "model_clock",
     "plots",
     "runtime",
     "servers",
     "time_scale",
+    "time_scale_choice",
     "widgets",
 ]

@@ -1,5 +1,6 @@
 """What lesson 02 measures about collecting a job's result: polling at an interval, one long-poll,
-Server-Sent Events on /v1/jobs/{id}/events, and the acknowledgement's latency.
+Server-Sent Events on /v1/jobs/{id}/events, the acknowledgement's latency, and one job's trace
+(its queue and worker spans, with the engine's own span inside the attempt that answered).
 
     seen = await collect(job_url, "poll", job_ids, interval_s=0.1)
     seen.requests, seen.extra_latency_p50_s
@@ -19,6 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+
+from ..engine.timing import EngineTiming
 
 FINISHED = {"succeeded", "failed", "cancelled"}
 
@@ -107,3 +110,47 @@ async def ack_latencies_s(base_url: str, bodies: list[dict[str, Any]]) -> list[f
             return time.perf_counter() - started
 
         return list(await asyncio.gather(*(submit(body) for body in bodies)))
+
+
+# ---------------------------------------------------------------------------------------------
+# One job, traced
+
+Span = tuple[str, float, float]  # (label, start, end): seconds on this machine's wall clock
+
+
+def job_trace(states: list[tuple[float, dict[str, Any]]]) -> list[Span]:
+    """The spans of one job, from the changes its events showed and when each was seen:
+    `queued` lasts until a worker takes it, `running` until it is answered or sent back to the
+    queue; the first span starts at the job's `created_at`. The answering attempt's result
+    carries the engine's own account (`engine_timing`, in simulated seconds): it becomes two
+    spans, to the first token and the decode, converted to wall seconds with the engine's
+    time_scale.
+
+    subtle: the engine reports durations, not moments (its clock is simulated), so its spans
+    are placed to end at the job's `finished_at`, when the worker recorded the answer. The
+    hand-off back (HTTP, splitting the batch, the store's write) is then drawn inside the
+    engine's span; what separates the worker's start from the engine's is the way out (the
+    batcher's wait for a batch, the request to the model server). The engine's own queue, a
+    wait for its next step, is inside its first span, with the prefill.
+
+    A job that ran twice: queued, running (a 500), queued again (the backoff), running, done ->
+    queue (attempt 1), worker (attempt 1), queue (attempt 2), worker (attempt 2),
+    engine: to first token, engine: decode.
+    """
+    spans: list[Span] = []
+    for (seen_at, job), (next_at, _) in zip(states, states[1:], strict=False):  # all but the last
+        stage = {"queued": "queue", "running": "worker"}.get(job["status"], job["status"])
+        attempt = job["attempts"] + (job["status"] == "queued")  # queued for the next attempt
+        spans.append((f"{stage} (attempt {attempt})", seen_at, next_at))
+    if spans:
+        label, _, end = spans[0]
+        spans[0] = (label, states[0][1]["created_at"], end)  # from the submission itself
+    final = states[-1][1] if states else {}
+    engine = EngineTiming.from_json((final.get("result") or {}).get(EngineTiming.WIRE_NAME))
+    if engine is not None and final.get("finished_at") is not None:
+        end = float(final["finished_at"])
+        start = end - engine.e2e_latency_s * engine.time_scale
+        first_token = start + engine.ttft_s * engine.time_scale
+        spans.append(("engine: to first token", start, first_token))
+        spans.append(("engine: decode", first_token, end))
+    return spans

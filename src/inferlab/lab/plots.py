@@ -16,6 +16,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from ..engine.scheduler import Sequence as SimulatedSequence
+from ..load.clock import REAL_TIME, ModelClock
 from ..load.metrics import RequestResult
 from ..wire.timing import Timing
 
@@ -146,15 +147,20 @@ def roofline(
     *,
     memory_ms: float,
     compute_ms_per_sequence: float,
+    memory_ms_per_sequence: float = 0.0,
     title: str = "Decode step time against batch size",
 ) -> Figure:
-    """Measured step times over the two floors a step cannot beat: reading every weight once
-    (`memory_ms`, the same for any batch) and doing every sequence's arithmetic
-    (`compute_ms_per_sequence` each). Where the floors cross, batching stops being free."""
+    """Measured step times over the two floors a step cannot beat: reading memory (every weight
+    once, `memory_ms`, plus each sequence's KV cache, `memory_ms_per_sequence`) and doing every
+    sequence's arithmetic (`compute_ms_per_sequence` each). Where the floors cross, batching
+    stops being free."""
     figure, (ax,) = _figure()
     sizes = list(batch_sizes)
     ax.plot(sizes, list(measured_ms), "o-", color=PALETTE[0], label="measured (H100)")
     ax.plot(sizes, [memory_ms] * len(sizes), ":", color=PALETTE[2], label="reading the weights")
+    if memory_ms_per_sequence > 0:
+        memory = [memory_ms + memory_ms_per_sequence * b for b in sizes]
+        ax.plot(sizes, memory, "-.", color=PALETTE[1], label="weights and KV caches")
     compute = [compute_ms_per_sequence * b for b in sizes]
     ax.plot(sizes, compute, "--", color=PALETTE[3], label="arithmetic")
     ax.set(xlabel="batch size (sequences)", ylabel="step time (ms)", title=title)
@@ -234,7 +240,7 @@ def ttft_vs_e2e(records: Sequence[RequestResult], *, title: str = "First token v
 
 
 def inter_token_gaps(
-    streams: Mapping[str, RequestResult], *, title: str = "Gaps between tokens"
+    streams: Mapping[str, Timing], *, title: str = "Gaps between tokens"
 ) -> Figure:
     """For each labelled streamed request, the gap before each token after the first.
 
@@ -277,13 +283,17 @@ def spans(
 
 
 def token_arrivals(
-    streams: Mapping[str, Timing], *, time_scale: float = 1.0, title: str = "When tokens arrived"
+    streams: Mapping[str, Timing],
+    *,
+    clock: ModelClock = REAL_TIME,
+    title: str = "When tokens arrived",
 ) -> Figure:
     """For each labelled stream, how many text chunks had arrived by each moment (ms after
-    sending, at H100 speed). A staircase is a stream; one vertical jump is a buffered one."""
+    sending, in the model time of `clock`). A staircase is a stream; one vertical jump is a
+    buffered one."""
     figure, (ax,) = _figure()
     for index, (label, timing) in enumerate(streams.items()):
-        times_ms = [(t - timing.sent_s) / time_scale * 1000 for t in timing.token_times_s]
+        times_ms = [clock.model_ms(t - timing.sent_s) for t in timing.token_times_s]
         ax.step(
             [0.0, *times_ms],
             range(len(times_ms) + 1),
@@ -301,13 +311,14 @@ def queue_depth(
     samples: Sequence[QueueSample],
     *,
     marks: Sequence[tuple[float, str]] = (),
-    time_scale: float = 1.0,
+    clock: ModelClock = REAL_TIME,
     title: str = "Queue depth over time",
 ) -> Figure:
     """Jobs waiting and running, and workers, over time (`watch_queue` samples); `marks` draws a
-    labelled vertical line at each (time, label). Times are divided by `time_scale`."""
+    labelled vertical line at each (time, label). Times (wall seconds) are drawn in the model
+    time of `clock`."""
     figure, (ax,) = _figure(width=7.2)
-    times = [s.t_s / time_scale for s in samples]
+    times = [clock.model_s(s.t_s) for s in samples]
     ax.fill_between(times, [s.queued for s in samples], step="post", alpha=0.25, color=PALETTE[0])
     ax.step(times, [s.queued for s in samples], where="post", color=PALETTE[0], label="queued")
     ax.step(times, [s.running for s in samples], where="post", color=PALETTE[2], label="running")
@@ -320,10 +331,10 @@ def queue_depth(
         label="workers",
     )
     for index, (at_s, label) in enumerate(marks):
-        ax.axvline(at_s / time_scale, color="grey", linestyle=":", linewidth=1)
+        ax.axvline(clock.model_s(at_s), color="grey", linestyle=":", linewidth=1)
         ax.annotate(
             label,
-            (at_s / time_scale, 1 - 0.08 * (index % 3 + 1)),
+            (clock.model_s(at_s), 1 - 0.08 * (index % 3 + 1)),
             xycoords=("data", "axes fraction"),
             xytext=(3, 0),
             textcoords="offset points",

@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 
 from ..jobs.settings import JobSettings
+from ..load.clock import ModelClock
 from ..proxy.settings import ProxySettings
 from ..serve.hosting import ServerProcess
 from ..serve.settings import ServerSettings
@@ -85,14 +86,26 @@ class RunningModelServer(RunningServer):
 
     def __init__(self, settings: ServerSettings) -> None:
         super().__init__("serve", settings)
+        self._clock: ModelClock | None = None
 
     @property
     def time_scale(self) -> float:
         return float(self.settings.time_scale)
 
+    @property
+    def clock(self) -> ModelClock:
+        """Its model clock, with the time scale the server reports itself (asked once)."""
+        if self._clock is None:
+            self._clock = ModelClock.of_server(self.base_url)
+        return self._clock
+
     def configure(self, **knobs: Any) -> dict[str, Any]:
-        """Change the engine's batching, max_num_seqs or kv_capacity_tokens while it runs."""
+        """Change the engine's batching, max_num_seqs or kv_capacity_tokens while it runs (its
+        time_scale only while it is idle)."""
         result: dict[str, Any] = self._admin("PUT", "/admin/engine", knobs)
+        if result["time_scale"] != self.settings.time_scale:
+            self.settings = self.settings.replace(time_scale=result["time_scale"])
+            self._clock = None  # asked again, of the server, when next needed
         return result
 
     def set_faults(self, **faults: Any) -> dict[str, Any]:

@@ -3,11 +3,13 @@
 `workloads` describes requests (lengths, arrival times: Poisson, bursty, fixed); `senders` says
 how one request is sent in each mode (sync, async, stream, jobs); `loadgen` sends a workload open
 loop or closed loop and records each request; `metrics` turns the records into the serving
-metrics of `vllm bench serve` (throughput, goodput, TTFT, TPOT, ITL, E2E percentiles).
+metrics of `vllm bench serve` (throughput, goodput, TTFT, TPOT, ITL, E2E percentiles); `clock`
+converts between wall time and the model's ("H100") time, in one place.
 
 May import: `engine`, `wire`, `jobs.client`; never a server.
 """
 
+from .clock import REAL_TIME, ModelClock
 from .drift import Drift, drift_of
 from .loadgen import LoadRun, run_closed_loop, run_load, run_open_loop
 from .metrics import SLO, Distribution, LittlesLaw, RequestResult, Summary, percentile, summarize
@@ -24,12 +26,14 @@ from .workloads import (
 )
 
 __all__ = [
+    "REAL_TIME",
     "SLO",
     "Distribution",
     "Drift",
     "Lengths",
     "LittlesLaw",
     "LoadRun",
+    "ModelClock",
     "PlannedRequest",
     "RequestResult",
     "Summary",

@@ -3,7 +3,11 @@
     workload = Workload(num_requests=200, output_tokens=exponential(128))   # see workloads.py
     run = await run_load(base_url, workload, request_rate=20.0)         # open loop, Poisson
     run = await run_load(base_url, workload, users=8, think_time_s=0.5)  # closed loop
+    run = await run_load(base_url, workload, request_rate=8, clock=inferlab.model_clock())
     print(run.summary().table())
+
+With a `clock` (clock.py), rates and think times are given in model ("H100") time, and the run
+comes back in model time: its records, its duration, its summary. Without one, all is wall time.
 
 Open loop: requests arrive on their own clock (Poisson at `request_rate`, or burstier with
 `burstiness` < 1, as in vLLM's benchmark), whether or not earlier ones have finished, as users
@@ -16,6 +20,7 @@ request (sync, async, streamed, as a job) is in senders.py.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 import time
 from collections.abc import Callable
@@ -25,6 +30,7 @@ from dataclasses import dataclass
 
 from ..jobs.client import AsyncJobClient
 from ..wire.client import AsyncClient, Client
+from .clock import ModelClock
 from .metrics import SLO, RequestResult, Summary, summarize
 from .senders import MODES, Send, async_sender, jobs_sender, sync_sender
 from .workloads import PlannedRequest, Workload, arrival_gaps
@@ -39,16 +45,36 @@ class LoadRun:
     started_s: float
     ended_s: float
     in_flight_samples: list[int]
+    clock: ModelClock | None = None  # set once the run is in model time (in_model_time)
+
+    def in_model_time(self, clock: ModelClock) -> LoadRun:
+        """This run with every record and both ends in model seconds (done once: a run that
+        is in model time already comes back as it is)."""
+        if self.clock is not None:
+            return self
+        return LoadRun(
+            records=clock.timings(self.records),
+            started_s=clock.model_s(self.started_s),
+            ended_s=clock.model_s(self.ended_s),
+            in_flight_samples=self.in_flight_samples,
+            clock=clock,
+        )
 
     def summary(self, slo: SLO | None = None) -> Summary:
         """The run summed up; `summary.drift` compares the client's times with the engine's own
         account, and `summary.table()` says so in a sentence when they disagree."""
-        return summarize(
+        summary = summarize(
             self.records,
             duration_s=self.ended_s - self.started_s,
             slo=slo,
             in_flight_samples=self.in_flight_samples,
         )
+        if self.clock is None or summary.drift is None:
+            return summary
+        # The records are in model seconds already (their engine accounts say time_scale 1);
+        # the drift guard's advice names the scale the server really ran at.
+        drift = dataclasses.replace(summary.drift, time_scale=self.clock.time_scale)
+        return dataclasses.replace(summary, drift=drift)
 
 
 def _stopped(request: PlannedRequest, scheduled_s: float) -> RequestResult:
@@ -188,15 +214,39 @@ async def run_load(
     api_key: str | None = None,
     model: str | None = None,
     on_done: Callable[[RequestResult], None] | None = None,
+    clock: ModelClock | None = None,
 ) -> LoadRun:
     """Run `workload` against `base_url`: closed loop if `users` is given, else open loop at
     `request_rate` (None: all at once). `mode`: "async", "stream", "sync", or "jobs" (then
-    `base_url` is a job server's: each request is submitted, and its result long-polled)."""
+    `base_url` is a job server's: each request is submitted, and its result long-polled).
+
+    With a `clock`, `request_rate` is per model second and `think_time_s` in model seconds,
+    and the run (with each record `on_done` sees) comes back in model time. `time_limit_s`
+    stays wall seconds: it is a safety net against a run that would never end."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    if clock is not None:
+        run = await run_load(
+            base_url,
+            workload,
+            mode=mode,
+            request_rate=None if request_rate is None else clock.wall_rate(request_rate),
+            burstiness=burstiness,
+            max_concurrency=max_concurrency,
+            users=users,
+            think_time_s=clock.wall_s(think_time_s),
+            time_limit_s=time_limit_s,
+            api_key=api_key,
+            model=model,
+            on_done=None if on_done is None else lambda record: on_done(clock.timing(record)),
+        )
+        return run.in_model_time(clock)
     planned = workload.requests()
     concurrency = min(len(planned), users or max_concurrency or len(planned)) or 1
-    first = AsyncClient(base_url, api_key=api_key, model=model, max_connections=30)
+    # One client, a connection per request in flight (its pool queues past 1,000; see
+    # wire/_http1.py for why httpx's own pool could not be used this way).
+    connections = min(concurrency, 1000)
+    first = AsyncClient(base_url, api_key=api_key, model=model, max_connections=connections)
     try:  # once, not once per connection; and within the run's time limit like all else
         model = await asyncio.wait_for(first.get_model(), time_limit_s)
     except BaseException:
@@ -212,21 +262,11 @@ async def run_load(
             resources.callback(threads.shutdown, wait=False, cancel_futures=True)
             send = sync_sender(client, threads)
         elif mode == "jobs":
-            job_clients = [
-                AsyncJobClient(base_url, api_key=api_key, max_connections=30)
-                for _ in range(math.ceil(concurrency / 25))
-            ]
-            for job_client in job_clients:
-                resources.push_async_callback(job_client.aclose)
-            send = jobs_sender(job_clients, model=model)
+            job_client = AsyncJobClient(base_url, api_key=api_key, max_connections=connections)
+            resources.push_async_callback(job_client.aclose)
+            send = jobs_sender([job_client], model=model)
         else:
-            clients = [first] + [
-                AsyncClient(base_url, api_key=api_key, model=model, max_connections=30)
-                for _ in range(math.ceil(concurrency / 25) - 1)
-            ]
-            for extra in clients[1:]:
-                resources.push_async_callback(extra.aclose)
-            send = async_sender(clients, stream=mode == "stream")
+            send = async_sender([first], stream=mode == "stream")
         if users is not None:
             return await run_closed_loop(
                 send,

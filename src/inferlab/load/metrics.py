@@ -13,15 +13,18 @@ Goodput, as vLLM defines it: requests per second that met every SLO.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..wire.timing import Timing
+from .clock import ModelClock
 from .drift import Drift, drift_of
 
 PERCENTILES = (50, 90, 95, 99)
+_LATENCIES = ("e2e", "ttft", "tpot", "itl", "queue_delay")
 
 
 @dataclass(kw_only=True)
@@ -94,6 +97,12 @@ class Distribution:
         mean = statistics.fmean(values) if values else math.nan
         return cls(mean, *(percentile(values, q) for q in PERCENTILES))
 
+    def converted(self, clock: ModelClock) -> Distribution:
+        """The same latencies in model seconds."""
+        return Distribution(
+            *(clock.model_s(v) for v in (self.mean, self.p50, self.p90, self.p95, self.p99))
+        )
+
 
 @dataclass(frozen=True)
 class LittlesLaw:
@@ -133,6 +142,28 @@ class Summary:
     @property
     def error_rate(self) -> float:
         return self.failed / self.requests if self.requests else 0.0
+
+    def in_model_time(self, clock: ModelClock) -> Summary:
+        """This summary in model ("H100") time: latencies divided by the time scale, rates
+        multiplied by it. For a summary of wall-clock records; `run_load(..., clock=...)`
+        gives one in model time already."""
+        law = self.littles_law
+        return dataclasses.replace(
+            self,
+            duration_s=clock.model_s(self.duration_s),
+            request_throughput=clock.model_rate(self.request_throughput),
+            output_throughput=clock.model_rate(self.output_throughput),
+            goodput=None if self.goodput is None else clock.model_rate(self.goodput),
+            **{name: getattr(self, name).converted(clock) for name in _LATENCIES},
+            ack=None if self.ack is None else self.ack.converted(clock),
+            littles_law=None
+            if law is None
+            else LittlesLaw(
+                law.sampled_in_flight,  # a count: the same on every clock
+                clock.model_rate(law.arrival_rate),
+                clock.model_s(law.mean_latency_s),
+            ),
+        )
 
     def table(self) -> str:
         """A readable table, as `vllm bench serve` prints one."""

@@ -54,8 +54,8 @@ def _record(
 
 
 def async_sender(clients: list[AsyncClient], *, stream: bool, **params: Any) -> Send:
-    """Send through AsyncClients (several small connection pools: httpx's pool does work per
-    request that grows with its size, so one pool of 1,000 connections is quadratic)."""
+    """Send through AsyncClients, taken in turn (one is enough: its pool grows to the
+    requests in flight)."""
 
     async def send(planned: PlannedRequest, scheduled_s: float) -> RequestResult:
         client = clients[planned.index % len(clients)]

@@ -55,7 +55,7 @@ from ..serve._http import (
 from ..serve._openapi import json_or_stream
 from ..serve.schemas import ProxyChatRequest, ProxyCompletionRequest
 from ..serve.websocket import refuse_websockets
-from ..wire.upstream import Call, Reply, Upstream, batch_key
+from ..wire.upstream import Call, Reply, Upstream, batch_key, in_stream_error
 from ._capacity import QueueBound
 from .settings import LIVE_KNOBS, ProxySettings
 
@@ -280,7 +280,7 @@ async def _relay(
                 continue
             error = future.exception() if not future.cancelled() else None
             if error is not None:  # the upstream broke mid-stream: say so, then end
-                yield f"data: {json.dumps(_reply_for(error).body)}\n\n"
+                yield f"data: {json.dumps(in_stream_error(_reply_for(error)))}\n\n"
                 yield "data: [DONE]\n\n"
             chunk = None
     finally:

@@ -284,10 +284,12 @@ def service_dependency(kind: type[L]) -> Any:
     """`Depends(...)` that hands a route the service its app belongs to.
 
     Routes live at module level, one set per kind of service; each app keeps its own service
-    in `app.state.service`, and only this dependency reads it (notebooks never do).
+    in `app.state.service`, and only this dependency reads it (notebooks never do). It is
+    `async` for the reason `api_key_dependency` is: a plain `def` would cost every request a
+    hop to FastAPI's thread pool and back.
     """
 
-    def the_service(request: Request) -> L:
+    async def the_service(request: Request) -> L:
         service = request.app.state.service
         assert isinstance(service, kind)  # an internal invariant: the app was built for it
         return service

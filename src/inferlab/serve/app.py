@@ -174,18 +174,15 @@ async def chat_completions(
 
 
 @router.put("/admin/faults")
-async def put_faults(request: Request, server: ModelServer = _server) -> dict[str, float]:
-    faults = server.faults
+async def put_faults(
+    request: Request, server: ModelServer = _server
+) -> dict[str, float | int | None]:
+    """Change some fault settings (all or nothing); the answer is every setting now in force."""
     try:
-        faults.update(**await request.json())
+        server.faults.update(**await request.json())
     except (ValueError, TypeError) as exc:
         raise OpenAIHTTPError(400, str(exc)) from exc
-    return {
-        "fail_rate": faults.fail_rate,
-        "stall_rate": faults.stall_rate,
-        "stall_s": faults.stall_s,
-        "cold_start_s": faults.cold_start_s,
-    }
+    return server.faults.settings()
 
 
 @router.get("/admin/engine")

@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import math
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -98,6 +98,11 @@ class Faults:
             setattr(self, name, value if name in _COUNTS else float(value))
         if "cold_start_s" in changes:  # only saying so makes it cold, not other changes
             self._cold = self.cold_start_s > 0
+
+    def settings(self) -> dict[str, float | int | None]:
+        """Every setting as it now stands, named as PUT /admin/faults names it: what the route
+        echoes, so a caller sees the whole state it left behind, not only what it changed."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.init}
 
     def jitter_draw_s(self) -> float:
         """This request's network delay: exponential, so most are short and a few are long."""

@@ -266,10 +266,11 @@ class ServerMetrics:
 
     def _on_step(self, step: Step) -> None:
         """Called after each step with the sequences that sampled a token in it."""
-        prompt_tokens = 0
+        prompt_tokens = computed = 0
         for seq in step.sequences:
             if seq.generated == 1:  # its first token: vLLM counts the prompt then
                 prompt_tokens += seq.prompt_tokens
+                computed += seq.prompt_tokens - seq.num_cached_tokens
                 self.ttft.observe(seq.first_token_s - seq.arrival_s)  # type: ignore[operator]
             elif len(seq.token_times_s) > 1:
                 self.itl.observe(seq.token_times_s[-1] - seq.token_times_s[-2])
@@ -278,8 +279,14 @@ class ServerMetrics:
         generated = len(step.sequences)
         self.prompt_tokens.labels(**self.labels).inc(prompt_tokens)
         self.generation_tokens.labels(**self.labels).inc(generated)
-        # vLLM observes prompt tokens of requests that got their first token, plus new tokens
-        self.iteration_tokens.observe(prompt_tokens + generated)
+        # vLLM observes, per step that sampled any token, the prompt tokens it computed (not
+        # those the prefix cache gave) of requests that got their first token, plus the tokens
+        # sampled: loggers.py `prompt_token_stats.computed + num_generation_tokens`, where
+        # stats.py's PromptTokenStats has computed = total - cached. A step of partial chunks
+        # only has no outputs and is not observed (async_llm.py output_handler:
+        # `IterationStats() if (log_stats and num_outputs) else None`).
+        if generated:
+            self.iteration_tokens.observe(computed + generated)
         self.step_duration.observe(step.duration_s)
         self.step_batch_size.observe(step.batch_size)
 

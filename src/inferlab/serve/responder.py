@@ -76,6 +76,18 @@ def _plan_choices(
     return choices
 
 
+def _tokens(model: SimulatedModel, choice: _Choice, request: _Sampling) -> AsyncIterator[Token]:
+    return model.generate(
+        choice.prompt,
+        max_tokens=choice.max_tokens,
+        temperature=request.temperature,
+        seed=choice.seed,
+        stop=request.stop_list,
+        ignore_eos=request.ignore_eos,
+        prompt_tokens=choice.prompt_tokens,
+    )
+
+
 async def _merged_tokens(
     model: SimulatedModel, choices: list[_Choice], request: _Sampling
 ) -> AsyncIterator[tuple[_Choice, Token]]:
@@ -83,19 +95,23 @@ async def _merged_tokens(
 
     Closing this iterator (a client that hung up) cancels every choice still generating.
     """
+    if len(choices) == 1:
+        # The common case, read directly: no pump task and no queue, which per token per
+        # stream is a task switch and two queue operations fewer (a fifth of the server's CPU
+        # with hundreds of streams, in a profile). Closing closes the engine's generator too.
+        (choice,) = choices
+        tokens = _tokens(model, choice, request)
+        try:
+            async for token in tokens:
+                yield choice, token
+        finally:
+            await tokens.aclose()  # type: ignore[attr-defined]
+        return
     queue: asyncio.Queue[tuple[_Choice, Token | Exception]] = asyncio.Queue()
 
     async def pump(choice: _Choice) -> None:
         try:
-            async for token in model.generate(
-                choice.prompt,
-                max_tokens=choice.max_tokens,
-                temperature=request.temperature,
-                seed=choice.seed,
-                stop=request.stop_list,
-                ignore_eos=request.ignore_eos,
-                prompt_tokens=choice.prompt_tokens,
-            ):
+            async for token in _tokens(model, choice, request):
                 queue.put_nowait((choice, token))
         except Exception as exc:  # handed to the reader, which answers the client with it
             queue.put_nowait((choice, exc))

@@ -30,6 +30,7 @@ ENGINE_KNOBS = (
     "enable_chunked_prefill",
     "enable_prefix_caching",
     "gpu_memory_utilization",
+    "time_scale",  # only while idle: the kernel picks it by measuring (lab/speed_check.py)
 )
 
 

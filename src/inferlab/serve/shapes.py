@@ -40,8 +40,13 @@ def timing_headers(engine_timing: dict[str, Any] | None) -> dict[str, str]:
     }
 
 
+# One encoder, made once: json.dumps with any option set builds a new JSONEncoder per call,
+# and this runs once per token per stream.
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
+
+
 def sse(payload: dict[str, Any] | str) -> str:
-    data = payload if isinstance(payload, str) else json.dumps(payload, separators=(",", ":"))
+    data = payload if isinstance(payload, str) else _COMPACT.encode(payload)
     return f"data: {data}\n\n"
 
 

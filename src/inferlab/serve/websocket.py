@@ -10,7 +10,12 @@ The client sends JSON text frames; every frame the server sends back names its r
     <- {"id": "r1", "type": "chunk", "chunk": <the very chunk SSE would carry>}
     <- {"id": "r1", "type": "done"}                  the answer is complete ([DONE] in SSE)
     <- {"id": "r1", "type": "cancelled", "chunks": 3} the engine stopped generating for it
+    <- {"id": "r2", "type": "error", "error": {...}}  it failed, before or during its answer
     <- {"id": null, "type": "error", "status": 400, "error": {"message", "type", ...}}
+
+Each request ends with exactly one of `done`, `cancelled` or `error`: a client can stop reading
+for it there. (SSE sends `[DONE]` even after an error event; a frame of its own needs no such
+end marker, so none follows the error.)
 
 The bodies are those of POST /v1/completions and /v1/chat/completions (always streamed), and
 the chunks are byte for byte what SSE sends: only the framing differs. A bad frame gets an error
@@ -23,8 +28,8 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, nullcontext
+from collections.abc import AsyncGenerator, Callable
+from contextlib import AbstractAsyncContextManager, aclosing, nullcontext
 from typing import Any
 
 from fastapi import FastAPI, WebSocket, WebSocketDisconnect
@@ -39,7 +44,7 @@ from .schemas import ChatCompletionRequest, CompletionRequest, render_chat
 from .shapes import CHAT, COMPLETION
 
 # What a request frame names -> how it opens the same event stream the HTTP route would send.
-OpenStream = Callable[[str, dict[str, Any]], AsyncIterator[str]]
+OpenStream = Callable[[str, dict[str, Any]], AsyncGenerator[str, None]]
 REQUEST_TYPES = ("completions", "chat.completions")
 POLICY_VIOLATION = 1008  # the WebSocket close code for "you may not" (RFC 6455 7.4.1)
 
@@ -140,13 +145,14 @@ class _Connection:
         chunks = 0
         self.gauges.requests.inc()
         try:
-            async with self.slots:
-                async for event in self.open_stream(kind, body):
+            async with self.slots, aclosing(self.open_stream(kind, body)) as events:
+                async for event in events:
                     data = event.removeprefix("data: ").rstrip()
                     if data == "[DONE]":
                         await self.send({"id": request_id, "type": "done"})
                     elif data.startswith('{"error"'):  # the engine failed after the start
                         await self.send({"id": request_id, "type": "error", **json.loads(data)})
+                        return  # its last frame: the [DONE] that SSE sends next is not relayed
                     else:  # subtle: the chunk's JSON is spliced in as it is, not re-encoded
                         chunks += 1
                         await self.send(
@@ -188,7 +194,7 @@ def engine_streams(model: SimulatedModel, metrics: ServerMetrics) -> OpenStream:
     # subtle: app.py imports this module, so its helpers are imported when a server is built.
     from .responder import _plan_choices, _Responder
 
-    async def open_stream(kind: str, body: dict[str, Any]) -> AsyncIterator[str]:
+    async def open_stream(kind: str, body: dict[str, Any]) -> AsyncGenerator[str, None]:
         body = {**body, "stream": True}  # a socket only streams
         if kind == "completions":
             completion = CompletionRequest.model_validate(body)

@@ -27,10 +27,12 @@ import httpx
 from ..engine.timing import EngineTiming
 from ..errors import (
     ConnectionLostError,
+    NoResponseError,
     ResponseTimeoutError,
     ServerUnavailableError,
     TransportError,
 )
+from ._http1 import Http1Transport
 from .sse import (
     DONE,
     api_error,
@@ -143,20 +145,31 @@ def _headers(api_key: str | None) -> dict[str, str]:
     return {"Authorization": f"Bearer {api_key}"} if api_key else {}
 
 
+class _Progress:
+    """Whether the server has begun to answer: a broken connection means different things
+    before (nothing came back: `NoResponseError`) and after (`ConnectionLostError`)."""
+
+    responded = False
+
+
 @contextmanager
-def transport_errors(base_url: str) -> Iterator[None]:
+def transport_errors(base_url: str, progress: _Progress | None = None) -> Iterator[None]:
     """Map httpx's exceptions to the course's at the client boundary, as httpx maps httpcore's:
     a caller catches `TransportError` (or one of its three kinds), never an httpx class."""
     try:
         yield
+    except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
+        if progress is not None and not progress.responded:
+            raise NoResponseError(
+                f"{base_url} closed the connection before answering: {exc!r}"
+            ) from exc
+        raise ConnectionLostError(f"the connection to {base_url} broke: {exc!r}") from exc
     except httpx.ConnectError as exc:
         raise ServerUnavailableError(f"nothing answered at {base_url}: {exc}") from exc
     except httpx.ConnectTimeout as exc:
         raise ServerUnavailableError(f"no connection to {base_url} in time: {exc}") from exc
     except httpx.TimeoutException as exc:
         raise ResponseTimeoutError(f"{base_url} did not answer in time ({exc!r})") from exc
-    except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
-        raise ConnectionLostError(f"the connection to {base_url} broke: {exc!r}") from exc
     except httpx.HTTPError as exc:
         raise TransportError(f"the request to {base_url} failed: {exc!r}") from exc
 
@@ -228,9 +241,10 @@ class Client:
         return response.json()
 
     def _generate(self, path: str, payload: dict[str, Any], on_text: OnText | None) -> Completion:
-        answer = _Answer(time.perf_counter(), on_text)
-        with transport_errors(self.base_url):
+        answer, progress = _Answer(time.perf_counter(), on_text), _Progress()
+        with transport_errors(self.base_url, progress):
             with self._http.stream("POST", self.base_url + path, json=payload) as response:
+                progress.responded = True
                 if response.status_code >= 400:
                     raise error_from_response(response.status_code, response.read())
                 if not payload["stream"]:
@@ -266,12 +280,14 @@ class AsyncClient:
     ):
         self.base_url = base_url.rstrip("/")
         self._model = model
-        limits = httpx.Limits(
-            max_connections=max_connections, max_keepalive_connections=max_connections
-        )
+        # httpx's API with a lean transport: a connection per request in flight, up to
+        # `max_connections`, then a queue (httpx's own pool slows down as its queue grows).
         self._http = http or httpx.AsyncClient(
-            timeout=timeout, headers=_headers(api_key), limits=limits
+            timeout=timeout,
+            headers=_headers(api_key),
+            transport=Http1Transport(max_connections=max_connections),
         )
+        self._urls: dict[str, httpx.URL] = {}  # parsed once: httpx parses a str every call
 
     async def get_model(self) -> str:
         """The model to ask for: given, or the first one the server lists."""
@@ -315,9 +331,11 @@ class AsyncClient:
     async def _generate(
         self, path: str, payload: dict[str, Any], on_text: OnText | None
     ) -> Completion:
-        answer = _Answer(time.perf_counter(), on_text)
-        with transport_errors(self.base_url):
-            async with self._http.stream("POST", self.base_url + path, json=payload) as response:
+        answer, progress = _Answer(time.perf_counter(), on_text), _Progress()
+        url = self._urls.get(path) or self._urls.setdefault(path, httpx.URL(self.base_url + path))
+        with transport_errors(self.base_url, progress):
+            async with self._http.stream("POST", url, json=payload) as response:
+                progress.responded = True
                 if response.status_code >= 400:
                     raise error_from_response(response.status_code, await response.aread())
                 if not payload["stream"]:

@@ -10,15 +10,19 @@ usage is the server's own count (see usage.py), chosen by the server's profile
 as a status or inside a stream that has sent nobody anything yet (llama.cpp answers 200, then
 `{"error": {"code": 400}}`), is retried caller by caller, so one bad request cannot fail the
 others; an upstream without list prompts gets the same callers concurrently, one request each.
+A stream that fails after some callers have text tells those callers inside their stream (an
+error event with code 502, then [DONE]) and gives the others a status of their own: never a
+hang, never a stream that just stops. What each caller is answered is in `_replies.py`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import bisect
+import http.cookiejar
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,8 +30,20 @@ import httpx
 
 from ..errors import UpstreamError
 from . import usage as usages
+from ._http1 import Http1Transport
+from ._replies import (
+    Reply,
+    error_reply,
+    failure_reply,
+    in_stream_error,
+    sse_event,
+    stream_error_reply,
+    upstream_errors,
+)
 from .server_profiles import ServerProfile, detect
-from .sse import DONE, choice_text, read_sse_line, stream_error_status
+from .sse import DONE, choice_text, read_sse_line
+
+__all__ = ["Call", "Reply", "Upstream", "UpstreamError", "batch_key", "in_stream_error"]
 
 Json = dict[str, Any]
 
@@ -54,50 +70,12 @@ def batch_key(call: Call) -> str:
     )
 
 
-@dataclass
-class Reply:
-    """What one caller gets back: a status and a JSON body (None once a stream was sent)."""
+class _NoCookies(http.cookiejar.CookieJar):
+    """The proxy's callers are not the upstream's browser: keep no cookies. It also spares
+    httpx turning every response's headers into an `email.message` to look for them."""
 
-    status: int
-    body: Json | None = None
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-@contextmanager
-def _upstream_errors() -> Iterator[None]:
-    """Say what went wrong with the upstream in the terms a caller needs: 504 or 502."""
-    try:
-        yield
-    except httpx.TimeoutException as exc:
-        raise UpstreamError(f"the upstream did not answer in time ({exc!r})", status=504) from exc
-    except httpx.HTTPError as exc:
-        raise UpstreamError(f"the upstream could not be reached ({exc!r})") from exc
-
-
-def _error_reply(response: httpx.Response, content: bytes) -> Reply:
-    try:
-        body = json.loads(content)
-    except ValueError:
-        body = {"error": {"message": content.decode(errors="replace")[:500], "type": "upstream"}}
-    headers = (
-        {"retry-after": response.headers["retry-after"]}
-        if "retry-after" in response.headers
-        else {}
-    )
-    return Reply(response.status_code, body if isinstance(body, dict) else {"error": body}, headers)
-
-
-def _stream_error(payload: Json) -> Reply:
-    """An error sent inside a 200 stream keeps the server's own code: a 400 is the caller's."""
-    error = payload.get("error")
-    status = stream_error_status(payload)
-    body = error if isinstance(error, dict) else {"message": str(error), "type": "upstream_error"}
-    return Reply(status, {"error": body})
-
-
-def _failure(error: BaseException) -> Reply:
-    status = error.status if isinstance(error, UpstreamError) else 502
-    return Reply(status, {"error": {"message": str(error), "type": "upstream_error"}})
+    def extract_cookies(self, response: Any, request: Any) -> None:
+        pass
 
 
 class _Splitter:
@@ -142,20 +120,46 @@ class Upstream:
         self._profile = profile  # None: detected on the first batch
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._options: Json = {"headers": headers, "timeout": timeout_s}
+        self._timeout = {"timeout": httpx.Timeout(timeout_s).as_dict()}
         self._http: httpx.AsyncClient | None = None
+        self._transport: Http1Transport | None = None  # the client's, made with it
         self._loop: asyncio.AbstractEventLoop | None = None
+        # Parsed once: httpx parses a URL given as a string on every request.
+        self._completions_url = httpx.URL(self.base_url + "/completions")
 
     @property
     def http(self) -> httpx.AsyncClient:
         loop = asyncio.get_running_loop()  # one connection pool per event loop
         if self._http is None or self._loop is not loop:
             # Drop idle upstream connections before any common server would (llama.cpp and
-            # uvicorn: 5 s), so we never send on one the server is closing.
-            limits = httpx.Limits(
-                max_connections=1000, max_keepalive_connections=100, keepalive_expiry=2.0
+            # uvicorn: 5 s), so we never send on one the server is closing. The lean
+            # transport is most of what makes the proxy cheap (see _http1.py).
+            self._transport = Http1Transport(max_connections=1000, keepalive_expiry_s=2.0)
+            self._http = httpx.AsyncClient(
+                transport=self._transport, cookies=_NoCookies(), **self._options
             )
-            self._http, self._loop = httpx.AsyncClient(limits=limits, **self._options), loop
+            self._loop = loop
         return self._http
+
+    @asynccontextmanager
+    async def _completions(self, body: Json) -> AsyncIterator[httpx.Response]:
+        """POST /completions straight to the transport; the body is read by the caller.
+
+        httpx's client layer (merging URLs, headers and cookies; auth, redirects, timers) was
+        about a quarter of the proxy's CPU per request in a profile, and a proxy to one server
+        needs none of it: the request is built here and handed to the transport as it is.
+        """
+        headers = self.http.headers  # the client's defaults and our key, merged once
+        assert self._transport is not None  # made with the client, just now if need be
+        request = httpx.Request(
+            "POST", self._completions_url, json=body, headers=headers, extensions=self._timeout
+        )
+        response = await self._transport.handle_async_request(request)
+        response.request = request
+        try:
+            yield response
+        finally:
+            await response.aclose()  # gives the connection back, or closes it if unread
 
     async def aclose(self) -> None:
         if self._http is not None:
@@ -164,7 +168,7 @@ class Upstream:
     async def profile(self) -> ServerProfile:
         """What this server can do; asked once (two first batches may both ask: harmless)."""
         if self._profile is None:
-            with _upstream_errors():
+            with upstream_errors():
                 self._profile = await detect(self.http, self.base_url)
         return self._profile
 
@@ -181,16 +185,17 @@ class Upstream:
             body["stream_options"] = profile.stream_options  # so that chunks carry usage
         if not calls[0].stream and profile.plain_usage == "token_ids":
             body["return_token_ids"] = True
-        with _upstream_errors():
+        with upstream_errors():
             if calls[0].stream:
                 return await self._stream(calls, body)
-            response = await self.http.post(self.base_url + "/completions", json=body)
+            async with self._completions(body) as response:
+                await response.aread()
         if response.status_code >= 500:
             raise UpstreamError(
                 f"the upstream failed: {response.status_code} {response.text[:300]}"
             )
         if response.status_code >= 400:
-            return await self._retry_alone(calls, _error_reply(response, response.content))
+            return await self._retry_alone(calls, error_reply(response, response.content))
         return await self._split(calls, response.json())
 
     async def _one_by_one(self, calls: list[Call]) -> list[Reply]:
@@ -199,7 +204,8 @@ class Upstream:
             *(self.complete([call]) for call in calls), return_exceptions=True
         )
         return [
-            outcome[0] if isinstance(outcome, list) else _failure(outcome) for outcome in outcomes
+            outcome[0] if isinstance(outcome, list) else failure_reply(outcome)
+            for outcome in outcomes
         ]
 
     async def _retry_alone(self, calls: list[Call], reply: Reply) -> list[Reply]:
@@ -242,7 +248,7 @@ class Upstream:
                 return exact
         if profile.tokenize is not None:
             max_tokens = call.body.get("max_tokens")
-            with _upstream_errors():
+            with upstream_errors():
                 return await usages.from_tokenizer(
                     self.http, self.base_url, profile, call.prompts, choices, max_tokens
                 )
@@ -272,14 +278,12 @@ class Upstream:
         head: Json = {}
         final: Json | None = None  # the usage of the whole stream, in its last chunk
         usage_by_choice: list[dict[int, Json]] = [{} for _ in calls]
-        sent = False  # whether any caller has had a chunk: until then an error can be retried
-        async with self.http.stream("POST", self.base_url + "/completions", json=body) as response:
+        started: set[int] = set()  # the callers who have had a chunk (their 200 is sent)
+        async with self._completions(body) as response:
             if response.status_code >= 500:
                 raise UpstreamError(f"the upstream failed: {response.status_code}")
             if response.status_code >= 400:
-                return await self._retry_alone(
-                    calls, _error_reply(response, await response.aread())
-                )
+                return await self._retry_alone(calls, error_reply(response, await response.aread()))
             async for line in response.aiter_lines():
                 payload = read_sse_line(line)
                 if payload == DONE:
@@ -287,13 +291,7 @@ class Upstream:
                 if not isinstance(payload, dict):
                     continue  # llama.cpp's `data: null`, comments, blank lines
                 if "error" in payload:
-                    reply = _stream_error(payload)
-                    if not sent and reply.status < 500:
-                        return await self._retry_alone(calls, reply)
-                    status = reply.status if reply.status < 500 else 502
-                    raise UpstreamError(
-                        f"the upstream stream failed: {payload['error']}", status=status
-                    )
+                    return await self._stream_failed(calls, started, stream_error_reply(payload))
                 if not payload.get("choices") and isinstance(payload.get("usage"), dict):
                     final = payload["usage"]
                 if "id" in payload:  # a usage-only chunk may have no id: keep the last one
@@ -311,38 +309,63 @@ class Upstream:
                         }
                     chunk = {**payload, "choices": [local]}
                     chunk.pop("usage", None)
-                    calls[caller].events.put_nowait(_sse(chunk))
-                    sent = True
+                    calls[caller].events.put_nowait(sse_event(chunk))
+                    started.add(caller)
         for call, own, texts in zip(calls, usage_by_choice, splitter.texts, strict=True):
             if call.include_usage:
                 usage = self._stream_usage(call, own, texts, final, len(calls))
-                call.events.put_nowait(_sse({**head, "choices": [], "usage": usage}))
-            call.events.put_nowait(_sse(DONE))
+                call.events.put_nowait(sse_event({**head, "choices": [], "usage": usage}))
+            call.events.put_nowait(sse_event(DONE))
             call.events.put_nowait(None)  # end of this caller's stream
         return [Reply(200) for _ in calls]
 
+    async def _stream_failed(
+        self, calls: list[Call], started: set[int], reply: Reply
+    ) -> list[Reply]:
+        """The upstream sent an error inside its stream. Before anyone had text, a 4xx is
+        retried caller by caller, as for a plain batch. After, the callers with text hear it in
+        their stream (UpstreamError's in-stream event) and the others, who have no 200 yet,
+        get their own status: retried alone after a 4xx, else the 502 of a broken batch."""
+        message = f"the upstream stream failed: {(reply.body or {}).get('error')}"
+        if not started:
+            if reply.status < 500:
+                return await self._retry_alone(calls, reply)
+            raise UpstreamError(message)
+        if len(calls) == 1:  # a caller alone: the error is the server's answer to it
+            raise UpstreamError(message, status=reply.status if reply.status < 500 else 502)
+        # subtle: after text has gone out nobody can tell whose request the server refused,
+        # so a caller with text is told 502 (the batch broke), never a 4xx it did not earn.
+        waiting = [call for i, call in enumerate(calls) if i not in started]
+        retried = iter(await self._one_by_one(waiting) if reply.status < 500 else [])
+        failed = failure_reply(UpstreamError(message))
+        replies = []
+        for i, call in enumerate(calls):
+            if i in started:
+                replies.append(Reply(200))
+                call.events.put_nowait(sse_event(in_stream_error(failed)))
+                call.events.put_nowait(sse_event(DONE))
+                call.events.put_nowait(None)
+            else:
+                replies.append(next(retried, failed))
+        return replies
+
     async def forward(self, path: str, body: Json, events: asyncio.Queue[str | None]) -> Reply:
         """Send one request as it is (chat): a JSON reply, or its stream piped into `events`."""
-        with _upstream_errors():
+        with upstream_errors():
             if not body.get("stream"):
                 response = await self.http.post(self.base_url + path, json=body)
                 if response.status_code >= 500:
                     raise UpstreamError(f"the upstream failed: {response.status_code}")
                 if response.status_code >= 400:
-                    return _error_reply(response, response.content)
+                    return error_reply(response, response.content)
                 return Reply(200, response.json())
             async with self.http.stream("POST", self.base_url + path, json=body) as response:
                 if response.status_code >= 500:
                     raise UpstreamError(f"the upstream failed: {response.status_code}")
                 if response.status_code >= 400:
-                    return _error_reply(response, await response.aread())
+                    return error_reply(response, await response.aread())
                 async for line in response.aiter_lines():
                     if line.strip():
                         events.put_nowait(line.strip() + "\n\n")
             events.put_nowait(None)
             return Reply(200)
-
-
-def _sse(payload: Json | str) -> str:
-    data = payload if isinstance(payload, str) else json.dumps(payload, separators=(",", ":"))
-    return f"data: {data}\n\n"
