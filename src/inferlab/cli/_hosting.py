@@ -12,7 +12,7 @@ import json
 import os
 from typing import Any
 
-from ..serve.hosting import UVICORN_DEFAULTS, exit_with_parent
+from ..serve.hosting import exit_with_parent, uvicorn_options_for
 
 
 def add_hosting_arguments(parser: argparse.ArgumentParser, *, port: int) -> None:
@@ -41,7 +41,8 @@ def settings_json(args: argparse.Namespace) -> dict[str, Any]:
 
 def run(app: Any, args: argparse.Namespace) -> int:
     """Serve `app` until SIGTERM or Ctrl-C; open streams get a bounded grace period to finish
-    (UVICORN_DEFAULTS), so a restart is never held up by a long-poll or an endless stream."""
+    (UVICORN_DEFAULTS), so a restart is never held up by a long-poll or an endless stream; the
+    app's HTTP limits (header size, count and timeout, a connection cap) hold from the start."""
     import uvicorn
 
     if args.exit_with_parent:
@@ -51,6 +52,6 @@ def run(app: Any, args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         log_level=args.log_level,
-        **UVICORN_DEFAULTS,
+        **uvicorn_options_for(app),
     )
     return 0

@@ -21,18 +21,25 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, Header, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from ..errors import OpenAIHTTPError, StoreUnavailableError
-from ..serve._http import Lifecycle, error_body, relay, service_app, service_dependency
-from ..serve.schemas import ProxyCompletionRequest, refuse_unencodable
+from ..serve._http import (
+    Lifecycle,
+    error_body,
+    relay,
+    service_app,
+    service_dependency,
+)
+from ..serve._openapi import sse_events
+from ..serve.schemas import ProxyCompletionRequest, refuse_unencodable, whole_float_as_int
 from ..wire.upstream import Upstream
 from ._records import Status
 from .redis_store import RedisJobStore
@@ -46,12 +53,14 @@ STORE_RETRY_AFTER_S = 2  # a Redis restart, or a failover, takes seconds
 
 
 class JobSubmission(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # "3" is not a number of attempts
     _encodable = model_validator(mode="before")(refuse_unencodable)  # callback_url too
 
     request: ProxyCompletionRequest
     callback_url: str | None = Field(None, max_length=2048)
-    max_attempts: int | None = Field(None, ge=1, le=20)
+    max_attempts: Annotated[int, Field(ge=1, le=20), BeforeValidator(whole_float_as_int)] | None = (
+        None
+    )
 
     @field_validator("request")
     @classmethod
@@ -111,6 +120,7 @@ class JobServer(Lifecycle):
             routers=[router],
             api_key=settings.api_key,
             max_body_bytes=settings.max_body_bytes,
+            http_limits=settings.http_limits,
             metrics=self._metrics,
             health=self.service.store.ping,  # unreachable: 503, so a balancer stops sending
         )
@@ -145,7 +155,24 @@ router = APIRouter()
 _jobs = service_dependency(JobServer)
 
 
-@router.post("/v1/jobs", status_code=202)
+def _job_link(operation_id: str) -> dict[str, Any]:
+    return {"operationId": operation_id, "parameters": {"job_id": "$response.body#/id"}}
+
+
+# OpenAPI links: what a client (or a stateful fuzzer) may do next with the id it was given.
+_SUBMITTED: dict[int | str, dict[str, Any]] = {
+    202: {
+        "description": "Accepted: the job, queued; its URL is in the Location header",
+        "links": {
+            "GetJob": _job_link("get_job"),
+            "JobEvents": _job_link("job_events"),
+            "CancelJob": _job_link("cancel_job"),
+        },
+    }
+}
+
+
+@router.post("/v1/jobs", status_code=202, responses=_SUBMITTED)
 async def submit(
     submission: JobSubmission,
     idempotency_key: str | None = Header(None, max_length=255),
@@ -173,7 +200,7 @@ async def list_jobs(
     return {"object": "list", "data": [job.public() for job in jobs]}
 
 
-@router.get("/v1/jobs/{job_id}")
+@router.get("/v1/jobs/{job_id}", operation_id="get_job")
 async def get_job(
     job_id: str,
     wait_s: float = Query(0.0, ge=0.0, le=MAX_WAIT_S),
@@ -182,7 +209,20 @@ async def get_job(
     return JSONResponse((await server.service.get(job_id, wait_s=wait_s)).public())
 
 
-@router.get("/v1/jobs/{job_id}/events")
+_STATUS_EVENTS: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "Server-Sent Events: one `status` event, the job as JSON, per change",
+        "content": sse_events("`status` events whose data is the job, one per change"),
+    }
+}
+
+
+@router.get(
+    "/v1/jobs/{job_id}/events",
+    operation_id="job_events",
+    response_class=Response,
+    responses=_STATUS_EVENTS,
+)
 async def job_events(job_id: str, server: JobServer = _jobs) -> Response:
     changes = server.service.changes(job_id)
     first = await anext(changes)  # an unknown job is a 404 before any event is sent
@@ -200,7 +240,7 @@ async def job_events(job_id: str, server: JobServer = _jobs) -> Response:
     return StreamingResponse(stream(), media_type="text/event-stream")
 
 
-@router.delete("/v1/jobs/{job_id}")
+@router.delete("/v1/jobs/{job_id}", operation_id="cancel_job")
 async def cancel_job(job_id: str, server: JobServer = _jobs) -> Response:
     return JSONResponse((await server.service.cancel(job_id)).public())
 

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..serve._settings import Settings, required, setting
+from ..serve._settings import HttpLimits, required, setting
 from ..serve.settings import DEFAULT_MAX_BODY_BYTES
 
 MAX_WORKERS = 1024  # each is a job in flight; past the batcher's concurrency they only queue
 
 
 @dataclass(frozen=True, kw_only=True)
-class JobSettings(Settings):
+class JobSettings(HttpLimits):
     upstream: str = required("the model server's base URL, ending in /v1")
     upstream_api_key: str | None = setting(None, "the key the upstream wants, if any")
     list_prompts: bool = setting(
@@ -54,6 +54,7 @@ class JobSettings(Settings):
     )
 
     def check(self) -> None:
+        super().check()  # the HTTP limits
         if not self.upstream.startswith(("http://", "https://")):
             raise ValueError(f"upstream must be an http(s) URL, got {self.upstream!r}")
         if not 0 <= self.workers <= MAX_WORKERS:  # 0: a front that only accepts (workers elsewhere)

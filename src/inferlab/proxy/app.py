@@ -52,6 +52,7 @@ from ..serve._http import (
     service_app,
     service_dependency,
 )
+from ..serve._openapi import json_or_stream
 from ..serve.schemas import ProxyChatRequest, ProxyCompletionRequest
 from ..serve.websocket import refuse_websockets
 from ..wire.upstream import Call, Reply, Upstream, batch_key, in_stream_error
@@ -102,6 +103,7 @@ class BatchingProxy(Lifecycle):
             routers=[router],
             api_key=settings.api_key,
             max_body_bytes=settings.max_body_bytes,
+            http_limits=settings.http_limits,
             metrics=lambda: generate_latest(registry),
         )
         refuse_websockets(self.app, NO_WEBSOCKETS)
@@ -290,7 +292,7 @@ _proxy = service_dependency(BatchingProxy)
 NO_WEBSOCKETS = "the batching proxy does not pass WebSockets through; stream over SSE here"
 
 
-@router.post("/v1/completions")
+@router.post("/v1/completions", responses=json_or_stream("A completion, or its stream"))
 async def completions(
     request: ProxyCompletionRequest, raw: Request, proxy: BatchingProxy = _proxy
 ) -> Response:
@@ -300,7 +302,7 @@ async def completions(
     return await _submit(proxy, proxy.completions, call, call.events, request.stream, raw)
 
 
-@router.post("/v1/chat/completions")
+@router.post("/v1/chat/completions", responses=json_or_stream("A chat completion, or its stream"))
 async def chat_completions(
     request: ProxyChatRequest, raw: Request, proxy: BatchingProxy = _proxy
 ) -> Response:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..serve._settings import Settings, required, setting
+from ..serve._settings import HttpLimits, required, setting
 from ..serve.settings import DEFAULT_MAX_BODY_BYTES
 
 # What may change while the proxy runs: the batcher's knobs and the caller's deadline.
@@ -26,7 +26,7 @@ LIVE_KNOBS = (
 
 
 @dataclass(frozen=True, kw_only=True)
-class ProxySettings(Settings):
+class ProxySettings(HttpLimits):
     upstream: str = required("the model server's base URL, ending in /v1")
     upstream_api_key: str | None = setting(None, "the key the upstream wants, if any")
     list_prompts: bool = setting(
@@ -51,6 +51,7 @@ class ProxySettings(Settings):
     )
 
     def check(self) -> None:
+        super().check()  # the HTTP limits
         if not self.upstream.startswith(("http://", "https://")):
             raise ValueError(f"upstream must be an http(s) URL, got {self.upstream!r}")
         if not self.request_timeout_s > 0:

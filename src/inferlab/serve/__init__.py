@@ -7,8 +7,9 @@ streams many requests over one socket (GET /v1/ws). `schemas` validates requests
 `shapes` builds OpenAI's response bodies, `metrics` exports the engine's counters for
 Prometheus, `faults` fails, stalls, delays or breaks requests on purpose, `_http` is the
 scaffold every service of the project shares (lifecycle, error bodies, body limit, API key),
-`settings` and `_settings` are the typed knobs, and `hosting` runs an app in a thread or a
-process of its own.
+`settings` and `_settings` are the typed knobs (the HTTP limits every service shares among them),
+`http_limits` enforces those limits under uvicorn, `_openapi` is what the documents add, and
+`hosting` runs an app in a thread or a process of its own.
 
 May import: `engine` and `inferlab.errors`.
 """

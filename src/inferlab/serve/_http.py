@@ -23,9 +23,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..errors import InvalidRequestError, OpenAIHTTPError
+from ._openapi import ERROR_RESPONSES, PROMETHEUS_TEXT
+from ._settings import HttpLimits
 
 _ERROR_TYPES = {
     400: "invalid_request_error",
@@ -91,9 +94,11 @@ def install_error_handlers(app: FastAPI) -> None:
         message, param = _describe_validation_error(exc)
         return error_response(message, 400, param=param)
 
-    async def http_error(_: Request, exc: Exception) -> JSONResponse:
+    async def http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
         headers = dict(exc.headers) if exc.headers else None
+        if exc.status_code == 405:
+            headers = {**(headers or {}), "Allow": _allowed_methods(app, request)}
         return error_response(str(exc.detail), exc.status_code, headers=headers)
 
     async def invalid_request(_: Request, exc: Exception) -> JSONResponse:
@@ -116,6 +121,27 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, validation)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(InvalidRequestError, invalid_request)
+
+
+_METHODS = ("DELETE", "GET", "HEAD", "PATCH", "POST", "PUT")
+
+
+def _allowed_methods(app: FastAPI, request: Request) -> str:
+    """Every method the path has: `GET, PUT` for /admin/engine.
+
+    subtle: Starlette answers a wrong method with the methods of the first route whose path
+    matches, and a GET and a PUT on one path are two routes, so it would say `Allow: GET`.
+    Asking the router about each method holds however FastAPI groups its routes inside.
+    """
+    allowed = [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL
+            for route in app.router.routes
+        )
+    ]
+    return ", ".join(allowed)
 
 
 def has_api_key(headers: dict[bytes, bytes], api_key: str | None) -> bool:
@@ -278,13 +304,14 @@ def service_app(
     routers: list[APIRouter],
     api_key: str | None,
     max_body_bytes: int,
+    http_limits: HttpLimits,
     metrics: Callable[[], bytes | Awaitable[bytes]],
     health: Callable[[], Awaitable[object]] | None = None,
 ) -> FastAPI:
     """A service's FastAPI app: OpenAI-shaped errors, a body limit, the routers behind the API
     key, `/metrics` behind it too, and `/health` open (load balancers probe it without a key,
     as vLLM's is; `health` adds the service's own check). Its lifespan starts and closes the
-    service."""
+    service; `http_limits` travel with the app to whoever hosts it (`hosting.py`)."""
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -294,8 +321,16 @@ def service_app(
 
     # With a key, the API's own description is behind it too: /openapi.json and /docs are
     # served by routes below, with the guard, instead of FastAPI's open defaults.
-    app = FastAPI(title=title, lifespan=lifespan, openapi_url=None, docs_url=None, redoc_url=None)
+    app = FastAPI(
+        title=title,
+        lifespan=lifespan,
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
+        responses=ERROR_RESPONSES,
+    )
     app.state.service = service
+    app.state.http_limits = http_limits
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_body_bytes=max_body_bytes)
     guard = [Depends(api_key_dependency(api_key))]
@@ -316,10 +351,12 @@ def service_app(
             await health()  # a service's own check: raises (a 503) when it is not healthy
         return {"status": "ok"}
 
-    @app.get("/metrics", dependencies=guard)
+    prometheus = {"content": {PROMETHEUS_TEXT: {"schema": {"type": "string"}}}}
+
+    @app.get("/metrics", dependencies=guard, response_class=Response, responses={200: prometheus})
     async def prometheus_metrics() -> Response:
         text = metrics()
         body = await text if inspect.isawaitable(text) else text
-        return Response(body, media_type="text/plain; version=0.0.4")
+        return Response(body, media_type=PROMETHEUS_TEXT)
 
     return app

@@ -20,6 +20,7 @@ import dataclasses
 import math
 import types
 import typing
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 S = TypeVar("S", bound="Settings")
@@ -125,3 +126,50 @@ class Settings:
         names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
         given = {name: value for name, value in vars(args).items() if name in names}
         return cls.from_dict({**defaults, **given})
+
+
+# ---------------------------------------------------------------------------------------------
+# What every service shares: the limits of its HTTP server, which uvicorn enforces through
+# `http_limits.LimitedHttpProtocol` (each service's settings class inherits these fields)
+
+DEFAULT_MAX_HEADER_BYTES = 16 * 1024  # Node's and h11's limit; nginx's is 4 x 8 KB
+DEFAULT_MAX_HEADER_COUNT = 100  # Apache's LimitRequestFields
+DEFAULT_HEADER_TIMEOUT_S = (
+    60.0  # Node's headersTimeout; a request head is one packet, but a busy client
+)
+# (a notebook kernel running a load generator) can take seconds to write it
+DEFAULT_MAX_CONNECTIONS = 2048  # twice what the course's clients ever open (1,000)
+
+
+@dataclass(frozen=True, kw_only=True)
+class HttpLimits(Settings):
+    """The HTTP server's limits: past each, an answer in OpenAI's error shape and a closed
+    connection, before the app sees anything (see `http_limits.py`)."""
+
+    max_header_bytes: int = setting(
+        DEFAULT_MAX_HEADER_BYTES, "request line and headers, in bytes, at most (431 past it)"
+    )
+    max_header_count: int = setting(
+        DEFAULT_MAX_HEADER_COUNT, "headers in one request at most (431 past it)"
+    )
+    header_timeout_s: float = setting(
+        DEFAULT_HEADER_TIMEOUT_S,
+        "a request's line and headers must arrive within this of its first byte (408 past it)",
+    )
+    max_connections: int = setting(
+        DEFAULT_MAX_CONNECTIONS,
+        "connections open at once at most: one more is closed at once (keep it under ulimit -n)",
+    )
+
+    def check(self) -> None:
+        for name in ("max_header_bytes", "max_header_count", "max_connections"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not self.header_timeout_s > 0:
+            raise ValueError(f"header_timeout_s must be > 0, got {self.header_timeout_s}")
+
+    @property
+    def http_limits(self) -> HttpLimits:
+        """Just these four fields, for the HTTP server (a service's settings hold more)."""
+        names = [f.name for f in dataclasses.fields(HttpLimits)]
+        return HttpLimits(**{name: getattr(self, name) for name in names})

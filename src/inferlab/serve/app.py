@@ -24,6 +24,8 @@ from fastapi.responses import Response
 from ..engine.model import SimulatedModel
 from ..errors import OpenAIHTTPError
 from ._http import Lifecycle, service_app, service_dependency
+from ._openapi import json_or_stream
+from ._settings import HttpLimits
 from .faults import FaultInjection, Faults
 from .metrics import ServerMetrics
 from .responder import _plan_choices, _Responder
@@ -75,6 +77,7 @@ class ModelServer(Lifecycle):
             routers=[router],
             api_key=self.settings.api_key,
             max_body_bytes=self.settings.max_body_bytes,
+            http_limits=self.settings.http_limits,
             metrics=self.metrics.render,
         )
         self.app.include_router(vllm_router(self.model, api_key=self.settings.api_key))
@@ -145,7 +148,7 @@ async def list_models(server: ModelServer = _server) -> dict[str, Any]:
     return {"object": "list", "data": [card]}
 
 
-@router.post("/v1/completions")
+@router.post("/v1/completions", responses=json_or_stream("A completion, or its stream"))
 async def completions(
     request: CompletionRequest, connection: Request, server: ModelServer = _server
 ) -> Response:
@@ -157,7 +160,7 @@ async def completions(
     ).respond(connection)
 
 
-@router.post("/v1/chat/completions")
+@router.post("/v1/chat/completions", responses=json_or_stream("A chat completion, or its stream"))
 async def chat_completions(
     request: ChatCompletionRequest, connection: Request, server: ModelServer = _server
 ) -> Response:
@@ -223,4 +226,5 @@ _ENGINE_SETTINGS = set(ServerSettings.__dataclass_fields__) - {
     "max_body_bytes",
     "max_tokens_per_request",
     "api_key",
+    *HttpLimits.__dataclass_fields__,
 }

@@ -29,12 +29,23 @@ from typing import Any
 
 import uvicorn
 
+from ._settings import HttpLimits
+from .http_limits import limited_http_protocol
+
 # subtle: uvicorn closes idle keep-alive connections after 5 s, the very time httpx (and many
 # clients) keep them for. A request sent on a connection as the server closes it fails with a
 # ReadError. A server should outwait its clients, so idle connections die on the client's side.
 # On SIGTERM, requests still open get 5 s, then are cancelled: a stream or a long-poll must not
 # hold a restart (uvicorn's default waits for them for ever).
 UVICORN_DEFAULTS: dict[str, Any] = {"timeout_keep_alive": 75, "timeout_graceful_shutdown": 5}
+
+
+def uvicorn_options_for(app: Any) -> dict[str, Any]:
+    """UVICORN_DEFAULTS and the app's HTTP limits (header size, count and timeout, a connection
+    cap: `http_limits.py`), which a service's app carries from its settings; any other app gets
+    the defaults. `uvicorn.run(app, **uvicorn_options_for(app))`."""
+    limits = getattr(getattr(app, "state", None), "http_limits", None) or HttpLimits()
+    return {**UVICORN_DEFAULTS, "http": limited_http_protocol(limits)}
 
 
 def _new_event_loop() -> asyncio.AbstractEventLoop:
@@ -69,7 +80,7 @@ class ServerThread:
         self._socket.bind((host, port))
         self.port: int = self._socket.getsockname()[1]
         options = {
-            **UVICORN_DEFAULTS,
+            **uvicorn_options_for(app),
             "log_level": "warning",
             "timeout_graceful_shutdown": 2,
             **uvicorn_options,

@@ -7,9 +7,16 @@ fields ignored, as real servers do, so that clients which send extra options sti
 from __future__ import annotations
 
 import json
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 MAX_PROMPTS_PER_REQUEST = 1024
 MAX_CHOICES_PER_PROMPT = 16
@@ -54,6 +61,23 @@ def refuse_unencodable(data: Any) -> Any:
     return data
 
 
+def whole_float_as_int(value: Any) -> Any:
+    """1.0 -> 1; 1.5, "1" and true stay as they are (and are refused as ints)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+# subtle: JSON Schema counts 1.0 as an integer, so the OpenAPI document says `n: 1.0` is fine.
+# The server must then agree: a whole float is its int, while strict mode still refuses "1",
+# true and 1.5. (vLLM's lax models take 1.0 too.)
+WholeNumber = Annotated[int, BeforeValidator(whole_float_as_int)]
+# subtle: bounds go inside, before the validator. `WholeNumber | None = Field(ge=1)` validates
+# the same but writes {"ge": 1} into the document, a keyword JSON Schema does not have.
+TokenCount = Annotated[int, Field(ge=1), BeforeValidator(whole_float_as_int)]
+PromptList = Annotated[list[str], Field(min_length=1, max_length=MAX_PROMPTS_PER_REQUEST)]
+
+
 class _Request(BaseModel):
     model_config = ConfigDict(strict=True, extra="ignore")
 
@@ -74,11 +98,11 @@ class _Sampling(_Body):
     model: str | None = None
     temperature: float = Field(1.0, ge=0.0, le=2.0)
     top_p: float = Field(1.0, ge=0.0, le=1.0)
-    n: int = Field(1, ge=1, le=MAX_CHOICES_PER_PROMPT)
+    n: WholeNumber = Field(1, ge=1, le=MAX_CHOICES_PER_PROMPT)
     stream: bool = False
     stream_options: StreamOptions | None = None
     stop: str | list[str] | None = None
-    seed: int | None = None
+    seed: WholeNumber | None = None
     presence_penalty: float = Field(0.0, ge=-2.0, le=2.0)  # accepted, no effect on the text
     frequency_penalty: float = Field(0.0, ge=-2.0, le=2.0)  # accepted, no effect on the text
     ignore_eos: bool = False  # vLLM and llama.cpp extension: always generate max_tokens
@@ -116,16 +140,16 @@ def _text_prompts_only(prompt: Any) -> Any:
 
 
 class CompletionRequest(_Sampling):
-    prompt: str | list[str]
-    max_tokens: int | None = Field(16, ge=1)
+    prompt: str | PromptList
+    max_tokens: TokenCount | None = 16
     echo: bool = False
-    logprobs: int | None = None
+    logprobs: None = None  # not supported: the document says only null is accepted
 
     _prompt = field_validator("prompt", mode="before")(_text_prompts_only)
 
-    @field_validator("logprobs")
+    @field_validator("logprobs", mode="before")
     @classmethod
-    def _no_logprobs(cls, logprobs: int | None) -> int | None:
+    def _no_logprobs(cls, logprobs: Any) -> None:
         if logprobs is not None:
             raise ValueError("logprobs are not supported by the simulated model")
         return logprobs
@@ -154,15 +178,17 @@ class ChatMessage(_Request):
 
 class ChatCompletionRequest(_Sampling):
     messages: list[ChatMessage] = Field(min_length=1)
-    max_tokens: int | None = Field(None, ge=1)
-    max_completion_tokens: int | None = Field(None, ge=1)
-    logprobs: bool = False
+    max_tokens: TokenCount | None = None
+    max_completion_tokens: TokenCount | None = None
+    logprobs: Literal[False] = False  # not supported: the document says only false
 
-    @field_validator("logprobs")
+    @field_validator("logprobs", mode="before")
     @classmethod
-    def _no_logprobs(cls, logprobs: bool) -> bool:
-        if logprobs:
+    def _no_logprobs(cls, logprobs: Any) -> Any:
+        if logprobs is True:
             raise ValueError("logprobs are not supported by the simulated model")
+        if not isinstance(logprobs, bool):  # subtle: 0 == False, so the Literal alone takes 0
+            raise ValueError(f"logprobs must be false, got {logprobs!r}")
         return logprobs
 
     @property
@@ -201,8 +227,8 @@ class _PassThrough(BaseModel):
 
 
 class ProxyCompletionRequest(_PassThrough):
-    prompt: str | list[str]
-    n: int = Field(1, ge=1, le=MAX_CHOICES_PER_PROMPT)
+    prompt: str | PromptList
+    n: WholeNumber = Field(1, ge=1, le=MAX_CHOICES_PER_PROMPT)
     stream: bool = False
     stream_options: StreamOptions | None = None
 
@@ -213,6 +239,13 @@ class ProxyCompletionRequest(_PassThrough):
         return [self.prompt] if isinstance(self.prompt, str) else self.prompt
 
 
+class ProxyChatMessage(BaseModel):
+    """What every chat message has, whatever the upstream: a role. The rest passes through."""
+
+    model_config = ConfigDict(strict=True, extra="allow")
+    role: str
+
+
 class ProxyChatRequest(_PassThrough):
-    messages: list[dict[str, Any]] = Field(min_length=1)
+    messages: list[ProxyChatMessage] = Field(min_length=1)
     stream: bool = False

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from ..engine.config import Batching
 from ..engine.profiles import DEFAULT_PROFILE, PROFILES
-from ._settings import Settings, setting
+from ._settings import HttpLimits, setting
 
 DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
 # The most tokens one request may ask for: prompts x n x max_tokens. Past it a request is a 400,
@@ -35,7 +35,7 @@ ENGINE_KNOBS = (
 
 
 @dataclass(frozen=True, kw_only=True)
-class ServerSettings(Settings):
+class ServerSettings(HttpLimits):
     profile: str = setting(DEFAULT_PROFILE, "the measured timing profile", choices=sorted(PROFILES))
     batching: str = setting(
         "continuous", "the scheduler's policy", choices=[b.value for b in Batching]
@@ -82,6 +82,7 @@ class ServerSettings(Settings):
     )
 
     def check(self) -> None:
+        super().check()  # the HTTP limits
         if self.profile not in PROFILES:
             raise ValueError(f"profile must be one of {sorted(PROFILES)}, got {self.profile!r}")
         if self.batching not in {b.value for b in Batching}:

@@ -25,7 +25,7 @@ from ..engine.model import SimulatedModel
 from ..engine.text import detokenize, token_ids
 from ..errors import OpenAIHTTPError
 from ._http import api_key_dependency
-from .schemas import ChatMessage, render_chat
+from .schemas import ChatMessage, WholeNumber, render_chat
 
 try:  # the installed package's version, as vLLM reports `vllm.__version__`
     _VERSION = metadata.version("inferlab")
@@ -46,7 +46,7 @@ class DetokenizeRequest(BaseModel):
     model_config = ConfigDict(strict=True, extra="ignore")
 
     model: str | None = None
-    tokens: list[int]
+    tokens: list[WholeNumber]
 
 
 def vllm_router(model: SimulatedModel, *, api_key: str | None = None) -> APIRouter:
@@ -78,7 +78,12 @@ def vllm_router(model: SimulatedModel, *, api_key: str | None = None) -> APIRout
     async def version() -> dict[str, str]:
         return {"version": _VERSION}
 
-    @router.post("/reset_prefix_cache", dependencies=[Depends(api_key_dependency(api_key))])
+    @router.post(
+        "/reset_prefix_cache",
+        dependencies=[Depends(api_key_dependency(api_key))],
+        response_class=Response,  # an empty 200, as vLLM's: the document must not say JSON
+        responses={200: {"description": "The cache is empty now (no body)"}},
+    )
     async def reset_prefix_cache() -> Response:
         if not model.reset_prefix_cache():
             raise OpenAIHTTPError(
