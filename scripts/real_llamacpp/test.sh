@@ -22,5 +22,5 @@ export INFERLAB_REAL_BASE_URL="$URL" INFERLAB_REAL_SERVER=llama.cpp
 .venv/bin/inferlab bench --base-url "$URL" --mode async --num-prompts 16 --output-len 8 --no-progress
 .venv/bin/inferlab bench --base-url "$URL" --mode proxy --num-prompts 16 --output-len 8 --no-progress
 if [[ "${NOTEBOOKS:-1}" != 0 ]]; then
-    INFERLAB_BASE_URL="$URL" .venv/bin/python -m pytest notebooks -q -p no:randomly
+    bash scripts/notebooks_against.sh "$URL"
 fi

@@ -22,7 +22,7 @@ export INFERLAB_REAL_BASE_URL="$URL"
 .venv/bin/inferlab bench --base-url "$URL" --mode async --num-prompts 16 --output-len 8 --no-progress
 .venv/bin/inferlab bench --base-url "$URL" --mode proxy --num-prompts 16 --output-len 8 --no-progress
 if [[ "${NOTEBOOKS:-1}" != 0 ]]; then
-    INFERLAB_BASE_URL="$URL" .venv/bin/python -m pytest notebooks -q -p no:randomly
+    bash scripts/notebooks_against.sh "$URL"
 fi
 stop
 # #16's decisions: a second vLLM with the settings the engine is compared under (its stats on,
