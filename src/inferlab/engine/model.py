@@ -14,10 +14,13 @@ Left out on purpose: real weights, logits and sampling. The text comes from `_te
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from typing import NamedTuple, Protocol
 
+from ..errors import InvalidRequestError
 from .clock import ScaledClock
 from .config import Batching, SchedulerConfig
 from .profiles import DEFAULT_PROFILE, Profile, get_profile
@@ -48,6 +51,7 @@ class Token(NamedTuple):
     # On the last token only: when the sequence arrived and when a step first took it, on the
     # engine's clock, so the server can report the engine's own account of the request.
     arrival_s: float | None = None
+    queued_s: float | None = None  # NEW: when the API server handed it to the engine's queue
     admitted_s: float | None = None
 
 
@@ -144,8 +148,9 @@ class SimulatedModel:
         enable_prefix_caching: bool = False,
         num_gpu_blocks_override: int | None = None,
         max_model_len: int | None = None,
+        api_server_cost: float = 1.0,  # NEW: the front end's work (api_server.py); 0: none
     ):
-        self.profile = get_profile(profile)
+        self.profile = get_profile(profile).with_api_server_cost(api_server_cost)
         if max_model_len is not None:  # vLLM's --max-model-len: a shorter context window
             self.profile = self.profile.with_overrides(max_model_len=max_model_len)
         self.name = name or self.profile.name
@@ -167,6 +172,9 @@ class SimulatedModel:
         self.last_error: Exception | None = None  # why the step loop last crashed, if it did
         self.step_listeners: list[Callable[[Step], None]] = []
         self._streams: dict[Sequence, _Stream] = {}
+        # NEW: requests still in the API server: (when they reach the engine's queue, order, seq)
+        self._arriving: list[tuple[float, int, Sequence]] = []
+        self._arrivals = itertools.count()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
         self._wake: asyncio.Event | None = None
@@ -242,10 +250,11 @@ class SimulatedModel:
         )
         self._ensure_running()
         self.scheduler.check(seq)
-        tokenize_s = self.profile.tokenize_ms_per_token * seq.prompt_tokens / 1000.0
-        if tokenize_s > 0:  # NEW: the API server tokenizes before the engine sees the request
-            await self.clock.sleep_until(seq.arrival_s + tokenize_s)
-        self.scheduler.add(seq)
+        # NEW: the API server parses and tokenizes it first; the step loop queues it when done.
+        # subtle: the step loop does the waiting, not this caller, so a virtual clock (one
+        # sleeper at a time) keeps the same timeline as simulate().
+        queued_s = seq.arrival_s + self.profile.api_server.before_engine_s(seq.prompt_tokens)
+        heapq.heappush(self._arriving, (queued_s, next(self._arrivals), seq))
         stream = _Stream(prompt, seed, temperature, stop or [], ignore_eos)
         self._streams[seq] = stream
         assert self._wake is not None
@@ -261,6 +270,7 @@ class SimulatedModel:
         finally:
             if not finished:  # the caller stopped listening: stop computing for it
                 self.scheduler.remove(seq)
+                self._forget_arriving(seq)
             self._streams.pop(seq, None)
 
     @property
@@ -289,6 +299,7 @@ class SimulatedModel:
             return
         if self._loop is not loop:  # their readers died with the old loop: forget them
             self._streams.clear()
+            self._arriving.clear()
         self._loop = loop
         self._wake = asyncio.Event()
         for seq in [*self.scheduler.waiting, *self.scheduler.running]:
@@ -300,10 +311,14 @@ class SimulatedModel:
         try:
             step_start_s = self.clock.now()
             while True:
+                self._queue_arrivals()
                 step = self.scheduler.plan_step(step_start_s)
                 if step is None:
-                    self._wake.clear()
-                    await self._wake.wait()  # idle: no CPU until a request arrives
+                    if self._arriving:  # NEW: the API server is still busy with a request
+                        await self.clock.sleep_until(self._arriving[0][0])
+                    else:
+                        self._wake.clear()
+                        await self._wake.wait()  # idle: no CPU until a request arrives
                     step_start_s = self.clock.now()
                     self.max_lag_s = 0.0
                     continue
@@ -311,6 +326,8 @@ class SimulatedModel:
                 await self.clock.sleep_until(deadline_s)
                 self.lag_s = max(0.0, self.clock.now() - deadline_s)
                 self.max_lag_s = max(self.max_lag_s, self.lag_s)
+                if step.delivery_s > 0:  # NEW: the API server's output processing (see Step)
+                    await self.clock.sleep_until(deadline_s + step.delivery_s)
                 self._emit(step)
                 # subtle: the next step starts at this step's deadline, not at "now", so the
                 # simulated timeline stays exact even when the wall clock wakes a little late.
@@ -323,9 +340,27 @@ class SimulatedModel:
             self.last_error = exc
             self._fail_everyone(exc)
 
+    def _queue_arrivals(self) -> None:
+        """Hand the scheduler every request the API server has finished with by now."""
+        now_s = self.clock.now()
+        while self._arriving and self._arriving[0][0] <= now_s:
+            queued_s, _, seq = heapq.heappop(self._arriving)
+            stream = self._streams.get(seq)
+            if stream is None:
+                continue  # its caller went away meanwhile
+            try:
+                self.scheduler.add(seq, queued_s)
+            except InvalidRequestError as exc:  # the pool shrank since generate() checked
+                stream.channel.put(exc)
+
+    def _forget_arriving(self, seq: Sequence) -> None:
+        if any(item[2] is seq for item in self._arriving):
+            self._arriving = [item for item in self._arriving if item[2] is not seq]
+            heapq.heapify(self._arriving)
+
     def _emit(self, step: Step) -> None:
         """Hand each sequence of the finished step its token and retire the finished ones."""
-        end_s = step.start_s + step.duration_s
+        end_s = step.start_s + step.duration_s + step.delivery_s
         tokens: dict[Sequence, Token] = {}
         stopped_early: list[Sequence] = []
         for seq in step.sequences:
@@ -349,7 +384,9 @@ class SimulatedModel:
                 tokens[seq] = Token(last.text + stream.matcher.flush(), "length", end_s)
         for seq, token in tokens.items():
             if token.finish_reason is not None:
-                token = token._replace(arrival_s=seq.arrival_s, admitted_s=seq.admitted_s)
+                token = token._replace(
+                    arrival_s=seq.arrival_s, queued_s=seq.queued_s, admitted_s=seq.admitted_s
+                )
             self._streams[seq].channel.put(token)
         for listener in self.step_listeners:
             listener(step)

@@ -1,7 +1,7 @@
 """The scheduler of the simulated accelerator: who computes which tokens in the next step.
 
 Pure bookkeeping, no clock and no asyncio, so it is driven in real time by `SimulatedModel`
-or in virtual time by `simulate()` below, with exactly the same decisions. As in vLLM v1
+or in virtual time by `simulate()` (`virtual_time.py`), with the same decisions. As in vLLM v1
 (`vllm/v1/core/sched/scheduler.py`, `Scheduler.schedule`) there is no "prefill phase" and
 "decode phase": each sequence has `num_computed_tokens` of its tokens in the KV cache, and a
 step computes some of the rest. One step:
@@ -48,6 +48,7 @@ class Sequence:
     arrival_s: float = 0.0
     prompt_token_ids: list[int] | None = None  # None: unique ids, so it shares no prefix
     generated: int = 0
+    queued_s: float | None = None  # reached the engine's queue, after the API server's work
     admitted_s: float | None = None  # first scheduled: the end of its queue time
     first_token_s: float | None = None
     last_token_s: float | None = None
@@ -108,6 +109,9 @@ class Step:
     # Those that sample a token at the end of this step: every decode, and each prefill whose
     # last chunk this is. A partial chunk yields nothing yet.
     sequences: list[Sequence] = field(default_factory=list)
+    # The API server's output processing: the step's tokens reach their clients this long
+    # after it ends (api_server.py). It runs beside the next step, so it delays no step.
+    delivery_s: float = 0.0
 
     @property
     def batch_size(self) -> int:
@@ -214,9 +218,11 @@ class Scheduler:
 
     # --- the caller's side ----------------------------------------------------------------
 
-    def add(self, seq: Sequence) -> None:
-        """Queue a sequence, or raise InvalidRequestError if it could never run."""
+    def add(self, seq: Sequence, now_s: float | None = None) -> None:
+        """Queue a sequence (at `now_s`, its arrival if None), or raise InvalidRequestError if it
+        could never run."""
         self.check(seq)
+        seq.queued_s = seq.arrival_s if now_s is None else now_s
         self.waiting.append(seq)
 
     def check(self, seq: Sequence) -> None:
@@ -400,6 +406,7 @@ class Scheduler:
             waiting=len(self.waiting),
             kv_usage=self.pool.usage,
             sequences=emitting,
+            delivery_s=self.profile.api_server.delivery_s(len(emitting)),
         )
 
     def finish_step(self, step: Step, stopped_early: Iterable[Sequence] = ()) -> list[Sequence]:
@@ -409,7 +416,7 @@ class Scheduler:
         `stopped_early` are sequences whose token this step was end-of-sequence or completed a
         stop string: they leave even though max_tokens is not reached.
         """
-        end_s = step.start_s + step.duration_s
+        end_s = step.start_s + step.duration_s + step.delivery_s  # when its clients get it
         early = set(stopped_early)
         emitting = set(step.sequences)
         running = set(self.running)  # subtle: a set, or this loop is O(batch²) every step
@@ -449,77 +456,3 @@ class Scheduler:
         for index in range(seq.num_cached_blocks, full):
             self.pool.cache(seq.block_ids[index], seq.block_hashes[index])
         seq.num_cached_blocks = full
-
-
-# ---------------------------------------------------------------------------------------------
-# Virtual time
-
-Prompt = int | str | list[int]
-
-
-def _sequence(arrival_s: float, prompt: Prompt, output_tokens: int) -> Sequence:
-    from .text import token_ids  # a prompt's text becomes the ids prefix caching hashes
-
-    ids = token_ids(prompt) if isinstance(prompt, str) else None
-    if isinstance(prompt, list):
-        ids = list(prompt)
-    count = len(ids) if ids is not None else int(prompt)  # type: ignore[arg-type]
-    return Sequence(count, output_tokens, arrival_s, prompt_token_ids=ids)
-
-
-def simulate(
-    requests: Iterable[tuple[float, Prompt, int]],
-    profile: Profile,
-    *,
-    batching: Batching | str = Batching.CONTINUOUS,
-    max_num_seqs: int = 256,
-    max_num_batched_tokens: int = 8192,
-    enable_chunked_prefill: bool = True,
-    block_size: int = 16,
-    gpu_memory_utilization: float = 0.9,
-    enable_prefix_caching: bool = False,
-    kv_capacity_tokens: int | None = None,
-    num_gpu_blocks_override: int | None = None,
-    scheduler: Scheduler | None = None,
-) -> list[Sequence]:
-    """Run the scheduler in virtual time over `(arrival_s, prompt, output_tokens)` tuples.
-
-    `prompt` is a token count, a text (its words become token ids, so equal beginnings share
-    prefix-cache blocks) or a list of token ids. The settings are the server's, under vLLM's
-    names. Returns one finished `Sequence` per request, in input order, with its admission,
-    first-token and finish times. Every request generates exactly `output_tokens` tokens (as
-    with vLLM's `ignore_eos`), so the result is a pure function of the inputs. Pass a
-    `scheduler` to keep its prefix cache (and counters) across calls, as a live server would.
-
-        simulate([(0, 100, 2)], profile) -> one Sequence, first_token_s = prefill(100) ms,
-                                            finished_s = that + decode([101]) ms
-    """
-    if scheduler is None:
-        config = SchedulerConfig(
-            Batching(batching),
-            max_num_seqs,
-            max_num_batched_tokens,
-            enable_chunked_prefill,
-            block_size,
-            gpu_memory_utilization,
-            enable_prefix_caching,
-            kv_capacity_tokens,
-            num_gpu_blocks_override,
-        )
-        scheduler = Scheduler(profile, config)
-    sequences = [_sequence(*request) for request in requests]
-    # The API server tokenizes a prompt before the engine sees it (Profile.tokenize_ms_per_token)
-    tokenize_s = profile.tokenize_ms_per_token / 1000.0
-    ready = sorted(sequences, key=lambda seq: seq.arrival_s + tokenize_s * seq.prompt_tokens)
-    pending = deque((seq.arrival_s + tokenize_s * seq.prompt_tokens, seq) for seq in ready)
-    now_s = 0.0
-    while pending or scheduler.has_work():
-        while pending and pending[0][0] <= now_s:
-            scheduler.add(pending.popleft()[1])
-        step = scheduler.plan_step(now_s)
-        if step is None:
-            now_s = pending[0][0]  # idle: jump to the next arrival
-            continue
-        now_s = step.start_s + step.duration_s
-        scheduler.finish_step(step)
-    return sequences

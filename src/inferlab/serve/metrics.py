@@ -295,7 +295,9 @@ class ServerMetrics:
         assert seq.finished_s is not None
         times = self.request_times
         times["e2e"].observe(seq.finished_s - seq.arrival_s)
-        times["queue"].observe(seq.admitted_s - seq.arrival_s)
+        # vLLM's queue time starts in the engine core's queue, after the API server's work
+        queued_s = seq.queued_s if seq.queued_s is not None else seq.arrival_s
+        times["queue"].observe(seq.admitted_s - queued_s)
         times["prefill"].observe(seq.first_token_s - seq.admitted_s)
         times["decode"].observe(seq.finished_s - seq.first_token_s)
         times["inference"].observe(seq.finished_s - seq.admitted_s)

@@ -64,6 +64,10 @@ class ServerSettings(HttpLimits):
     max_model_len: int | None = setting(
         None, "the context window in tokens (default: the profile's)"
     )
+    # NEW: the front end's own work (HTTP, tokenizing, detokenizing; engine/api_server.py)
+    api_server_cost: float = setting(
+        1.0, "times the API server's cited per-request cost (0: the pure engine)"
+    )
     time_scale: float = setting(
         1.0, "wall seconds per simulated second (0.1 = ten times faster than the H100)"
     )
@@ -99,6 +103,8 @@ class ServerSettings(HttpLimits):
             raise ValueError(
                 f"gpu_memory_utilization must be in (0, 1], got {self.gpu_memory_utilization}"
             )
+        if not self.api_server_cost >= 0:
+            raise ValueError(f"api_server_cost must be >= 0, got {self.api_server_cost}")
         if not self.time_scale > 0:
             raise ValueError(f"time_scale must be > 0, got {self.time_scale}")
         if self.max_concurrent_requests is not None and self.max_concurrent_requests < 1:
