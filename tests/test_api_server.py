@@ -92,3 +92,12 @@ async def test_server_timings_and_vllm_metrics_include_it_as_simulate_does(cost)
     assert sums["vllm:time_to_first_token_seconds_sum"] == pytest.approx(predicted.first_token_s)
     assert sums["vllm:e2e_request_latency_seconds_sum"] == pytest.approx(predicted.finished_s)
     assert sums["vllm:request_queue_time_seconds_sum"] == 0.0
+
+
+def test_requests_reach_the_engine_in_the_order_they_arrived():
+    """A 4,000-token prompt at 0 s takes 10 + 30 = 40 ms of front end; a 10-token one at 1 ms
+    would be done at 11.1 ms, but waits for the first (one event loop takes them in turn)."""
+    long_first, short_next = simulate([(0.0, 4000, 1), (0.001, 10, 1)], H100_LLAMA3_8B)
+    assert long_first.queued_s == pytest.approx(0.040)
+    assert short_next.queued_s == long_first.queued_s
+    assert short_next.batch_id == long_first.batch_id  # so they still share a step

@@ -15,6 +15,7 @@ on the GPU alone, leave it out; a client's TTFT includes it, and so does vLLM's
   vLLM PR #818 (2023, A100, Llama 70B, 500 requests of 512 + 128 tokens): a no-op tokenizer
   saved 2.4 s of the 3.8 s of CPU work in the step loop, 2.4 s / 320,000 tokens = 7.5 µs.
 
+Requests reach the engine in the order they arrived, each after its own work (`queued_s`).
 Output processing runs in the API-server process while the engine computes the next step (V1's
 process split), so it delays when a step's tokens reach the clients, by `token_ms` per token
 the step sampled, but never the GPU: throughput is unchanged. Left out on purpose: the
@@ -42,8 +43,18 @@ class ApiServerCost:
     token_ms: float = 0.0075  # tokenizing one prompt token, or detokenizing one output token
 
     def before_engine_s(self, prompt_tokens: int) -> float:
-        """Seconds from a request's arrival to its place in the engine's queue."""
+        """Seconds of front-end work from a request's arrival to the engine's queue."""
         return (self.request_ms + self.token_ms * prompt_tokens) / 1000.0
+
+    def queued_s(self, arrival_s: float, prompt_tokens: int, previous_s: float) -> float:
+        """When a request reaches the engine's queue: after its own front-end work, and not
+        before the request that arrived before it (`previous_s`).
+
+        subtle: in order. One event loop takes requests in turn, so a short prompt does not
+        overtake a long one; were each on its own, a burst of a thousand would reach the
+        engine sorted by prompt length, shortest first, and its median TTFT would fall by 3x.
+        """
+        return max(arrival_s + self.before_engine_s(prompt_tokens), previous_s)
 
     def delivery_s(self, tokens_sampled: int) -> float:
         """Seconds from a step's end until its last token has left for its client."""

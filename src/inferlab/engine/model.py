@@ -14,8 +14,6 @@ Left out on purpose: real weights, logits and sampling. The text comes from `_te
 from __future__ import annotations
 
 import asyncio
-import heapq
-import itertools
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from typing import NamedTuple, Protocol
@@ -172,9 +170,8 @@ class SimulatedModel:
         self.last_error: Exception | None = None  # why the step loop last crashed, if it did
         self.step_listeners: list[Callable[[Step], None]] = []
         self._streams: dict[Sequence, _Stream] = {}
-        # NEW: requests still in the API server: (when they reach the engine's queue, order, seq)
-        self._arriving: list[tuple[float, int, Sequence]] = []
-        self._arrivals = itertools.count()
+        # NEW: requests still in the API server, in arrival order: (when they reach the queue, seq)
+        self._arriving: deque[tuple[float, Sequence]] = deque()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
         self._wake: asyncio.Event | None = None
@@ -253,8 +250,9 @@ class SimulatedModel:
         # NEW: the API server parses and tokenizes it first; the step loop queues it when done.
         # subtle: the step loop does the waiting, not this caller, so a virtual clock (one
         # sleeper at a time) keeps the same timeline as simulate().
-        queued_s = seq.arrival_s + self.profile.api_server.before_engine_s(seq.prompt_tokens)
-        heapq.heappush(self._arriving, (queued_s, next(self._arrivals), seq))
+        previous_s = self._arriving[-1][0] if self._arriving else 0.0
+        queued_s = self.profile.api_server.queued_s(seq.arrival_s, seq.prompt_tokens, previous_s)
+        self._arriving.append((queued_s, seq))
         stream = _Stream(prompt, seed, temperature, stop or [], ignore_eos)
         self._streams[seq] = stream
         assert self._wake is not None
@@ -344,7 +342,7 @@ class SimulatedModel:
         """Hand the scheduler every request the API server has finished with by now."""
         now_s = self.clock.now()
         while self._arriving and self._arriving[0][0] <= now_s:
-            queued_s, _, seq = heapq.heappop(self._arriving)
+            queued_s, seq = self._arriving.popleft()
             stream = self._streams.get(seq)
             if stream is None:
                 continue  # its caller went away meanwhile
@@ -354,9 +352,8 @@ class SimulatedModel:
                 stream.channel.put(exc)
 
     def _forget_arriving(self, seq: Sequence) -> None:
-        if any(item[2] is seq for item in self._arriving):
-            self._arriving = [item for item in self._arriving if item[2] is not seq]
-            heapq.heapify(self._arriving)
+        if any(item[1] is seq for item in self._arriving):
+            self._arriving = deque(item for item in self._arriving if item[1] is not seq)
 
     def _emit(self, step: Step) -> None:
         """Hand each sequence of the finished step its token and retire the finished ones."""

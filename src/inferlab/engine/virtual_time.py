@@ -74,10 +74,12 @@ def simulate(
         scheduler = Scheduler(profile.with_api_server_cost(api_server_cost), config)
     api_server = scheduler.profile.api_server
     sequences = [_sequence(*request) for request in requests]
-    # 1. each request reaches the engine's queue once the API server has tokenized it
-    before = api_server.before_engine_s
-    ready = [(seq.arrival_s + before(seq.prompt_tokens), seq) for seq in sequences]
-    pending = deque(sorted(ready, key=lambda item: item[0]))
+    # 1. each request reaches the engine's queue once the API server has tokenized it, in the
+    #    order they arrived (sorted() is stable: ties keep the order given)
+    pending: deque[tuple[float, Sequence]] = deque()
+    for seq in sorted(sequences, key=lambda seq: seq.arrival_s):
+        previous_s = pending[-1][0] if pending else 0.0
+        pending.append((api_server.queued_s(seq.arrival_s, seq.prompt_tokens, previous_s), seq))
     now_s = 0.0
     while pending or scheduler.has_work():
         # 2. queue what has arrived by now, 3. run one step, or jump to the next arrival
