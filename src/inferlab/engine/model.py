@@ -147,6 +147,7 @@ class SimulatedModel:
         num_gpu_blocks_override: int | None = None,
         max_model_len: int | None = None,
         api_server_cost: float = 1.0,  # NEW: the front end's work (api_server.py); 0: none
+        num_scheduler_steps: int = 1,  # NEW: vLLM 0.x's multi-step decoding (multi_step.py)
     ):
         self.profile = get_profile(profile).with_api_server_cost(api_server_cost)
         if max_model_len is not None:  # vLLM's --max-model-len: a shorter context window
@@ -163,6 +164,7 @@ class SimulatedModel:
             enable_prefix_caching=enable_prefix_caching,
             kv_capacity_tokens=kv_capacity_tokens,
             num_gpu_blocks_override=num_gpu_blocks_override,
+            num_scheduler_steps=num_scheduler_steps,
         )
         self.scheduler = Scheduler(self.profile, config)
         self.lag_s = 0.0  # how far the wall clock ran behind the last step's deadline
@@ -356,35 +358,42 @@ class SimulatedModel:
             self._arriving = deque(item for item in self._arriving if item[1] is not seq)
 
     def _emit(self, step: Step) -> None:
-        """Hand each sequence of the finished step its token and retire the finished ones."""
+        """Hand each sequence of the finished step its token (its burst's tokens, with
+        --num-scheduler-steps) and retire the finished ones."""
         end_s = step.start_s + step.duration_s + step.delivery_s
-        tokens: dict[Sequence, Token] = {}
-        stopped_early: list[Sequence] = []
+        tokens: dict[Sequence, list[Token]] = {}
+        stopped_early: dict[Sequence, int] = {}  # -> how many tokens it took before stopping
         for seq in step.sequences:
             stream = self._streams.get(seq)
             if stream is None:
                 continue
+            count = step.scheduled[seq] if step.num_steps > 1 else 1
             try:
-                token = self._next_token(stream, end_s)
+                taken = [self._next_token(stream, end_s)]
+                while len(taken) < count and taken[-1].finish_reason is None:
+                    taken.append(self._next_token(stream, end_s))
             except Exception as exc:
                 # One sequence's failure is its own: it leaves the batch, the others go on.
                 self.scheduler.remove(seq)
                 stream.channel.put(_failure("this sequence failed", exc))
                 continue
-            if token.finish_reason == "stop":
-                stopped_early.append(seq)
-            tokens[seq] = token
+            if taken[-1].finish_reason == "stop":
+                stopped_early[seq] = len(taken)
+            tokens[seq] = taken
         for seq in self.scheduler.finish_step(step, stopped_early):
-            last = tokens.get(seq)
-            if last is not None and last.finish_reason is None:
-                stream = self._streams[seq]
-                tokens[seq] = Token(last.text + stream.matcher.flush(), "length", end_s)
-        for seq, token in tokens.items():
-            if token.finish_reason is not None:
-                token = token._replace(
+            taken = tokens.get(seq, [])
+            if taken and taken[-1].finish_reason is None:
+                text = taken[-1].text + self._streams[seq].matcher.flush()
+                taken[-1] = Token(text, "length", end_s)
+        for seq, taken in tokens.items():
+            last = taken[-1]
+            if last.finish_reason is not None:
+                taken[-1] = last._replace(
                     arrival_s=seq.arrival_s, queued_s=seq.queued_s, admitted_s=seq.admitted_s
                 )
-            self._streams[seq].channel.put(token)
+            channel = self._streams[seq].channel
+            for token in taken:
+                channel.put(token)
         for listener in self.step_listeners:
             listener(step)
 

@@ -16,6 +16,8 @@ step computes some of the rest. One step:
        (`prefix_cache.py`);
     4. the step costs one forward pass over all those tokens (`Profile.mixed_ms`); a sequence
        whose tokens are now all computed samples one more.
+    5. with `num_scheduler_steps` N > 1 (vLLM 0.x), a step of decodes only runs N decode
+       iterations at once and hands out N tokens a sequence together (`multi_step.py`).
 
 With `enable_chunked_prefill=False` a step is either all prefill (whole prompts of newcomers)
 or all decode, and waiting prompts go first: vLLM 0.x's default scheduler. Every running
@@ -26,13 +28,14 @@ from __future__ import annotations
 
 import itertools
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..errors import InvalidRequestError
 from .config import Batching, SchedulerConfig
 from .kv_blocks import BlockPool, blocks_for
+from .multi_step import extend_to_burst
 from .prefix_cache import PrefixCacheStats, extend_block_hashes, longest_hit
 from .profiles import Profile
 
@@ -112,6 +115,9 @@ class Step:
     # The API server's output processing: the step's tokens reach their clients this long
     # after it ends (api_server.py). It runs beside the next step, so it delays no step.
     delivery_s: float = 0.0
+    # GPU iterations this one plan runs: N for a multi-step burst (multi_step.py), else 1.
+    # In a burst each sequence samples `scheduled[seq]` tokens, all delivered at its end.
+    num_steps: int = 1
 
     @property
     def batch_size(self) -> int:
@@ -395,7 +401,7 @@ class Scheduler:
                 emitting.append(seq)
         chunks = [(scheduled[seq], seq.num_computed_tokens) for seq in prefill]
         cost_ms = self.profile.step_overhead_ms + self.profile.mixed_ms(chunks, decode_lens)
-        return Step(
+        step = Step(
             index=self.steps_done,
             start_s=now_s,
             duration_s=cost_ms / 1000.0,
@@ -408,16 +414,24 @@ class Scheduler:
             sequences=emitting,
             delivery_s=self.profile.api_server.delivery_s(len(emitting)),
         )
+        return extend_to_burst(self, step)  # vLLM 0.x's --num-scheduler-steps
 
-    def finish_step(self, step: Step, stopped_early: Iterable[Sequence] = ()) -> list[Sequence]:
+    def finish_step(
+        self, step: Step, stopped_early: Iterable[Sequence] | Mapping[Sequence, int] = ()
+    ) -> list[Sequence]:
         """Credit every sequence of `step` with its computed tokens, and one sampled token where
         its tokens are all computed; return those that are now done.
 
         `stopped_early` are sequences whose token this step was end-of-sequence or completed a
-        stop string: they leave even though max_tokens is not reached.
+        stop string: they leave even though max_tokens is not reached. In a multi-step burst
+        it maps each to the tokens it took before it stopped.
         """
         end_s = step.start_s + step.duration_s + step.delivery_s  # when its clients get it
-        early = set(stopped_early)
+        early: dict[Sequence, int] = (
+            dict(stopped_early)
+            if isinstance(stopped_early, Mapping)
+            else dict.fromkeys(stopped_early, 1)
+        )
         emitting = set(step.sequences)
         running = set(self.running)  # subtle: a set, or this loop is O(batch²) every step
         caching = self.config.enable_prefix_caching
@@ -425,15 +439,24 @@ class Scheduler:
         for seq, new_tokens in step.scheduled.items():
             if seq not in running:
                 continue  # removed while the step ran (its caller went away)
-            seq.num_computed_tokens += new_tokens
-            if caching:
-                self._cache_blocks(seq)
-            if seq not in emitting:
-                continue  # a chunk of a longer prompt: no token yet
-            seq._append_token()
-            seq.first_token_s = end_s if seq.first_token_s is None else seq.first_token_s
-            seq.last_token_s = end_s
-            seq.token_times_s.append(end_s)
+            if step.num_steps > 1:  # NEW: a burst: all its tokens at once (multi_step.py)
+                for _ in range(early.get(seq, new_tokens)):
+                    seq._append_token()
+                    seq.token_times_s.append(end_s)
+                seq.num_computed_tokens = seq.context_len - 1  # all but the newest
+                seq.last_token_s = end_s
+                if caching:
+                    self._cache_blocks(seq)
+            else:
+                seq.num_computed_tokens += new_tokens
+                if caching:
+                    self._cache_blocks(seq)
+                if seq not in emitting:
+                    continue  # a chunk of a longer prompt: no token yet
+                seq._append_token()
+                seq.first_token_s = end_s if seq.first_token_s is None else seq.first_token_s
+                seq.last_token_s = end_s
+                seq.token_times_s.append(end_s)
             if seq.generated >= seq.max_tokens or seq in early:
                 seq.finished_s = end_s
                 seq.finish_reason = "stop" if seq in early else "length"

@@ -43,13 +43,15 @@ def simulate(
     kv_capacity_tokens: int | None = None,
     num_gpu_blocks_override: int | None = None,
     api_server_cost: float = 1.0,
+    num_scheduler_steps: int = 1,
     scheduler: Scheduler | None = None,
 ) -> list[Sequence]:
     """Run the scheduler in virtual time over `(arrival_s, prompt, output_tokens)` tuples.
 
     `prompt` is a token count, a text (its words become token ids, so equal beginnings share
     prefix-cache blocks) or a list of token ids. The settings are the server's, under vLLM's
-    names; `api_server_cost` scales the front end's work (`api_server.py`; 0: the pure engine).
+    names; `api_server_cost` scales the front end's work (`api_server.py`; 0: the pure engine)
+    and `num_scheduler_steps` decodes in bursts (`multi_step.py`; 1, as vLLM V1).
     Returns one finished `Sequence` per request, in input order, with its admission,
     first-token and finish times. Every request generates exactly `output_tokens` tokens (as
     with vLLM's `ignore_eos`), so the result is a pure function of the inputs. Pass a
@@ -70,6 +72,7 @@ def simulate(
             enable_prefix_caching,
             kv_capacity_tokens,
             num_gpu_blocks_override,
+            num_scheduler_steps,
         )
         scheduler = Scheduler(profile.with_api_server_cost(api_server_cost), config)
     api_server = scheduler.profile.api_server

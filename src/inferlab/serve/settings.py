@@ -61,6 +61,9 @@ class ServerSettings(HttpLimits):
     num_gpu_blocks_override: int | None = setting(
         None, "the KV pool in blocks, instead of sizing it from memory"
     )
+    num_scheduler_steps: int = setting(
+        1, "decode steps planned at once, tokens streamed in bursts (vLLM 0.x; V1 has none)"
+    )
     max_model_len: int | None = setting(
         None, "the context window in tokens (default: the profile's)"
     )
@@ -96,7 +99,7 @@ class ServerSettings(HttpLimits):
             raise ValueError(f"max_num_seqs must be >= 1, got {self.max_num_seqs}")
         if self.kv_capacity_tokens is not None and self.kv_capacity_tokens < 1:
             raise ValueError(f"kv_capacity_tokens must be >= 1, got {self.kv_capacity_tokens}")
-        for name in ("max_num_batched_tokens", "block_size"):
+        for name in ("max_num_batched_tokens", "block_size", "num_scheduler_steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not 0 < self.gpu_memory_utilization <= 1:
