@@ -8,7 +8,8 @@ the profiled hardware (times `time_scale`), then hands one token to every runnin
     async for token in model.generate("Hello", max_tokens=8):
         print(token.text, token.finish_reason)
 
-Left out on purpose: real weights, logits and sampling. The text comes from `_text.py`.
+Left out on purpose: real weights, logits and sampling. The text comes from `text.py`; each
+caller's channel and stop strings live in `_streams.py`.
 """
 
 from __future__ import annotations
@@ -19,11 +20,12 @@ from collections.abc import AsyncIterator, Callable
 from typing import NamedTuple, Protocol
 
 from ..errors import InvalidRequestError
+from ._streams import Stream
 from .clock import ScaledClock
 from .config import Batching, SchedulerConfig
 from .profiles import DEFAULT_PROFILE, Profile, get_profile
 from .scheduler import Scheduler, Sequence, Step
-from .text import count_tokens, generate_tokens, token_ids
+from .text import count_tokens, token_ids
 
 
 class Clock(Protocol):
@@ -51,78 +53,6 @@ class Token(NamedTuple):
     arrival_s: float | None = None
     queued_s: float | None = None  # NEW: when the API server handed it to the engine's queue
     admitted_s: float | None = None
-
-
-class StopMatcher:
-    """Cuts generated text at the first stop string, holding back what might begin one.
-
-    >>> m = StopMatcher(["\\n\\n"]); m.feed("a\\n"), m.feed("\\nb")
-    (('a', False), ('', True))
-    """
-
-    def __init__(self, stops: list[str]):
-        self._stops = [stop for stop in stops if stop]
-        self._pending = ""
-
-    def feed(self, piece: str) -> tuple[str, bool]:
-        """Add a piece of text; return (text safe to emit now, whether a stop string matched)."""
-        if not self._stops:
-            return piece, False  # the common case, on the hot path: nothing to look for
-        self._pending += piece
-        cut = min((i for i in map(self._pending.find, self._stops) if i >= 0), default=-1)
-        if cut >= 0:
-            emitted, self._pending = self._pending[:cut], ""
-            return emitted, True
-        keep = max((self._overlap(stop) for stop in self._stops), default=0)
-        emitted = self._pending[: len(self._pending) - keep]
-        self._pending = self._pending[len(emitted) :]
-        return emitted, False
-
-    def flush(self) -> str:
-        emitted, self._pending = self._pending, ""
-        return emitted
-
-    def _overlap(self, stop: str) -> int:
-        """Length of the longest end of the pending text that is a start of `stop`."""
-        for size in range(min(len(stop) - 1, len(self._pending)), 0, -1):
-            if self._pending.endswith(stop[:size]):
-                return size
-        return 0
-
-
-class _Channel:
-    """A one-consumer queue of tokens: a deque plus a future to wake the reader.
-
-    Leaner than asyncio.Queue (no maxsize, no task accounting), which matters at a thousand
-    sequences a step. The step loop and the reader share one event loop, so no locks.
-    """
-
-    def __init__(self) -> None:
-        self._items: deque[Token | BaseException] = deque()
-        self._waiter: asyncio.Future[None] | None = None
-
-    def put(self, item: Token | BaseException) -> None:
-        self._items.append(item)
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
-
-    async def get(self) -> Token | BaseException:
-        while not self._items:
-            self._waiter = asyncio.get_running_loop().create_future()
-            await self._waiter
-        return self._items.popleft()
-
-
-class _Stream:
-    """What the engine keeps per sequence besides the scheduler's bookkeeping."""
-
-    def __init__(
-        self, prompt: str, seed: int | None, temperature: float, stop: list[str], ignore_eos: bool
-    ):
-        self.tokens = generate_tokens(prompt, seed=seed, temperature=temperature)
-        self.ignore_eos = ignore_eos
-        self.matcher = StopMatcher(stop)
-        self.channel = _Channel()
 
 
 class SimulatedModel:
@@ -171,7 +101,7 @@ class SimulatedModel:
         self.max_lag_s = 0.0  # the worst lag since the model last went busy after being idle
         self.last_error: Exception | None = None  # why the step loop last crashed, if it did
         self.step_listeners: list[Callable[[Step], None]] = []
-        self._streams: dict[Sequence, _Stream] = {}
+        self._streams: dict[Sequence, Stream] = {}
         # NEW: requests still in the API server, in arrival order: (when they reach the queue, seq)
         self._arriving: deque[tuple[float, Sequence]] = deque()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -255,7 +185,7 @@ class SimulatedModel:
         previous_s = self._arriving[-1][0] if self._arriving else 0.0
         queued_s = self.profile.api_server.queued_s(seq.arrival_s, seq.prompt_tokens, previous_s)
         self._arriving.append((queued_s, seq))
-        stream = _Stream(prompt, seed, temperature, stop or [], ignore_eos)
+        stream = Stream(prompt, seed, temperature, stop or [], ignore_eos)
         self._streams[seq] = stream
         assert self._wake is not None
         self._wake.set()
@@ -398,7 +328,7 @@ class SimulatedModel:
             listener(step)
 
     @staticmethod
-    def _next_token(stream: _Stream, end_s: float) -> Token:
+    def _next_token(stream: Stream, end_s: float) -> Token:
         """The sequence's token of this step: text, end-of-sequence, or a stop string's end."""
         piece = next(stream.tokens)
         if piece is None and not stream.ignore_eos:
