@@ -13,6 +13,7 @@ others; an upstream without list prompts gets the same callers concurrently, one
 A stream that fails after some callers have text tells those callers inside their stream (an
 error event with code 502, then [DONE]) and gives the others a status of their own: never a
 hang, never a stream that just stops. What each caller is answered is in `_replies.py`.
+A request the server dropped before a byte of answer is sent once more (`resend.py`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import httpx
 
 from ..errors import UpstreamError
 from . import usage as usages
+from ._forward import forward
 from ._http1 import Http1Transport
 from ._replies import (
     Reply,
@@ -367,31 +369,5 @@ class Upstream:
 
     async def forward(self, path: str, body: Json, events: asyncio.Queue[str | None]) -> Reply:
         """Send one request as it is (chat): a JSON reply, or its stream piped into `events`."""
-        stream = bool(body.get("stream"))
-
-        async def send(extensions: Json) -> httpx.Response:
-            request = self.http.build_request(
-                "POST", self.base_url + path, json=body, extensions=extensions
-            )
-            return await self.http.send(request, stream=stream)  # a stream: at its head
-
-        with upstream_errors():
-            response = await resend_if_dropped(send, on_resend=self._count_resend)
-            if not stream:
-                if response.status_code >= 500:
-                    raise UpstreamError(f"the upstream failed: {response.status_code}")
-                if response.status_code >= 400:
-                    return error_reply(response, response.content)
-                return Reply(200, response.json())
-            try:
-                if response.status_code >= 500:
-                    raise UpstreamError(f"the upstream failed: {response.status_code}")
-                if response.status_code >= 400:
-                    return error_reply(response, await response.aread())
-                async for line in response.aiter_lines():
-                    if line.strip():
-                        events.put_nowait(line.strip() + "\n\n")
-            finally:
-                await response.aclose()
-            events.put_nowait(None)
-            return Reply(200)
+        url = self.base_url + path
+        return await forward(self.http, url, body, events, on_resend=self._count_resend)
