@@ -177,3 +177,40 @@ def test_limits_are_settings_with_flags_and_bounds():
         ServerSettings(max_connections=0)
     with pytest.raises(ValueError, match="header_timeout_s"):
         ServerSettings(header_timeout_s=0)
+    with pytest.raises(ValueError, match="body_timeout_s"):
+        ServerSettings(body_timeout_s=-1)
+
+
+def test_a_body_that_dribbles_in_is_a_408_and_the_next_request_is_served(tmp_path):
+    """A head in full, then a body a byte at a time: without a body timeout the app waits for
+    the rest for ever, holding the connection. The server answers 408 and closes; then it
+    serves a new connection as before."""
+    with ServerThread(create_app(time_scale=0.01, body_timeout_s=0.5)) as server:
+        body = json.dumps({"prompt": "hi", "max_tokens": 1}).encode()
+        head = (
+            b"POST /v1/completions HTTP/1.1\r\nhost: inferlab.test\r\n"
+            b"content-type: application/json\r\ncontent-length: %d\r\n\r\n" % len(body)
+        )
+        connection = _connect(server)
+        closed = threading.Event()
+
+        def dribble() -> None:
+            try:
+                connection.sendall(head)
+                for byte in body:
+                    if closed.wait(0.2):  # 0.2 s a byte: the body needs ~4 s, past the 0.5 s
+                        return
+                    connection.sendall(bytes([byte]))
+            except OSError:
+                pass
+
+        dribbler = threading.Thread(target=dribble, daemon=True)
+        dribbler.start()
+        with connection:
+            message = _assert_openai_error(_read_all(connection), 408)
+        closed.set()
+        dribbler.join(ANSWER_WITHIN_S)
+        assert "body did not arrive within 0.5 s" in message
+        with _connect(server) as again:  # a whole request, at once, is served
+            again.sendall(head + body)
+            assert again.recv(65536).startswith(b"HTTP/1.1 200")

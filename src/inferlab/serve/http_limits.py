@@ -1,19 +1,21 @@
-"""HTTP limits uvicorn does not set: header size and count, a header timeout, a connection cap.
+"""HTTP limits uvicorn does not set: header size and count, head and body timeouts, a connection
+cap.
 
 uvicorn's fast parser (httptools) takes a header of any size (a 300 MB one was accepted, and
 parsing it took super-linear time), any number of headers, and as long as a client likes to send
 them (slowloris: a byte every minute holds a connection for ever); and it accepts connections
-until the process runs out of file descriptors. This subclass of its protocol adds the four
-limits of `HttpLimits`; each refusal is an answer in OpenAI's error shape, then a closed
-connection, before the app sees the request:
+until the process runs out of file descriptors. A body may dribble in the same way once its head
+is in. This subclass of its protocol adds the five limits of `HttpLimits`; each refusal is an
+answer in OpenAI's error shape, then a closed connection, before the app sees the request (a
+late body: before the app has all of it):
 
     431  request line and headers over max_header_bytes, or more than max_header_count headers
     408  the head did not arrive within header_timeout_s of its first byte
+    408  the body did not arrive within body_timeout_s of the head (a body that dribbles)
     400  not HTTP at all (uvicorn's own refusal, in OpenAI's shape here)
     ---  a connection past max_connections is closed at once, unread: descriptors stay bounded
 
-What it leaves out: a body that dribbles after its head (the body limit and the app's own
-timeouts bound that), and HTTP/2 (uvicorn serves HTTP/1.1 here). h11, uvicorn's other parser,
+What it leaves out: HTTP/2 (uvicorn serves HTTP/1.1 here). h11, uvicorn's other parser,
 has a buffer limit of its own (`h11_max_incomplete_event_size`) but is pure Python; the course
 keeps httptools for its speed (pyproject.toml says why) and adds the limits here.
 """
@@ -54,6 +56,7 @@ class LimitedHttpProtocol(HttpToolsProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._head_timer: asyncio.TimerHandle | None = None
+        self._body_timer: asyncio.TimerHandle | None = None
         self._head_started = False  # a byte of the current request's head has arrived
         self._head_bytes = 0  # bytes received while its head was still incomplete
         self._refusal: tuple[int, str] | None = None
@@ -78,6 +81,7 @@ class LimitedHttpProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_head_timer()
+        self._stop_body_timer()
         super().connection_lost(exc)
 
     # --- counting the head as it arrives ----------------------------------------------------
@@ -113,6 +117,13 @@ class LimitedHttpProtocol(HttpToolsProtocol):
             self._refusal = (431, self._too_large())
             raise _HeadRefused
         super().on_headers_complete()
+        # The body's own clock. A request without one completes in this same parse, which
+        # stops the timer at once: a timer handle made and cancelled, per request.
+        self._body_timer = self.loop.call_later(self.limits.body_timeout_s, self._body_late)
+
+    def on_message_complete(self) -> None:
+        self._stop_body_timer()
+        super().on_message_complete()
 
     def _too_large(self) -> str:
         return f"request line and headers larger than {self.limits.max_header_bytes} bytes"
@@ -140,6 +151,20 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         seconds = f"{self.limits.header_timeout_s:g}"
         self._answer_error(408, f"the request's headers did not arrive within {seconds} s")
 
+    def _stop_body_timer(self) -> None:
+        if self._body_timer is not None:
+            self._body_timer.cancel()
+            self._body_timer = None
+
+    def _body_late(self) -> None:
+        self._body_timer = None
+        if self.transport.is_closing() or (self.cycle and self.cycle.response_started):
+            return  # gone already, or answered without waiting for the body: nothing to refuse
+        seconds = f"{self.limits.body_timeout_s:g}"
+        # The app is waiting for the rest of the body; our answer closes the connection, and
+        # the app then reads a disconnect and ends.
+        self._answer_error(408, f"the request's body did not arrive within {seconds} s")
+
     # --- answers ----------------------------------------------------------------------------
 
     def send_400_response(self, msg: str) -> None:
@@ -150,6 +175,7 @@ class LimitedHttpProtocol(HttpToolsProtocol):
 
     def _answer_error(self, status: int, message: str) -> None:
         self._stop_head_timer()
+        self._stop_body_timer()
         logger.warning("refused a request with %d: %s", status, message)
         body = json.dumps(error_body(message, status)).encode()
         head = [STATUS_LINE[status]]
