@@ -28,6 +28,15 @@ import httpx
 _KEEP_AT_MOST_IDLE = 1000  # idle connections kept per (host, port), most recent first
 _PAUSE_AT_BYTES = 1 << 20  # stop reading from the socket while this much body is unread
 
+# A request extension: {FRESH_CONNECTION: True} opens a new connection instead of reusing an
+# idle one (a request sent again after a drop must not land on another stale connection).
+FRESH_CONNECTION = "inferlab.fresh_connection"
+
+
+class DroppedBeforeResponse(httpx.RemoteProtocolError):
+    """The connection closed (or was reset) before a single byte of the response came back:
+    the server may never have seen the request. See resend.py for who may send it again."""
+
 
 class _Connection(asyncio.Protocol):
     """One TCP connection to a server: it sends a request, then parses the response as its
@@ -50,6 +59,7 @@ class _Connection(asyncio.Protocol):
         self.body: deque[bytes] = deque()
         self.buffered = 0
         self.error: Exception | None = None
+        self.received_any = False  # a byte of this response arrived (then: never resend it)
 
     # --- asyncio's side
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -57,6 +67,7 @@ class _Connection(asyncio.Protocol):
         self._transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
+        self.received_any = True
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserError as exc:
@@ -66,6 +77,12 @@ class _Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if self.headers_done and not self.complete and not self._has_length():
             self.complete = True  # a body that ends when the connection does (no length)
+        elif not self.received_any and self.error is None:
+            # An idle connection lost between requests says this too, harmlessly: nobody
+            # reads it, and the pool never reuses a connection whose transport is gone.
+            self.error = DroppedBeforeResponse(
+                f"Server disconnected without sending a response ({exc!r})"
+            )
         elif not self.complete and self.error is None:
             self.error = httpx.RemoteProtocolError(
                 "the server closed the connection before the response was complete"
@@ -99,8 +116,8 @@ class _Connection(asyncio.Protocol):
         return self._transport is not None and not self._transport.is_closing()
 
     def send(self, data: bytes) -> None:
-        if self._transport is None:
-            raise httpx.WriteError("the connection is closed")
+        if self._transport is None:  # it closed while idle: nothing was sent, nothing came
+            raise DroppedBeforeResponse("the connection closed before the request was sent")
         self._transport.write(data)
 
     async def wait(self, timeout_s: float | None) -> None:
@@ -210,7 +227,9 @@ class Http1Transport(httpx.AsyncBaseTransport):
             return await self._fallback.handle_async_request(request)
         timeouts = request.extensions.get("timeout", {})
         key = (url.host, url.port or 80)
-        conn = await self._acquire(key, timeouts)
+        conn = await self._acquire(
+            key, timeouts, fresh=bool(request.extensions.get(FRESH_CONNECTION))
+        )
         try:
             conn.send(await _encode(request))
             while not conn.headers_done:
@@ -233,9 +252,11 @@ class Http1Transport(httpx.AsyncBaseTransport):
     # ---------------------------------------------------------------------------------------
     # The pool
 
-    async def _acquire(self, key: tuple[str, int], timeouts: dict[str, Any]) -> _Connection:
+    async def _acquire(
+        self, key: tuple[str, int], timeouts: dict[str, Any], *, fresh: bool = False
+    ) -> _Connection:
         while True:
-            conn = self._idle_connection(key)
+            conn = None if fresh else self._idle_connection(key)
             if conn is not None:
                 return conn
             if self._open >= self.max_connections:
