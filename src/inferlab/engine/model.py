@@ -244,13 +244,16 @@ class SimulatedModel:
                 self._queue_arrivals()
                 step = self.scheduler.plan_step(step_start_s)
                 if step is None:
-                    if self._arriving:  # NEW: the API server is still busy with a request
-                        await self.clock.sleep_until(self._arriving[0][0])
-                    else:
-                        self._wake.clear()
-                        await self._wake.wait()  # idle: no CPU until a request arrives
-                    step_start_s = self.clock.now()
                     self.max_lag_s = 0.0
+                    if self._arriving:  # NEW: the API server is still busy with a request
+                        # subtle: the step starts when it reaches the queue, not when this loop
+                        # wakes, so a late wake-up is not counted as queue time
+                        step_start_s = self._arriving[0][0]
+                        await self.clock.sleep_until(step_start_s)
+                        continue
+                    self._wake.clear()
+                    await self._wake.wait()  # idle: no CPU until a request arrives
+                    step_start_s = self.clock.now()
                     continue
                 deadline_s = step.start_s + step.duration_s
                 await self.clock.sleep_until(deadline_s)
