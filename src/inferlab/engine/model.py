@@ -259,7 +259,11 @@ class SimulatedModel:
                 await self.clock.sleep_until(deadline_s)
                 self.lag_s = max(0.0, self.clock.now() - deadline_s)
                 self.max_lag_s = max(self.max_lag_s, self.lag_s)
-                if step.delivery_s > 0:  # NEW: the API server's output processing (see Step)
+                # NEW: the API server's output processing (see Step) delays the tokens. subtle:
+                # only a wait asyncio can time: it rounds a shorter one up to 1 ms, which read
+                # at time_scale 0.2 is a 5 ms stutter; below that they leave at the step's end,
+                # under 1 ms of wall time before the moment they are stamped with.
+                if step.delivery_s * self.clock.time_scale >= _TIMER_RESOLUTION_S:
                     await self.clock.sleep_until(deadline_s + step.delivery_s)
                 self._emit(step)
                 # subtle: the next step starts at this step's deadline, not at "now", so the
@@ -342,6 +346,9 @@ class SimulatedModel:
     def _fail_everyone(self, exc: BaseException) -> None:
         for stream in self._streams.values():
             stream.channel.put(_failure("the simulated accelerator stopped", exc))
+
+
+_TIMER_RESOLUTION_S = 0.001  # asyncio's selector waits in whole milliseconds (epoll_wait)
 
 
 def _failure(what: str, cause: BaseException) -> RuntimeError:
