@@ -267,3 +267,15 @@ def test_a_late_second_head_is_refused_after_the_first_answer_not_inside_it():
         first, _, second = answer.partition(b"0\r\n\r\nHTTP/1.1 ")
         assert first.startswith(b"HTTP/1.1 200") and b"data: [DONE]" in first, answer[-300:]
         assert "did not arrive within 0.3 s" in _assert_openai_error(b"HTTP/1.1 " + second, 408)
+
+
+def test_a_malformed_chunk_of_a_body_is_a_400_at_once():
+    """The refused request is the one whose body is arriving: it is answered now, not after
+    itself (its app waits for the rest of that body)."""
+    with ServerThread(create_app(time_scale=0.01)) as server, _connect(server) as connection:
+        connection.sendall(
+            b"POST /v1/completions HTTP/1.1\r\nhost: inferlab.test\r\n"
+            b"content-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n"
+            b'5\r\n{"pro\r\nZZZ\r\n'
+        )
+        assert "Invalid HTTP request" in _assert_openai_error(_read_all(connection), 400)

@@ -175,9 +175,7 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         seconds = f"{self.limits.body_timeout_s:g}"
         # The app is waiting for the rest of the body; our answer closes the connection, and
         # the app then reads a disconnect and ends.
-        self._answer_error(
-            408, f"the request's body did not arrive within {seconds} s", cycle_is_its_own=True
-        )
+        self._answer_error(408, f"the request's body did not arrive within {seconds} s")
 
     # --- answers ----------------------------------------------------------------------------
 
@@ -196,14 +194,18 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         self._deferred = None
         self._answer_error(status, message)
 
-    def _answer_error(self, status: int, message: str, *, cycle_is_its_own: bool = False) -> None:
+    def _answer_error(self, status: int, message: str) -> None:
         self._stop_head_timer()
         self._stop_body_timer()
         if self.transport.is_closing():
             return
-        # A refused head has no cycle yet: `self.cycle` is the request before it, if any.
-        unanswered = self.cycle is not None and not self.cycle.response_complete
-        if not cycle_is_its_own and (unanswered or self.pipeline):
+        # A refused head has no cycle yet: `self.cycle` is the request before it, if any. A
+        # cycle whose body is still coming is the one refused (a late body, a malformed
+        # chunk): it is answered now, or its app would wait for that body for ever.
+        cycle = self.cycle
+        body_coming = cycle is not None and cycle.more_body
+        unanswered = cycle is not None and not cycle.response_complete
+        if not body_coming and (unanswered or self.pipeline):
             # subtle: an earlier request on this connection (keep-alive, pipelined) is still
             # being answered. Writing now would cut into its answer: refuse after it instead
             # (on_response_complete), and read nothing more meanwhile.
