@@ -279,3 +279,14 @@ def test_a_malformed_chunk_of_a_body_is_a_400_at_once():
             b'5\r\n{"pro\r\nZZZ\r\n'
         )
         assert "Invalid HTTP request" in _assert_openai_error(_read_all(connection), 400)
+
+
+def test_a_connection_that_never_sends_a_byte_is_closed_after_the_idle_timeout(tmp_path):
+    """Silent sockets must not stay for ever: a client could hold every one of max_connections.
+    A new connection gets a kept-alive one's idle timeout; one that speaks in time is served."""
+    with ServerThread(create_app(time_scale=0.01, idle_timeout_s=0.5)) as server:
+        with _connect(server) as silent:
+            assert _read_all(silent) == b""  # closed by the server, nothing said
+        with _connect(server) as talking:
+            talking.sendall(HEAD + b"\r\n")
+            assert talking.recv(65536).startswith(b"HTTP/1.1 200")

@@ -5,7 +5,7 @@ uvicorn's fast parser (httptools) takes a header of any size (a 300 MB one was a
 parsing it took super-linear time), any number of headers, and as long as a client likes to send
 them (slowloris: a byte every minute holds a connection for ever); and it accepts connections
 until the process runs out of file descriptors. A body may dribble in the same way once its head
-is in. This subclass of its protocol adds the five limits of `HttpLimits`; each refusal is an
+is in. This subclass of its protocol adds the limits of `HttpLimits`; each refusal is an
 answer in OpenAI's error shape, then a closed connection, before the app sees the request (a
 late body: before the app has all of it; a refused request that follows one still being
 answered on the same connection: just after that answer, never inside it):
@@ -15,6 +15,7 @@ answered on the same connection: just after that answer, never inside it):
     408  the body did not arrive within body_timeout_s of the head (a body that dribbles)
     400  not HTTP at all (uvicorn's own refusal, in OpenAI's shape here)
     ---  a connection past max_connections is closed at once, unread: descriptors stay bounded
+    ---  a connection silent for idle_timeout_s is closed, a new one as a kept-alive one
 
 What it leaves out: HTTP/2 (uvicorn serves HTTP/1.1 here). h11, uvicorn's other parser,
 has a buffer limit of its own (`h11_max_incomplete_event_size`) but is pure Python; the course
@@ -80,7 +81,13 @@ class LimitedHttpProtocol(HttpToolsProtocol):
             transport.close()  # connection_lost follows, and takes it off the count
             return
         # The head timeout starts at a request's first byte: clients open connections ahead of
-        # their requests (the cap bounds how many may sit silent).
+        # their requests. But a connection that never sends a byte must not stay for ever (a
+        # client holding max_connections silent sockets would lock everyone out): it gets the
+        # idle timeout of a kept-alive connection, uvicorn's own timer, which its first byte
+        # cancels.
+        self.timeout_keep_alive_task = self.loop.call_later(
+            self.timeout_keep_alive, self.timeout_keep_alive_handler
+        )
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._deferred = None

@@ -204,7 +204,10 @@ class _Body(httpx.AsyncByteStream):
 class Http1Transport(httpx.AsyncBaseTransport):
     """httpx's transport interface over `_Connection`s; see the module docstring."""
 
-    def __init__(self, *, max_connections: int = 1000, keepalive_expiry_s: float = 5.0) -> None:
+    # Idle connections are dropped after 2 s: well before the 5 s after which uvicorn (vLLM's
+    # server) and llama.cpp's server close theirs, so a request is never sent on a connection
+    # the server is closing at that moment (at 5 s, both sides would race).
+    def __init__(self, *, max_connections: int = 1000, keepalive_expiry_s: float = 2.0) -> None:
         if max_connections < 1:
             raise ValueError(f"max_connections must be >= 1, got {max_connections}")
         self.max_connections = max_connections
