@@ -204,7 +204,7 @@ async def test_a_newcomer_does_not_overtake_a_request_already_waiting():
 
 async def test_a_response_read_after_the_transport_closed_closes_its_connection():
     """A connection given back after aclose() is closed, not parked where nothing closes it."""
-    async for raw, url in _serve(_ok(b"x" * 100_000)):
+    async for _raw, url in _serve(_ok(b"x" * 100_000)):
         transport = Http1Transport()
         http = httpx.AsyncClient(transport=transport)
         async with http.stream("POST", url + "/v1/x", json={}) as response:
