@@ -204,7 +204,10 @@ class _Body(httpx.AsyncByteStream):
 class Http1Transport(httpx.AsyncBaseTransport):
     """httpx's transport interface over `_Connection`s; see the module docstring."""
 
-    def __init__(self, *, max_connections: int = 1000, keepalive_expiry_s: float = 5.0) -> None:
+    # Idle connections are dropped after 2 s: well before the 5 s after which uvicorn (vLLM's
+    # server) and llama.cpp's server close theirs, so a request is never sent on a connection
+    # the server is closing at that moment (at 5 s, both sides would race).
+    def __init__(self, *, max_connections: int = 1000, keepalive_expiry_s: float = 2.0) -> None:
         if max_connections < 1:
             raise ValueError(f"max_connections must be >= 1, got {max_connections}")
         self.max_connections = max_connections
@@ -212,6 +215,8 @@ class Http1Transport(httpx.AsyncBaseTransport):
         self._idle: dict[tuple[str, int], list[_Connection]] = {}
         self._open = 0  # connections in use or idle
         self._queue: deque[asyncio.Future[None]] = deque()  # requests waiting for a slot
+        self._woken = 0  # of those, woken for a slot and not yet running again
+        self._closed = False  # aclose() was called: connections given back are closed
         self._fallback: httpx.AsyncHTTPTransport | None = None
 
     @property
@@ -255,15 +260,23 @@ class Http1Transport(httpx.AsyncBaseTransport):
     async def _acquire(
         self, key: tuple[str, int], timeouts: dict[str, Any], *, fresh: bool = False
     ) -> _Connection:
+        woken = False
         while True:
-            conn = None if fresh else self._idle_connection(key)
-            if conn is not None:
-                return conn
-            if self._open >= self.max_connections:
-                self._close_one_idle()  # an idle connection to another server gives way
-            if self._open < self.max_connections:
-                break
-            await self._wait_for_slot(timeouts.get("pool"))
+            # subtle: first come, first served. A connection given back wakes the first in
+            # line, who runs a moment later; a newcomer that ran in between and took it would
+            # send the woken one to the back of the queue, again and again under load. So a
+            # newcomer queues behind anyone waiting or woken (unless there is room for all),
+            # and a woken one that still finds nothing keeps its place at the front.
+            if woken or self._room() > self._woken + len(self._queue):
+                conn = None if fresh else self._idle_connection(key)
+                if conn is not None:
+                    return conn
+                if self._open >= self.max_connections:
+                    self._close_one_idle()  # an idle connection to another server gives way
+                if self._open < self.max_connections:
+                    break
+            await self._wait_for_slot(timeouts.get("pool"), first=woken)
+            woken = True
         self._open += 1
         try:
             return await self._connect(key, timeouts.get("connect"))
@@ -271,6 +284,10 @@ class Http1Transport(httpx.AsyncBaseTransport):
             self._open -= 1
             self._wake_next()
             raise
+
+    def _room(self) -> int:
+        """Connections a request could have now: slots never opened, and idle ones."""
+        return self.max_connections - self._open + sum(len(idle) for idle in self._idle.values())
 
     def _idle_connection(self, key: tuple[str, int]) -> _Connection | None:
         idle = self._idle.get(key)
@@ -291,17 +308,23 @@ class Http1Transport(httpx.AsyncBaseTransport):
                 self._discard(idle.pop(0))
                 return
 
-    async def _wait_for_slot(self, timeout_s: float | None) -> None:
+    async def _wait_for_slot(self, timeout_s: float | None, *, first: bool = False) -> None:
         slot = asyncio.get_running_loop().create_future()
-        self._queue.append(slot)
+        if first:
+            self._queue.appendleft(slot)
+        else:
+            self._queue.append(slot)
         try:
             await asyncio.wait_for(slot, timeout_s)
         except asyncio.TimeoutError:
             raise httpx.PoolTimeout("no connection free in time") from None
         except BaseException:
             if slot.done() and not slot.cancelled():
+                self._woken -= 1
                 self._wake_next()  # we were woken, then cancelled: pass the turn on
             raise
+        else:
+            self._woken -= 1  # running again: our turn
         finally:
             if slot in self._queue:
                 self._queue.remove(slot)
@@ -320,7 +343,9 @@ class Http1Transport(httpx.AsyncBaseTransport):
 
     def _release(self, key: tuple[str, int], conn: _Connection) -> None:
         idle = self._idle.setdefault(key, [])
-        if not conn.reusable() or len(idle) >= _KEEP_AT_MOST_IDLE:
+        # A closed transport keeps nothing: a response read to its end after aclose() would
+        # otherwise park its connection where nothing will ever close it.
+        if self._closed or not conn.reusable() or len(idle) >= _KEEP_AT_MOST_IDLE:
             self._discard(conn)
             return
         conn.reset()
@@ -338,9 +363,11 @@ class Http1Transport(httpx.AsyncBaseTransport):
             slot = self._queue.popleft()
             if not slot.done():
                 slot.set_result(None)
+                self._woken += 1
                 return
 
     async def aclose(self) -> None:
+        self._closed = True
         for idle in self._idle.values():
             for conn in idle:
                 conn.close()
