@@ -130,7 +130,7 @@ class SimulatedModel:
         if time_scale is not None and time_scale != self.time_scale:
             if not isinstance(self.clock, ScaledClock):
                 raise ValueError("time_scale can change only on a scaled clock")
-            if self.num_running or self.num_waiting:
+            if self.num_running or self.num_waiting or self._arriving:
                 raise ValueError("time_scale can change only while the model is idle")
             self.clock.rescale(time_scale)
         changes = {
