@@ -17,12 +17,11 @@ import asyncio
 import os
 import random
 import statistics
-import subprocess
 import time
 from collections.abc import Awaitable, Callable
 
 import httpx
-from _harness import free_port, spawn, stop, wait_until_up
+from _harness import cpu_s, free_port, spawn, stop, wait_until_up
 
 from inferlab import MicroBatcher
 
@@ -252,17 +251,6 @@ def http_table(quick: bool) -> None:
         http_comparison(quick, time_scale)
 
 
-def _cpu_s(process: subprocess.Popen[bytes]) -> float:
-    """CPU seconds a process has used so far, all its threads (Linux's schedstat, in ns: its
-    /proc/PID/stat counts 10 ms ticks, too coarse for a millisecond a request). Less distorted
-    by a busy machine than latency, which also counts the time a process waits for a core."""
-    total_ns = 0
-    for task in os.listdir(f"/proc/{process.pid}/task"):
-        with open(f"/proc/{process.pid}/task/{task}/schedstat") as stat:
-            total_ns += int(stat.read().split()[0])
-    return total_ns / 1e9
-
-
 def http_comparison(quick: bool, time_scale: float) -> None:
     """Direct and via the proxy in alternating blocks of 10, so that both see the same
     machine; three runs, the median of each."""
@@ -291,15 +279,15 @@ def http_comparison(quick: bool, time_scale: float) -> None:
                 proxy_cpu_s = server_cpu_s = 0.0
                 for _ in range(requests // 10):
                     for name, url in (("direct", direct_url), ("via proxy", proxy_url)):
-                        cpu_before, server_before = _cpu_s(proxy), _cpu_s(server)
+                        cpu_before, server_before = cpu_s(proxy), cpu_s(server)
                         for _ in range(10):
                             started = time.perf_counter()
                             client.post(url + "/completions", json=body).raise_for_status()
                             latencies[name].append(time.perf_counter() - started)
                         if name == "via proxy":
-                            proxy_cpu_s += _cpu_s(proxy) - cpu_before
+                            proxy_cpu_s += cpu_s(proxy) - cpu_before
                         else:
-                            server_cpu_s += _cpu_s(server) - server_before
+                            server_cpu_s += cpu_s(server) - server_before
                 for name, values in latencies.items():
                     runs[name].append(statistics.median(values) * 1000)
                 runs["proxy CPU"].append(proxy_cpu_s / len(latencies["via proxy"]) * 1000)

@@ -8,10 +8,12 @@
 2. The running engine against the profile: decode steps timed on the wall clock at
    time_scale 1 and 0.1, divided by the scale, vs the ms the profile charged and the H100 took.
 3. Capacity: the most concurrent streams the HTTP server (its own process, uvloop) sustains on
-   this machine while its clock falls behind by at most 5%. Each stream is a 512-token prompt
-   and 256 streamed tokens, all opened at once; lag = the worst lateness of any step in the
-   burst / the burst's simulated duration. The KV cache is enlarged for this part: an H100's
-   holds only ~588 such sequences (452k tokens / 768), and here we measure the CPU, not HBM.
+   this machine within 5% of simulate(). Each stream is a 512-token prompt and 256 streamed
+   tokens, all opened at once by the course's lean client; behind = the burst's span (first
+   request sent to last token received) over simulate() of the same arrivals, minus 1; the
+   server's CPU share says whether it or the client set the pace. Three bursts, the median.
+   The KV cache is enlarged for this part: an H100's holds only ~588 such sequences (452k
+   tokens / 768), and here we measure the CPU, not HBM.
 4. Published vLLM runs replayed in virtual time (`--part 4`, a few seconds): Llama-3.1-8B on one
    GPU, vLLM's own benchmark (`benchmark_serving.py` / `vllm bench serve`), with the settings of
    the run; printed: duration, median TTFT and median TPOT (or ITL), published vs simulated,
@@ -47,17 +49,18 @@ import asyncio
 import itertools
 import json
 import math
+import os
 import random
-import re
 import statistics
 import time
 from dataclasses import dataclass
 from importlib import resources
 
 import httpx
-from _harness import free_port, spawn, stop, wait_until_up
+from _harness import cpu_s, free_port, spawn, stop, wait_until_up
 
 from inferlab import SimulatedModel, get_profile, simulate
+from inferlab.wire._http1 import Http1Transport
 
 MODELS = {"llama3.1-8b": "h100-llama3-8b", "llama3.2-1b": "h100-llama3-1b"}
 LAG_LIMIT = 0.05
@@ -157,25 +160,36 @@ def engine_table(calibration: dict, quick: bool) -> None:
 # 3. Capacity: concurrent streams over HTTP
 
 
-def _metric(text: str, name: str) -> float:
-    match = re.search(rf"^{re.escape(name)} (\S+)$", text, re.MULTILINE)
-    return float(match.group(1)) if match else 0.0
+SERVED = "h100-llama3-8b"  # what `inferlab serve` runs by default
+
+
+@dataclass(frozen=True)
+class Burst:
+    """One burst of streams, measured by the client and replayed by `simulate()`."""
+
+    streams: int
+    peak_open: int  # most streams open at once (first token seen, last not yet)
+    tokens: int
+    span_s: float  # first request sent -> last token received, wall = H100 s at time_scale 1
+    simulated_s: float  # simulate() of the same requests, arriving when they were sent
+    server_cpu: float  # the server's CPU seconds over the span: 1.0 is one core, flat out
+
+    @property
+    def behind(self) -> float:
+        return self.span_s / self.simulated_s - 1
 
 
 async def stream_burst(
-    base_url: str, streams: int, max_tokens: int
-) -> tuple[float, float, float, int]:
-    """Open `streams` streams at once.
-
-    Returns (worst lag in s, lag / simulated busy time, most streams open at once (counted by
-    the client: first token seen, last not yet), tokens received).
-    """
+    base_url: str, server, streams: int, max_tokens: int, time_scale: float = 1.0
+) -> Burst:
+    """Open `streams` streams at once, with the course's lean client (wire/_http1.py), and
+    compare the burst's span with simulate() of the same arrivals. The server's CPU share says
+    who set the pace: a server well under one core was waiting for the client, not behind."""
     open_now = peak_open = 0
-    root = base_url.removesuffix("/v1")
-    limits = httpx.Limits(max_connections=streams + 10)
-    timeout = httpx.Timeout(120.0)
-    async with httpx.AsyncClient(limits=limits, timeout=timeout) as http:
-        before = (await http.get(root + "/metrics")).text
+    sent: list[float] = []
+    last: list[float] = []
+    transport = Http1Transport(max_connections=streams + 10)
+    async with httpx.AsyncClient(transport=transport, timeout=httpx.Timeout(300.0)) as http:
         body = {
             "prompt": "word " * 511,
             "max_tokens": max_tokens,
@@ -186,6 +200,7 @@ async def stream_burst(
         async def one() -> int:
             nonlocal open_now, peak_open
             received = 0
+            sent.append(time.perf_counter())
             async with http.stream("POST", base_url + "/completions", json=body) as response:
                 async for line in response.aiter_lines():
                     if line.startswith("data: {"):
@@ -193,25 +208,30 @@ async def stream_burst(
                         if received == 1:
                             open_now += 1
                             peak_open = max(peak_open, open_now)
+            last.append(time.perf_counter())
             open_now -= 1
             return received
 
+        cpu_before = cpu_s(server)
         received = sum(await asyncio.gather(*(one() for _ in range(streams))))
-        metrics = (await http.get(root + "/metrics")).text
-
-    def delta(name: str) -> float:
-        return _metric(metrics, name) - _metric(before, name)
-
-    busy_s = delta("inferlab:step_duration_seconds_sum")
-    worst_lag_s = _metric(metrics, "inferlab:clock_lag_max_seconds")
-    return worst_lag_s, worst_lag_s / busy_s, peak_open, received
+        server_cpu = cpu_s(server) - cpu_before
+    first = min(sent)  # wall seconds read as H100 seconds through the server's time scale
+    arrivals = [((t - first) / time_scale, 512, max_tokens) for t in sent]
+    replay = simulate(
+        arrivals, get_profile(SERVED), max_num_seqs=4096, kv_capacity_tokens=4_000_000
+    )
+    span_s = (max(last) - first) / time_scale
+    simulated_s = max(seq.finished_s for seq in replay)
+    wall_s = max(last) - first
+    return Burst(streams, peak_open, received, span_s, simulated_s, server_cpu / wall_s)
 
 
 def capacity_table(quick: bool) -> None:
     print("3. Concurrent streams the HTTP server sustains (time_scale 1, own process,")
-    print("   KV cache enlarged to 4M tokens so that CPU, not simulated HBM, is the limit)\n")
-    header = ("streams", "open at once", "worst lag", "lag", "tokens")
-    print("{:>8} {:>13} {:>10} {:>7} {:>8}  verdict".format(*header))
+    print("   KV cache enlarged to 4M tokens so that CPU, not simulated HBM, is the limit);")
+    print(f"   three bursts each, the median; load average {os.getloadavg()[0]:.1f}\n")
+    header = ("streams", "open at once", "span s", "simulated s", "behind", "server CPU")
+    print("{:>8} {:>13} {:>8} {:>12} {:>7} {:>11}  verdict".format(*header))
     port = free_port()
     server = spawn(
         "serve", "--port", str(port), "--max-num-seqs", "4096", "--kv-capacity-tokens", "4000000"
@@ -219,18 +239,59 @@ def capacity_table(quick: bool) -> None:
     try:
         base_url = f"http://127.0.0.1:{port}/v1"
         wait_until_up(base_url, server)
+        asyncio.run(stream_burst(base_url, server, 50, 8))  # warm: connections, first steps
         sustained = 0
-        for streams in (1000,) if quick else (250, 500, 1000, 1500, 2000):
-            worst_s, lag, peak, tokens = asyncio.run(stream_burst(base_url, streams, TOKENS))
-            ok = lag <= LAG_LIMIT and tokens == streams * TOKENS
-            sustained = peak if ok else sustained
+        for streams in (1000,) if quick else (256, 1000, 2000):
+            runs = [asyncio.run(stream_burst(base_url, server, streams, TOKENS)) for _ in range(3)]
+            burst = sorted(runs, key=lambda run: run.behind)[1]  # the median of three
+            ok = burst.behind <= LAG_LIMIT and burst.tokens == streams * TOKENS
+            sustained = burst.peak_open if ok else sustained
+            who = "" if ok else (" (the server)" if burst.server_cpu > 0.9 else " (the client)")
             print(
-                f"{streams:>8} {peak:>13} {worst_s * 1000:>8.0f}ms {lag:>7.1%} {tokens:>8}"
-                f"  {'ok' if ok else 'falls behind'}"
+                f"{streams:>8} {burst.peak_open:>13} {burst.span_s:>8.2f}"
+                f" {burst.simulated_s:>12.2f} {burst.behind:>7.1%} {burst.server_cpu:>10.0%}  "
+                f"{'ok' if ok else 'falls behind' + who}"
             )
-        print(f"\nmost concurrent streams with the clock <= {LAG_LIMIT:.0%} behind: {sustained}")
+        print(f"\nmost concurrent streams within {LAG_LIMIT:.0%} of simulate(): {sustained}")
+        print("('the client': the server used under 90% of a core, so the load side set the pace)")
     finally:
         stop(server)
+    if not quick:
+        scale_ladder(256)
+
+
+def scale_ladder(streams: int) -> None:
+    """How much faster than an H100 may the engine run with `streams` streams and still keep
+    within LAG_LIMIT of simulate()? The same bursts at each time scale, spans read in H100 time."""
+    print(f"\n   {streams} streams at faster time scales (spans in H100 seconds):")
+    fastest = None
+    for time_scale in (1.0, 0.5, 0.2, 0.1):
+        port = free_port()
+        server = spawn(
+            "serve", "--port", str(port), "--max-num-seqs", "4096",
+            "--kv-capacity-tokens", "4000000", "--time-scale", str(time_scale),
+        )  # fmt: skip
+        try:
+            base_url = f"http://127.0.0.1:{port}/v1"
+            wait_until_up(base_url, server)
+            asyncio.run(stream_burst(base_url, server, 50, 8, time_scale))
+            runs = [
+                asyncio.run(stream_burst(base_url, server, streams, TOKENS, time_scale))
+                for _ in range(3)
+            ]
+        finally:
+            stop(server)
+        burst = sorted(runs, key=lambda run: run.behind)[1]
+        ok = burst.behind <= LAG_LIMIT
+        fastest = time_scale if ok else fastest
+        print(
+            f"   time_scale {time_scale:<4g} span {burst.span_s:6.2f} s, simulated "
+            f"{burst.simulated_s:6.2f} s, behind {burst.behind:6.1%}, server CPU "
+            f"{burst.server_cpu:4.0%}  {'ok' if ok else 'falls behind'}"
+        )
+        if not ok:
+            break
+    print(f"   fastest within {LAG_LIMIT:.0%}: time_scale {fastest}")
 
 
 # ---------------------------------------------------------------------------------------------
