@@ -41,6 +41,7 @@ from ..errors import QueueFullError, StoreUnavailableError
 from ._records import UNFINISHED, Job, Status
 
 log = logging.getLogger(__name__)
+MAX_CONNECTIONS = 64  # to Redis at once; more calls in flight wait their turn for one
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -125,8 +126,18 @@ class RedisJobStore:
         self.prefix = prefix
         self.allow_data_loss = allow_data_loss
         # Bounded waits: a Redis host that is gone (not refusing, just silent) must become a
-        # 503 in seconds, not hold every request until the client's own timeout.
-        self._redis: Any = redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=5)
+        # 503 in seconds, not hold every request until the client's own timeout. A pool that
+        # waits for a free connection: redis-py's default one refuses the 101st call in
+        # flight ("Too many connections"), which a burst of submissions or 256 workers
+        # finishing at once reach, and every refusal would be a 503.
+        pool = redis.BlockingConnectionPool.from_url(
+            url,
+            max_connections=MAX_CONNECTIONS,
+            timeout=5,
+            socket_connect_timeout=5,
+            socket_timeout=5,
+        )
+        self._redis: Any = redis.Redis.from_pool(pool)  # closing it closes the pool
         self._add = self._redis.register_script(_ADD)
         self._replace = self._redis.register_script(_REPLACE)
 
