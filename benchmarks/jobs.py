@@ -56,6 +56,15 @@ def load() -> str:
     return f"(load average {one:.2f}, {five:.2f} on {os.cpu_count()} cores)"
 
 
+def cpu_s(pid: int | None = None) -> float:
+    """CPU seconds (user + system) a process has used: this one, or a child by its pid."""
+    if pid is None:
+        times = os.times()
+        return times.user + times.system
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
+
 def start_jobs(model: str, db: Path, workers: int):
     process = spawn(
         "jobs", "--upstream", model, "--port", str(JOBS_PORT), "--db", str(db),
@@ -138,7 +147,9 @@ def end_to_end(time_scale: float, target: float, folder: Path) -> None:
         direct = asyncio.run(run_load(model_url, workload, max_concurrency=32)).summary()
         jobs = start_jobs(model_url, folder / f"e2e-{time_scale}.db", workers=32)
         try:
+            before = [cpu_s(), cpu_s(jobs.pid), cpu_s(model.pid)]
             queued = asyncio.run(run_load(f"{JOBS}/v1", workload, mode="jobs")).summary()
+            used = [cpu_s(), cpu_s(jobs.pid), cpu_s(model.pid)]
             stats = httpx.get(f"{JOBS}/admin/workers").json()
         finally:
             stop(jobs)
@@ -151,6 +162,12 @@ def end_to_end(time_scale: float, target: float, folder: Path) -> None:
             f"{s.e2e.p50 * 1000:6.0f} ms, p99 {s.e2e.p99 * 1000:6.0f} ms"
         )
     print(f"   jobs succeeded {stats['succeeded']}, failed {stats['failed']}")
+    client, server, model_cpu = (after - start for after, start in zip(used, before, strict=True))
+    print(
+        f"   CPU during the job run: client {client:.2f} s, job server {server:.2f} s "
+        f"({server / 400 * 1000:.1f} ms a job), model server {model_cpu:.2f} s, "
+        f"in {queued.duration_s:.2f} s of wall time on {os.cpu_count()} cores"
+    )
     ratio = queued.request_throughput / direct.request_throughput
     report(f"job API / direct throughput, time_scale {time_scale:g}", ratio, "x", target,
            at_most=False)  # fmt: skip
