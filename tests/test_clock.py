@@ -93,6 +93,14 @@ def test_a_clock_reads_the_scale_the_server_reports():
     assert ModelClock.of_server("http://127.0.0.1:9/v1").time_scale == 1.0  # nothing there
 
 
+def test_a_server_with_a_key_is_asked_with_it():
+    """/admin/engine is behind the server's key: asked without it, the answer was a 401, and
+    the clock said 1, so `bench --find-max-rate --api-key` offered wall-time rates as H100 ones
+    (ten times too few at time_scale 0.1)."""
+    with ServerThread(create_app(time_scale=0.25, api_key="sesame")) as server:
+        assert ModelClock.of_server(server.base_url, api_key="sesame").time_scale == 0.25
+
+
 def test_run_load_with_a_clock_offers_the_rate_in_model_time():
     """8 requests at 20 per model second on a server ten times faster than an H100 arrive
     0.05 model seconds apart on average, 5 ms of wall time: the run's schedule, read back in

@@ -178,3 +178,25 @@ async def test_a_no_content_answer_ends_at_its_headers():
             assert (await http.delete(url + "/")).status_code == 204
             assert (await http.delete(url + "/")).status_code == 204
         assert raw.connections == 1  # a 204 has no body: its connection goes on
+
+
+async def test_a_newcomer_does_not_overtake_a_request_already_waiting():
+    """One connection: A holds it and B waits. C is sent the moment A's answer is read, and
+    runs before B wakes: it queues behind B. (It took the connection, and B, woken for
+    nothing, went to the back of the line: under steady load, again and again.)"""
+    order: list[str] = []
+    late: list[asyncio.Future[None]] = []
+
+    async def get(http: httpx.AsyncClient, url: str, name: str) -> None:
+        await http.get(url + "/")
+        order.append(name)
+        if name == "A":
+            late.append(asyncio.ensure_future(get(http, url, "C")))
+
+    async for _, url in _serve(_ok(b"ok")):
+        async with httpx.AsyncClient(transport=Http1Transport(max_connections=1)) as http:
+            first = asyncio.ensure_future(get(http, url, "A"))
+            await asyncio.sleep(0)  # A takes the connection; B arrives after it
+            await asyncio.gather(first, get(http, url, "B"))
+            await asyncio.gather(*late)
+    assert order == ["A", "B", "C"]

@@ -6,6 +6,7 @@ served as before."""
 from __future__ import annotations
 
 import json
+import re
 import socket
 import threading
 import time
@@ -177,3 +178,115 @@ def test_limits_are_settings_with_flags_and_bounds():
         ServerSettings(max_connections=0)
     with pytest.raises(ValueError, match="header_timeout_s"):
         ServerSettings(header_timeout_s=0)
+    with pytest.raises(ValueError, match="body_timeout_s"):
+        ServerSettings(body_timeout_s=-1)
+
+
+def test_a_body_that_dribbles_in_is_a_408_and_the_next_request_is_served(tmp_path):
+    """A head in full, then a body a byte at a time: without a body timeout the app waits for
+    the rest for ever, holding the connection. The server answers 408 and closes; then it
+    serves a new connection as before."""
+    with ServerThread(create_app(time_scale=0.01, body_timeout_s=0.5)) as server:
+        body = json.dumps({"prompt": "hi", "max_tokens": 1}).encode()
+        head = (
+            b"POST /v1/completions HTTP/1.1\r\nhost: inferlab.test\r\n"
+            b"content-type: application/json\r\ncontent-length: %d\r\n\r\n" % len(body)
+        )
+        connection = _connect(server)
+        closed = threading.Event()
+
+        def dribble() -> None:
+            try:
+                connection.sendall(head)
+                for byte in body:
+                    if closed.wait(0.2):  # 0.2 s a byte: the body needs ~4 s, past the 0.5 s
+                        return
+                    connection.sendall(bytes([byte]))
+            except OSError:
+                pass
+
+        dribbler = threading.Thread(target=dribble, daemon=True)
+        dribbler.start()
+        with connection:
+            message = _assert_openai_error(_read_all(connection), 408)
+        closed.set()
+        dribbler.join(ANSWER_WITHIN_S)
+        assert "body did not arrive within 0.5 s" in message
+        with _connect(server) as again:  # a whole request, at once, is served
+            again.sendall(head + body)
+            assert again.recv(65536).startswith(b"HTTP/1.1 200")
+
+
+def _completion(body: dict) -> bytes:
+    data = json.dumps(body).encode()
+    head = (
+        b"POST /v1/completions HTTP/1.1\r\nhost: inferlab.test\r\n"
+        b"content-type: application/json\r\ncontent-length: %d\r\n\r\n" % len(data)
+    )
+    return head + data
+
+
+def _read_answers(connection: socket.socket, count: int) -> bytes:
+    """What the server sends until `count` answers have begun and the last has ended, or it
+    closes the connection."""
+    received = b""
+    while True:
+        try:
+            chunk = connection.recv(65536)
+        except ConnectionResetError:
+            return received
+        if not chunk:
+            return received
+        received += chunk
+        if received.count(b"HTTP/1.1 ") >= count and received.endswith((b"}", b"0\r\n\r\n")):
+            return received
+
+
+def test_a_keep_alive_body_in_the_same_read_as_the_next_head_is_not_counted_as_head():
+    """Request 1 with a 20 kB body and the first line of request 2 arrive in one read: only
+    request 2's own bytes are its head. (Counted as head, the whole read was over 16 kB: a 431
+    for request 2, written while request 1 was still being answered, whose answer then failed.)
+    """
+    with ServerThread(create_app(time_scale=0.01)) as server, _connect(server) as connection:
+        first = _completion({"prompt": "word " * 4000, "max_tokens": 1})
+        connection.sendall(first + b"GET /health HTTP/1.1\r\n")
+        time.sleep(0.2)  # the rest of request 2's head comes later
+        connection.sendall(b"host: inferlab.test\r\n\r\n")
+        answers = _read_answers(connection, 2)
+        assert re.findall(rb"HTTP/1.1 (\d+)", answers) == [b"200", b"200"], answers[-300:]
+
+
+def test_a_late_second_head_is_refused_after_the_first_answer_not_inside_it():
+    """A stream is being answered when the next request's head starts and stalls past the
+    header timeout: the stream ends whole, with [DONE], and only then comes the 408."""
+    app = create_app(time_scale=1.0, header_timeout_s=0.3)
+    with ServerThread(app) as server, _connect(server) as connection:
+        stream = {"prompt": "hi", "max_tokens": 100, "stream": True, "ignore_eos": True}
+        connection.sendall(_completion(stream) + b"GET /health HTTP/1.1\r\n")
+        answer = _read_all(connection)
+        first, _, second = answer.partition(b"0\r\n\r\nHTTP/1.1 ")
+        assert first.startswith(b"HTTP/1.1 200") and b"data: [DONE]" in first, answer[-300:]
+        assert "did not arrive within 0.3 s" in _assert_openai_error(b"HTTP/1.1 " + second, 408)
+
+
+def test_a_malformed_chunk_of_a_body_is_a_400_at_once():
+    """The refused request is the one whose body is arriving: it is answered now, not after
+    itself (its app waits for the rest of that body)."""
+    with ServerThread(create_app(time_scale=0.01)) as server, _connect(server) as connection:
+        connection.sendall(
+            b"POST /v1/completions HTTP/1.1\r\nhost: inferlab.test\r\n"
+            b"content-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n"
+            b'5\r\n{"pro\r\nZZZ\r\n'
+        )
+        assert "Invalid HTTP request" in _assert_openai_error(_read_all(connection), 400)
+
+
+def test_a_connection_that_never_sends_a_byte_is_closed_after_the_idle_timeout(tmp_path):
+    """Silent sockets must not stay for ever: a client could hold every one of max_connections.
+    A new connection gets a kept-alive one's idle timeout; one that speaks in time is served."""
+    with ServerThread(create_app(time_scale=0.01, idle_timeout_s=0.5)) as server:
+        with _connect(server) as silent:
+            assert _read_all(silent) == b""  # closed by the server, nothing said
+        with _connect(server) as talking:
+            talking.sendall(HEAD + b"\r\n")
+            assert talking.recv(65536).startswith(b"HTTP/1.1 200")

@@ -15,6 +15,7 @@ import pytest
 
 from inferlab import ServerThread
 from inferlab.proxy.app import create_proxy_app
+from inferlab.wire.resend import resend_if_dropped
 from inferlab.wire.server_profiles import detect
 
 REAL_URL = os.environ.get("INFERLAB_REAL_BASE_URL", "").rstrip("/")
@@ -67,7 +68,10 @@ async def _answer(client, model, prompts, stream):
     body = {**OPTIONS, "model": model, "prompt": prompts if len(prompts) > 1 else prompts[0]}
     if stream:
         body |= {"stream": True, "stream_options": {"include_usage": True}}
-    response = await client.post("/completions", json=body)
+    # llama-server drops some of many connections opened at once before answering: resent
+    response = await resend_if_dropped(
+        lambda extensions: client.post("/completions", json=body, extensions=extensions)
+    )
     assert response.status_code == 200, response.text
     if not stream:
         data = response.json()

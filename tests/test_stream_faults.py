@@ -9,6 +9,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fastapi import FastAPI
+from fastapi.responses import PlainTextResponse
 
 from inferlab import AsyncClient, ServerThread, create_app
 from inferlab.errors import APIStatusError
@@ -79,6 +81,22 @@ async def test_sse_and_websocket_runs_count_bytes_and_connections(live_server):
     assert sse.bytes_received > 0 and ws.bytes_received > 0 and sse.tokens == ws.tokens == 20
     assert after - before >= 40 and sse.itl_p50_s >= 0 and ws.ttft_p50_s >= 0
     await streaming.engine_idle(live_server.base_url)
+
+
+async def test_only_a_server_with_vllms_token_counter_counts_tokens(live_server):
+    """03's hang-up cell reads it: the embedded server has it; llama-server without --metrics
+    (501 Not Implemented) and vLLM with --disable-log-stats (no vllm: families) have not."""
+    async with AsyncClient(live_server.base_url) as client:
+        await client.complete("x", max_tokens=2)  # the counter appears on its first increment
+    assert await streaming.counts_tokens(live_server.base_url)
+    for status, text in (
+        (501, "metrics disabled"),
+        (200, "# TYPE process_cpu_seconds_total counter\n"),
+    ):
+        app = FastAPI()
+        app.add_api_route("/metrics", lambda s=status, t=text: PlainTextResponse(t, s))
+        with ServerThread(app) as other:
+            assert not await streaming.counts_tokens(other.base_url)
 
 
 @pytest.mark.skipif(not streaming.nginx_available(), reason="nginx is not installed")

@@ -61,8 +61,9 @@ class ConnectionLostError(TransportError):
 
 class NoResponseError(ConnectionLostError):
     """The connection closed before a single byte of the answer came back (httpx: "Server
-    disconnected without sending a response"). Nothing was received, so a request that is safe
-    to send twice, such as a warm-up, can be sent again; a billed generation is not retried."""
+    disconnected without sending a response"). Nothing was received, so a request whose only
+    side effect is its cost, such as a warm-up or a completion, can be sent again (warmup.py,
+    and the proxy's upstream once: resend.py); one of which a byte came back is not."""
 
 
 class ResponseTimeoutError(TransportError, TimeoutError):

@@ -171,7 +171,9 @@ def search(args: argparse.Namespace, base_url: str, api_key: str | None) -> int:
         return 2
     target_s = args.slo_p99_e2e_ms / 1000
     start = args.request_rate if math.isfinite(args.request_rate) else 8.0
-    clock = ModelClock.of_server(base_url)  # rates, times and the target in the model's time
+    clock = ModelClock.of_server(
+        base_url, api_key=api_key
+    )  # rates, times and the target in the model's time
     print(
         f"inferlab bench: the highest rate against {base_url} whose p99 e2e meets "
         f"{args.slo_p99_e2e_ms:g} ms ({args.warmup_s:g} s warm-up + {args.probe_s:g} s "

@@ -96,7 +96,7 @@ class RunningModelServer(RunningServer):
     def clock(self) -> ModelClock:
         """Its model clock, with the time scale the server reports itself (asked once)."""
         if self._clock is None:
-            self._clock = ModelClock.of_server(self.base_url)
+            self._clock = ModelClock.of_server(self.base_url, api_key=self.settings.api_key)
         return self._clock
 
     def configure(self, **knobs: Any) -> dict[str, Any]:

@@ -119,6 +119,16 @@ async def generated_tokens(url: str) -> int:
     return int(await _metric(url, "vllm:generation_tokens_total"))
 
 
+async def counts_tokens(url: str) -> bool:
+    """Whether the server's /metrics has vLLM's token counter, so that 3.8 can read it: the
+    embedded server and vLLM do (vLLM not with --disable-log-stats); llama-server has /metrics
+    only with --metrics, under names of its own, and Ollama has none."""
+    try:
+        return "vllm:generation_tokens_total" in await scrape_metrics(url)
+    except httpx.HTTPError:
+        return False
+
+
 async def engine_idle(url: str, *, timeout_s: float = 10.0) -> None:
     """Return once the engine runs no sequence: a server notices a hang-up a moment later."""
     deadline = time.monotonic() + timeout_s

@@ -171,9 +171,14 @@ class BatchingDashboard:
                 self.output_tokens,
                 self.policy,
                 self.run_button,
-            ]
+            ],
+            # subtle: a flex row shrinks its children to fit a narrow output area, and the
+            # sliders, whose width is fixed, were then cut off on the left (descriptions gone).
+            # Never shrink the controls; let the numbers wrap below them instead.
+            layout=widgets.Layout(flex="0 0 auto", width="440px"),
         )
-        self.widget = widgets.VBox([widgets.HBox([controls, self.numbers]), self.bars, self.slo])
+        row = widgets.HBox([controls, self.numbers], layout=widgets.Layout(flex_flow="row wrap"))
+        self.widget = widgets.VBox([row, self.bars, self.slo])
         self.widget.add_class("inferlab-dashboard")
         self.refresh()
 

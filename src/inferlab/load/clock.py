@@ -53,12 +53,16 @@ class ModelClock:
             raise ValueError(f"time_scale must be > 0, got {self.time_scale}")
 
     @classmethod
-    def of_server(cls, base_url: str, *, timeout_s: float = 5.0) -> ModelClock:
+    def of_server(
+        cls, base_url: str, *, api_key: str | None = None, timeout_s: float = 5.0
+    ) -> ModelClock:
         """The clock of the server at `base_url`, from the time scale it reports itself
-        (`GET /admin/engine`); 1 for any server that does not (a real one runs in real time)."""
+        (`GET /admin/engine`, behind its `api_key` if it has one); 1 for any server that does
+        not (a real one runs in real time)."""
         root = base_url.rstrip("/").removesuffix("/v1")
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         try:
-            response = httpx.get(f"{root}/admin/engine", timeout=timeout_s)
+            response = httpx.get(f"{root}/admin/engine", headers=headers, timeout=timeout_s)
             scale = float(response.json()["time_scale"]) if response.is_success else 1.0
         except (httpx.HTTPError, ValueError, KeyError, TypeError):
             scale = 1.0

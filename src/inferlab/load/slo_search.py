@@ -122,7 +122,7 @@ async def find_max_rate(
     (0.1: the bracket's ends at most 10% apart). Returns every probe and why it stopped.
 
     Textbook, with a server that meets up to 20 req/s: start 8 -> 8 meets, 16 meets, 32 misses;
-    then 22.6 misses, 19.0 meets, 20.8 misses: 19.0 and 20.8 are 9.5% apart -> stop at 19.0.
+    then 22.63 misses, 19.03 meets, 20.75 misses: 9.1% apart -> stop at 19.03.
     """
     low_limit = min_rate if min_rate is not None else start_rate / 64
     high_limit = max_rate if max_rate is not None else start_rate * 64

@@ -387,4 +387,9 @@ class _ProxyCollector(Collector):
         )
         for outcome in ("completed", "failed", "rejected", "expired", "cancelled"):
             outcomes.add_metric([outcome], getattr(stats, outcome))
-        return [queue, in_flight, flushes, items, outcomes]
+        resends = CounterMetricFamily(
+            "inferlab_proxy:upstream_resends",
+            "Upstream requests sent again: the server dropped them before answering a byte",
+            value=self.proxy.upstream.resends,
+        )
+        return [queue, in_flight, flushes, items, outcomes, resends]

@@ -138,6 +138,8 @@ DEFAULT_HEADER_TIMEOUT_S = (
     60.0  # Node's headersTimeout; a request head is one packet, but a busy client
 )
 # (a notebook kernel running a load generator) can take seconds to write it
+DEFAULT_BODY_TIMEOUT_S = 60.0  # a body after its head: 4 MB (the default cap) at 70 kB/s
+DEFAULT_IDLE_TIMEOUT_S = 75.0  # uvicorn's keep-alive as the course runs it (nginx's is 75 s)
 DEFAULT_MAX_CONNECTIONS = 2048  # twice what the course's clients ever open (1,000)
 
 
@@ -156,6 +158,14 @@ class HttpLimits(Settings):
         DEFAULT_HEADER_TIMEOUT_S,
         "a request's line and headers must arrive within this of its first byte (408 past it)",
     )
+    body_timeout_s: float = setting(
+        DEFAULT_BODY_TIMEOUT_S,
+        "a request's body must arrive within this of its headers (408 past it)",
+    )
+    idle_timeout_s: float = setting(
+        DEFAULT_IDLE_TIMEOUT_S,
+        "a connection that sends nothing for this long is closed, a new one as a kept-alive one",
+    )
     max_connections: int = setting(
         DEFAULT_MAX_CONNECTIONS,
         "connections open at once at most: one more is closed at once (keep it under ulimit -n)",
@@ -165,11 +175,12 @@ class HttpLimits(Settings):
         for name in ("max_header_bytes", "max_header_count", "max_connections"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if not self.header_timeout_s > 0:
-            raise ValueError(f"header_timeout_s must be > 0, got {self.header_timeout_s}")
+        for name in ("header_timeout_s", "body_timeout_s", "idle_timeout_s"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
 
     @property
     def http_limits(self) -> HttpLimits:
-        """Just these four fields, for the HTTP server (a service's settings hold more)."""
+        """Just these fields, for the HTTP server (a service's settings hold more)."""
         names = [f.name for f in dataclasses.fields(HttpLimits)]
         return HttpLimits(**{name: getattr(self, name) for name in names})

@@ -45,7 +45,11 @@ def uvicorn_options_for(app: Any) -> dict[str, Any]:
     cap: `http_limits.py`), which a service's app carries from its settings; any other app gets
     the defaults. `uvicorn.run(app, **uvicorn_options_for(app))`."""
     limits = getattr(getattr(app, "state", None), "http_limits", None) or HttpLimits()
-    return {**UVICORN_DEFAULTS, "http": limited_http_protocol(limits)}
+    return {
+        **UVICORN_DEFAULTS,
+        "timeout_keep_alive": limits.idle_timeout_s,
+        "http": limited_http_protocol(limits),
+    }
 
 
 def _new_event_loop() -> asyncio.AbstractEventLoop:

@@ -29,7 +29,7 @@ from ._http import error_body, error_response
 from .metrics import ServerMetrics
 from .schemas import _Sampling
 from .settings import DEFAULT_MAX_TOKENS_PER_REQUEST
-from .shapes import Shape, sse, timing_headers, usage
+from .shapes import Shape, TokenChunks, sse, timing_headers, usage
 
 
 @dataclass
@@ -225,6 +225,7 @@ class _Responder:
 
     async def events(self) -> AsyncIterator[str]:
         head = {**self.head, "object": self.shape.chunk_object}
+        ordinary = TokenChunks(head, self.shape)
         started: set[int] = set()
         generated = finished = 0
         timer = _Timer(self.model, self.metrics)
@@ -242,10 +243,12 @@ class _Responder:
             async for choice, token in _merged_tokens(self.model, self.choices, self.request):
                 timer.saw(choice, token)
                 generated += not token.end_of_sequence
-                text = self._clean(choice, token.text, choice.index in started)
-                delta = self.shape.delta(
-                    choice.index, text, token.finish_reason, first=choice.index not in started
-                )
+                first = choice.index not in started
+                text = self._clean(choice, token.text, not first)
+                if not first and text and token.finish_reason is None:
+                    yield ordinary.event(choice.index, text)  # most tokens: a template
+                    continue
+                delta = self.shape.delta(choice.index, text, token.finish_reason, first=first)
                 started.add(choice.index)
                 chunk = {**head, "choices": [delta]}
                 finished += token.finish_reason is not None

@@ -50,6 +50,31 @@ def sse(payload: dict[str, Any] | str) -> str:
     return f"data: {data}\n\n"
 
 
+class TokenChunks:
+    """The SSE event of an ordinary token (not a choice's first, not its last) as a template.
+
+    Such events differ only in their text, and a stream sends one per token: a thousand
+    streams, tens of thousands a second. Encoding the whole chunk each time was a tenth of the
+    server's CPU in a profile; here it is encoded once per choice, with a marker where the text
+    goes, and each token costs one string escape and a join. The bytes are the same as
+    `sse(chunk)` would give (tests/test_streaming_chunks.py holds them to it).
+    """
+
+    _MARK = "\x00text\x00"
+
+    def __init__(self, head: dict[str, Any], shape: Shape):
+        self.head, self.shape = head, shape
+        self._parts: dict[int, tuple[str, str]] = {}
+
+    def event(self, index: int, text: str) -> str:
+        parts = self._parts.get(index)
+        if parts is None:
+            chunk = {**self.head, "choices": [self.shape.delta(index, self._MARK, None, False)]}
+            before, _, after = sse(chunk).partition(_COMPACT.encode(self._MARK))
+            parts = self._parts[index] = (before, after)
+        return parts[0] + _COMPACT.encode(text) + parts[1]
+
+
 @dataclass(frozen=True)
 class Shape:
     id_prefix: str

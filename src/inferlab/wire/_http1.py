@@ -28,6 +28,15 @@ import httpx
 _KEEP_AT_MOST_IDLE = 1000  # idle connections kept per (host, port), most recent first
 _PAUSE_AT_BYTES = 1 << 20  # stop reading from the socket while this much body is unread
 
+# A request extension: {FRESH_CONNECTION: True} opens a new connection instead of reusing an
+# idle one (a request sent again after a drop must not land on another stale connection).
+FRESH_CONNECTION = "inferlab.fresh_connection"
+
+
+class DroppedBeforeResponse(httpx.RemoteProtocolError):
+    """The connection closed (or was reset) before a single byte of the response came back:
+    the server may never have seen the request. See resend.py for who may send it again."""
+
 
 class _Connection(asyncio.Protocol):
     """One TCP connection to a server: it sends a request, then parses the response as its
@@ -50,6 +59,7 @@ class _Connection(asyncio.Protocol):
         self.body: deque[bytes] = deque()
         self.buffered = 0
         self.error: Exception | None = None
+        self.received_any = False  # a byte of this response arrived (then: never resend it)
 
     # --- asyncio's side
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -57,6 +67,7 @@ class _Connection(asyncio.Protocol):
         self._transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
+        self.received_any = True
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserError as exc:
@@ -66,6 +77,12 @@ class _Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if self.headers_done and not self.complete and not self._has_length():
             self.complete = True  # a body that ends when the connection does (no length)
+        elif not self.received_any and self.error is None:
+            # An idle connection lost between requests says this too, harmlessly: nobody
+            # reads it, and the pool never reuses a connection whose transport is gone.
+            self.error = DroppedBeforeResponse(
+                f"Server disconnected without sending a response ({exc!r})"
+            )
         elif not self.complete and self.error is None:
             self.error = httpx.RemoteProtocolError(
                 "the server closed the connection before the response was complete"
@@ -99,8 +116,8 @@ class _Connection(asyncio.Protocol):
         return self._transport is not None and not self._transport.is_closing()
 
     def send(self, data: bytes) -> None:
-        if self._transport is None:
-            raise httpx.WriteError("the connection is closed")
+        if self._transport is None:  # it closed while idle: nothing was sent, nothing came
+            raise DroppedBeforeResponse("the connection closed before the request was sent")
         self._transport.write(data)
 
     async def wait(self, timeout_s: float | None) -> None:
@@ -187,7 +204,10 @@ class _Body(httpx.AsyncByteStream):
 class Http1Transport(httpx.AsyncBaseTransport):
     """httpx's transport interface over `_Connection`s; see the module docstring."""
 
-    def __init__(self, *, max_connections: int = 1000, keepalive_expiry_s: float = 5.0) -> None:
+    # Idle connections are dropped after 2 s: well before the 5 s after which uvicorn (vLLM's
+    # server) and llama.cpp's server close theirs, so a request is never sent on a connection
+    # the server is closing at that moment (at 5 s, both sides would race).
+    def __init__(self, *, max_connections: int = 1000, keepalive_expiry_s: float = 2.0) -> None:
         if max_connections < 1:
             raise ValueError(f"max_connections must be >= 1, got {max_connections}")
         self.max_connections = max_connections
@@ -195,6 +215,7 @@ class Http1Transport(httpx.AsyncBaseTransport):
         self._idle: dict[tuple[str, int], list[_Connection]] = {}
         self._open = 0  # connections in use or idle
         self._queue: deque[asyncio.Future[None]] = deque()  # requests waiting for a slot
+        self._woken = 0  # of those, woken for a slot and not yet running again
         self._fallback: httpx.AsyncHTTPTransport | None = None
 
     @property
@@ -210,7 +231,9 @@ class Http1Transport(httpx.AsyncBaseTransport):
             return await self._fallback.handle_async_request(request)
         timeouts = request.extensions.get("timeout", {})
         key = (url.host, url.port or 80)
-        conn = await self._acquire(key, timeouts)
+        conn = await self._acquire(
+            key, timeouts, fresh=bool(request.extensions.get(FRESH_CONNECTION))
+        )
         try:
             conn.send(await _encode(request))
             while not conn.headers_done:
@@ -233,16 +256,26 @@ class Http1Transport(httpx.AsyncBaseTransport):
     # ---------------------------------------------------------------------------------------
     # The pool
 
-    async def _acquire(self, key: tuple[str, int], timeouts: dict[str, Any]) -> _Connection:
+    async def _acquire(
+        self, key: tuple[str, int], timeouts: dict[str, Any], *, fresh: bool = False
+    ) -> _Connection:
+        woken = False
         while True:
-            conn = self._idle_connection(key)
-            if conn is not None:
-                return conn
-            if self._open >= self.max_connections:
-                self._close_one_idle()  # an idle connection to another server gives way
-            if self._open < self.max_connections:
-                break
-            await self._wait_for_slot(timeouts.get("pool"))
+            # subtle: first come, first served. A connection given back wakes the first in
+            # line, who runs a moment later; a newcomer that ran in between and took it would
+            # send the woken one to the back of the queue, again and again under load. So a
+            # newcomer queues behind anyone waiting or woken (unless there is room for all),
+            # and a woken one that still finds nothing keeps its place at the front.
+            if woken or self._room() > self._woken + len(self._queue):
+                conn = None if fresh else self._idle_connection(key)
+                if conn is not None:
+                    return conn
+                if self._open >= self.max_connections:
+                    self._close_one_idle()  # an idle connection to another server gives way
+                if self._open < self.max_connections:
+                    break
+            await self._wait_for_slot(timeouts.get("pool"), first=woken)
+            woken = True
         self._open += 1
         try:
             return await self._connect(key, timeouts.get("connect"))
@@ -250,6 +283,10 @@ class Http1Transport(httpx.AsyncBaseTransport):
             self._open -= 1
             self._wake_next()
             raise
+
+    def _room(self) -> int:
+        """Connections a request could have now: slots never opened, and idle ones."""
+        return self.max_connections - self._open + sum(len(idle) for idle in self._idle.values())
 
     def _idle_connection(self, key: tuple[str, int]) -> _Connection | None:
         idle = self._idle.get(key)
@@ -270,17 +307,23 @@ class Http1Transport(httpx.AsyncBaseTransport):
                 self._discard(idle.pop(0))
                 return
 
-    async def _wait_for_slot(self, timeout_s: float | None) -> None:
+    async def _wait_for_slot(self, timeout_s: float | None, *, first: bool = False) -> None:
         slot = asyncio.get_running_loop().create_future()
-        self._queue.append(slot)
+        if first:
+            self._queue.appendleft(slot)
+        else:
+            self._queue.append(slot)
         try:
             await asyncio.wait_for(slot, timeout_s)
         except asyncio.TimeoutError:
             raise httpx.PoolTimeout("no connection free in time") from None
         except BaseException:
             if slot.done() and not slot.cancelled():
+                self._woken -= 1
                 self._wake_next()  # we were woken, then cancelled: pass the turn on
             raise
+        else:
+            self._woken -= 1  # running again: our turn
         finally:
             if slot in self._queue:
                 self._queue.remove(slot)
@@ -317,6 +360,7 @@ class Http1Transport(httpx.AsyncBaseTransport):
             slot = self._queue.popleft()
             if not slot.done():
                 slot.set_result(None)
+                self._woken += 1
                 return
 
     async def aclose(self) -> None:

@@ -56,7 +56,7 @@ class ServerProfile:
             f"usage per caller: {self.plain_usage} (plain), {self.stream_usage} (streams)",
             "/metrics answers: notebook 09 reads the step time where it is reported"
             if self.metrics
-            else "no /metrics: notebook 09 skips its accelerator-seconds cell",
+            else "no /metrics: 03 skips its hang-up count, 09 shows n/a for accelerator seconds",
             "ignore_eos honoured"
             if self.ignore_eos
             else "ignore_eos not honoured: answers may stop early (warn)",

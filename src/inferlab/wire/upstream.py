@@ -13,6 +13,7 @@ others; an upstream without list prompts gets the same callers concurrently, one
 A stream that fails after some callers have text tells those callers inside their stream (an
 error event with code 502, then [DONE]) and gives the others a status of their own: never a
 hang, never a stream that just stops. What each caller is answered is in `_replies.py`.
+A request the server dropped before a byte of answer is sent once more (`resend.py`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import httpx
 
 from ..errors import UpstreamError
 from . import usage as usages
+from ._forward import forward
 from ._http1 import Http1Transport
 from ._replies import (
     Reply,
@@ -40,6 +42,7 @@ from ._replies import (
     stream_error_reply,
     upstream_errors,
 )
+from .resend import resend_if_dropped
 from .server_profiles import ServerProfile, detect
 from .sse import DONE, choice_text, read_sse_line
 
@@ -126,6 +129,7 @@ class Upstream:
         self._loop: asyncio.AbstractEventLoop | None = None
         # Parsed once: httpx parses a URL given as a string on every request.
         self._completions_url = httpx.URL(self.base_url + "/completions")
+        self.resends = 0  # requests sent again after a drop before any answer (resend.py)
 
     @property
     def http(self) -> httpx.AsyncClient:
@@ -150,16 +154,30 @@ class Upstream:
         needs none of it: the request is built here and handed to the transport as it is.
         """
         headers = self.http.headers  # the client's defaults and our key, merged once
-        assert self._transport is not None  # made with the client, just now if need be
-        request = httpx.Request(
-            "POST", self._completions_url, json=body, headers=headers, extensions=self._timeout
-        )
-        response = await self._transport.handle_async_request(request)
-        response.request = request
+        transport = self._transport
+        assert transport is not None  # made with the client, just now if need be
+
+        async def send(extensions: Json) -> httpx.Response:
+            request = httpx.Request(
+                "POST",
+                self._completions_url,
+                json=body,
+                headers=headers,
+                extensions={**self._timeout, **extensions},
+            )
+            response = await transport.handle_async_request(request)
+            response.request = request
+            return response
+
+        # Returns at the response's head, so a stream that has begun is never sent again.
+        response = await resend_if_dropped(send, on_resend=self._count_resend)
         try:
             yield response
         finally:
             await response.aclose()  # gives the connection back, or closes it if unread
+
+    def _count_resend(self) -> None:
+        self.resends += 1
 
     async def aclose(self) -> None:
         if self._http is not None:
@@ -351,21 +369,5 @@ class Upstream:
 
     async def forward(self, path: str, body: Json, events: asyncio.Queue[str | None]) -> Reply:
         """Send one request as it is (chat): a JSON reply, or its stream piped into `events`."""
-        with upstream_errors():
-            if not body.get("stream"):
-                response = await self.http.post(self.base_url + path, json=body)
-                if response.status_code >= 500:
-                    raise UpstreamError(f"the upstream failed: {response.status_code}")
-                if response.status_code >= 400:
-                    return error_reply(response, response.content)
-                return Reply(200, response.json())
-            async with self.http.stream("POST", self.base_url + path, json=body) as response:
-                if response.status_code >= 500:
-                    raise UpstreamError(f"the upstream failed: {response.status_code}")
-                if response.status_code >= 400:
-                    return error_reply(response, await response.aread())
-                async for line in response.aiter_lines():
-                    if line.strip():
-                        events.put_nowait(line.strip() + "\n\n")
-            events.put_nowait(None)
-            return Reply(200)
+        url = self.base_url + path
+        return await forward(self.http, url, body, events, on_resend=self._count_resend)

@@ -7,7 +7,8 @@ before answering (`NoResponseError`, seen against llama.cpp about one run in six
 connections open at once) is sent again, a few times, after a short pause. Anything else, and a
 drop that keeps happening, raises at once with a sentence that says what to check, so the cell
 fails where the problem is and not later with a `NameError` in a cell that needed its result.
-Only warm-ups retry: a real request may have been generated and billed before the drop.
+The course's clients resend nothing else themselves, so a lesson sees every drop; the proxy's
+upstream resends a dropped request once, on a new connection (resend.py).
 """
 
 from __future__ import annotations
