@@ -111,23 +111,40 @@ def _score(value: float | None) -> str:
     return "" if value is None else repr(value)
 
 
-class _GroupWrite:
-    """Script calls that arrive together leave in one pipeline: Redis's group commit.
+class _Grouped:
+    """Calls that arrive together leave in one pipeline: Redis's group commit.
 
     The first call schedules a sender; calls made before it runs (a claimer's 256
-    compare-and-sets, a batch of workers finishing) join its pipeline, and calls made while a
-    pipeline is under way wait for the next one. One round trip for the group instead of one
-    each, and Redis syncs its append-only file once per group (`appendfsync always` syncs
-    before it answers anything written in one pass of its event loop)."""
+    compare-and-sets, a batch of workers finishing, a thousand long-polls reading their job)
+    join its pipeline, and calls made while a pipeline is under way wait for the next one. One
+    round trip for the group instead of one each, and Redis syncs its append-only file once
+    per group (`appendfsync always` syncs before it answers anything written in one pass of
+    its event loop)."""
 
     def __init__(self, redis: Any):
         self._redis = redis
-        self._pending: builtins.list[tuple[Any, builtins.list[object], asyncio.Future[Any]]] = []
+        self._pending: builtins.list[tuple[Callable[[Any], Any], asyncio.Future[Any]]] = []
         self._sender: asyncio.Task[None] | None = None
 
-    async def call(self, script: Any, args: builtins.list[object]) -> Any:
+    async def script(self, script: Any, args: builtins.list[object]) -> Any:
+        """Run a registered Lua script (its SHA is loaded first if Redis does not know it)."""
+
+        async def queue(pipe: Any) -> None:
+            await script(args=args, client=pipe)
+
+        return await self._call(queue)
+
+    async def command(self, name: str, *args: object) -> Any:
+        """One plain command, `hget` say."""
+
+        async def queue(pipe: Any) -> None:
+            getattr(pipe, name)(*args)
+
+        return await self._call(queue)
+
+    async def _call(self, queue: Callable[[Any], Any]) -> Any:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._pending.append((script, args, future))
+        self._pending.append((queue, future))
         if self._sender is None or self._sender.done():
             self._sender = asyncio.ensure_future(self._send())
         return await future
@@ -138,12 +155,12 @@ class _GroupWrite:
             results: builtins.list[Any]
             try:
                 async with self._redis.pipeline(transaction=False) as pipe:
-                    for script, args, _ in group:
-                        await script(args=args, client=pipe)  # queued, not sent yet
+                    for queue, _ in group:
+                        await queue(pipe)  # queued on the pipeline, not sent yet
                     results = await pipe.execute(raise_on_error=False)
             except Exception as exc:  # Redis went away: every call of the group fails with it
                 results = [exc] * len(group)
-            for (_, _, future), result in zip(group, results, strict=True):
+            for (_, future), result in zip(group, results, strict=True):
                 if future.done():  # its caller gave up waiting
                     continue
                 if isinstance(result, BaseException):
@@ -155,7 +172,7 @@ class _GroupWrite:
         if self._sender is not None:
             self._sender.cancel()
             await asyncio.gather(self._sender, return_exceptions=True)
-        for _, _, future in self._pending:
+        for _, future in self._pending:
             future.cancel()
 
 
@@ -189,7 +206,7 @@ class RedisJobStore:
         self._redis: Any = redis.Redis.from_pool(pool)  # closing it closes the pool
         self._add = self._redis.register_script(_ADD)
         self._replace = self._redis.register_script(_REPLACE)
-        self._writes = _GroupWrite(self._redis)
+        self._grouped = _Grouped(self._redis)
 
     @_reachable
     async def open(self) -> None:
@@ -226,7 +243,7 @@ class RedisJobStore:
 
     @_reachable
     async def add(self, job: Job, *, max_unfinished: int) -> tuple[Job, bool]:
-        outcome, text = await self._writes.call(
+        outcome, text = await self._grouped.script(
             self._add,
             [
                 self.prefix,
@@ -249,7 +266,7 @@ class RedisJobStore:
 
     @_reachable
     async def get(self, job_id: str) -> Job | None:
-        data = await self._redis.hget(self.prefix + "job:" + job_id, "data")
+        data = await self._grouped.command("hget", self.prefix + "job:" + job_id, "data")
         return None if data is None else Job.from_json(data)
 
     @_reachable
@@ -262,7 +279,7 @@ class RedisJobStore:
 
     @_reachable
     async def replace(self, job: Job) -> bool:
-        written = await self._writes.call(
+        written = await self._grouped.script(
             self._replace,
             [
                 self.prefix,
@@ -328,5 +345,5 @@ class RedisJobStore:
         return [Job.from_json(data) for data in found if data is not None]
 
     async def close(self) -> None:
-        await self._writes.aclose()
+        await self._grouped.aclose()
         await self._redis.aclose()
