@@ -200,3 +200,14 @@ async def test_a_newcomer_does_not_overtake_a_request_already_waiting():
             await asyncio.gather(first, get(http, url, "B"))
             await asyncio.gather(*late)
     assert order == ["A", "B", "C"]
+
+
+async def test_a_response_read_after_the_transport_closed_closes_its_connection():
+    """A connection given back after aclose() is closed, not parked where nothing closes it."""
+    async for _raw, url in _serve(_ok(b"x" * 100_000)):
+        transport = Http1Transport()
+        http = httpx.AsyncClient(transport=transport)
+        async with http.stream("POST", url + "/v1/x", json={}) as response:
+            await transport.aclose()  # while the body is still being read
+            assert len(await response.aread()) == 100_000
+        assert transport._open == 0 and not any(transport._idle.values())

@@ -66,6 +66,28 @@ def test_a_run_stops_at_its_time_limit_even_if_the_server_never_answers():
     assert {r.error_type for r in run.records} == {"TimeLimitExceeded"}
 
 
+def test_requests_still_waiting_for_a_slot_at_the_time_limit_are_recorded_too():
+    """max_concurrency 2, five requests, a server that never answers: two are sent and cut off,
+    three never leave; every one has its record, and those three say why."""
+    faults = Faults(stall_rate=1.0, stall_s=60.0)
+    with ServerThread(create_app(time_scale=0.01, faults=faults)) as stalled:
+        run = asyncio.run(
+            run_load(
+                stalled.base_url,
+                Workload(num_requests=5),
+                request_rate=float("inf"),
+                max_concurrency=2,
+                time_limit_s=0.5,
+            )
+        )
+        faults.update(stall_rate=0.0)
+    assert sorted(r.index for r in run.records) == [0, 1, 2, 3, 4]
+    assert {r.error_type for r in run.records} == {"TimeLimitExceeded"}
+    never_sent = [r for r in run.records if "before a slot was free" in r.error]
+    assert len(never_sent) == 3
+    assert all(r.sent_s - r.scheduled_s >= 0.4 for r in never_sent)  # their lag, kept
+
+
 def test_modes_are_checked():
     with pytest.raises(ValueError, match="mode must be"):
         asyncio.run(run_load("http://127.0.0.1:9/v1", Workload(), mode="carrier-pigeon"))

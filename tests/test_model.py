@@ -3,8 +3,8 @@ import asyncio
 import pytest
 
 from inferlab import InvalidRequestError, SimulatedModel, simulate
+from inferlab.engine._streams import StopMatcher
 from inferlab.engine.clock import ScaledClock, VirtualClock
-from inferlab.engine.model import StopMatcher
 
 pytestmark = pytest.mark.anyio
 

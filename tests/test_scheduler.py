@@ -3,7 +3,8 @@
 Most tests use a profile with round numbers: every step costs 10 ms, whatever it holds,
 because prefill and decode are both just the 10 ms floor of reading the weights. Then a
 request of N output tokens alone takes N steps = N x 10 ms, and the timelines are easy to
-check by hand.
+check by hand. It has no API-server cost either (`with_api_server_cost(0)`): these tests pin
+the engine's decisions; tests/test_api_server.py pins the front end's cost.
 """
 
 import pytest
@@ -22,7 +23,7 @@ FLAT_10MS = H100_LLAMA3_8B.with_overrides(
     prefill_fixed_ms=0.0,
     prefill_per_token_ms=0.0,
     prefill_attention_ms=0.0,
-)
+).with_api_server_cost(0)
 
 
 def _finish_ms(sequences):
@@ -144,7 +145,7 @@ def test_step_cost_is_prefill_of_newcomers_plus_decode_of_the_running():
     step 1 = prefill([100]) = max(8.4149, 2.6114 + 0.025444·100 + 5.214e-7·100²) = 8.4149 ms
     step 2 = decode([101]) = 8.4149 + 0.008186 + 4.154e-5·101 = 8.4273 ms; total 16.8422 ms
     """
-    (seq,) = simulate([(0.0, 100, 2)], H100_LLAMA3_8B)
+    (seq,) = simulate([(0.0, 100, 2)], H100_LLAMA3_8B, api_server_cost=0)
     assert seq.first_token_s * 1000 == pytest.approx(8.4149)
     assert seq.finished_s * 1000 == pytest.approx(16.8422, abs=1e-4)
 
@@ -228,9 +229,11 @@ def test_a_shared_prefix_is_computed_once():
 
 def test_the_second_run_of_a_benchmark_hits_the_cache_until_it_is_reset():
     """The same 20 distinct prompts twice on one server: the second run finds every full block
-    cached, so its TTFT is lower. After reset_prefix_cache() it is back to a cold run."""
+    cached, so its TTFT is lower. After reset_prefix_cache() it is back to a cold run. The pure
+    engine's TTFT (no API-server cost, which the cache cannot save) falls by more than 3x."""
     prompts = [(i * 0.1, f"Question {i}: " + SYSTEM * 20, 4) for i in range(20)]
-    scheduler = Scheduler(H100_LLAMA3_8B, SchedulerConfig(enable_prefix_caching=True))
+    engine_only = H100_LLAMA3_8B.with_api_server_cost(0)
+    scheduler = Scheduler(engine_only, SchedulerConfig(enable_prefix_caching=True))
 
     def mean_ttft_ms():
         done = simulate(prompts, H100_LLAMA3_8B, scheduler=scheduler)

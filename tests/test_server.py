@@ -330,11 +330,12 @@ def test_a_cold_start_holds_everyone_until_the_first_request_has_warmed_the_serv
 
 
 async def test_every_answer_carries_the_engines_own_timing(app_client, virtual_model):
-    """On virtual time a lone request's account is exact: no queue, the prefill step, then one
-    decode step per token after the first, as simulate() predicts for the same request.
+    """On virtual time a lone request's account is exact: the API server's work, no queue, the
+    prefill step, then one decode step per token after the first, as simulate() predicts.
 
-    A prompt of 32 tokens and 16 generated: TTFT = the prefill step of 32 tokens; the end is
-    TTFT + 15 decode steps. The body says so, the TGI-style headers say so in milliseconds.
+    A prompt of 32 tokens and 16 generated: TTFT = 10 ms + 32 x 7.5 µs of API server, the
+    prefill step of 32 tokens and one token's delivery; the end is TTFT + 15 decode steps. The
+    body says so, the TGI-style headers (inference: after the API server) say so in ms.
     """
     from inferlab import simulate
     from inferlab.engine.timing import EngineTiming
@@ -346,11 +347,12 @@ async def test_every_answer_carries_the_engines_own_timing(app_client, virtual_m
     (predicted,) = simulate([(0.0, count_tokens(prompt), 16)], virtual_model.profile)
     assert engine is not None and engine.output_tokens == 16
     assert engine.queue_s == 0.0
+    assert engine.api_server_s == pytest.approx(predicted.queued_s) == pytest.approx(0.01024)
     assert engine.ttft_s == pytest.approx(predicted.first_token_s)
     assert engine.e2e_latency_s == pytest.approx(predicted.finished_s)
     assert float(response.headers["x-queue-time"]) == 0.0
     assert float(response.headers["x-inference-time"]) == pytest.approx(
-        predicted.finished_s * 1000, abs=1e-3
+        (predicted.finished_s - predicted.queued_s) * 1000, abs=1e-3
     )
     streamed = await app_client.post("/completions", json={**body, "stream": True})
     chunks = _sse_payloads(streamed.text)

@@ -43,10 +43,11 @@ class SchedulerConfig:
     enable_prefix_caching: bool = False
     kv_capacity_tokens: int | None = None  # the pool in tokens; None: sized from memory
     num_gpu_blocks_override: int | None = None  # vLLM's flag: the pool in blocks, for tests
+    num_scheduler_steps: int = 1  # vLLM 0.x's multi-step decoding (multi_step.py); V1: 1
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "batching", Batching(self.batching))
-        for name in ("max_num_seqs", "max_num_batched_tokens", "block_size"):
+        for name in ("max_num_seqs", "max_num_batched_tokens", "block_size", "num_scheduler_steps"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be >= 1, got {value!r}")

@@ -8,7 +8,8 @@ the profiled hardware (times `time_scale`), then hands one token to every runnin
     async for token in model.generate("Hello", max_tokens=8):
         print(token.text, token.finish_reason)
 
-Left out on purpose: real weights, logits and sampling. The text comes from `_text.py`.
+Left out on purpose: real weights, logits and sampling. The text comes from `text.py`; each
+caller's channel and stop strings live in `_streams.py`.
 """
 
 from __future__ import annotations
@@ -18,11 +19,13 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable
 from typing import NamedTuple, Protocol
 
+from ..errors import InvalidRequestError
+from ._streams import Stream
 from .clock import ScaledClock
 from .config import Batching, SchedulerConfig
 from .profiles import DEFAULT_PROFILE, Profile, get_profile
 from .scheduler import Scheduler, Sequence, Step
-from .text import count_tokens, generate_tokens, token_ids
+from .text import count_tokens, token_ids
 
 
 class Clock(Protocol):
@@ -48,79 +51,8 @@ class Token(NamedTuple):
     # On the last token only: when the sequence arrived and when a step first took it, on the
     # engine's clock, so the server can report the engine's own account of the request.
     arrival_s: float | None = None
+    queued_s: float | None = None  # NEW: when the API server handed it to the engine's queue
     admitted_s: float | None = None
-
-
-class StopMatcher:
-    """Cuts generated text at the first stop string, holding back what might begin one.
-
-    >>> m = StopMatcher(["\\n\\n"]); m.feed("a\\n"), m.feed("\\nb")
-    (('a', False), ('', True))
-    """
-
-    def __init__(self, stops: list[str]):
-        self._stops = [stop for stop in stops if stop]
-        self._pending = ""
-
-    def feed(self, piece: str) -> tuple[str, bool]:
-        """Add a piece of text; return (text safe to emit now, whether a stop string matched)."""
-        if not self._stops:
-            return piece, False  # the common case, on the hot path: nothing to look for
-        self._pending += piece
-        cut = min((i for i in map(self._pending.find, self._stops) if i >= 0), default=-1)
-        if cut >= 0:
-            emitted, self._pending = self._pending[:cut], ""
-            return emitted, True
-        keep = max((self._overlap(stop) for stop in self._stops), default=0)
-        emitted = self._pending[: len(self._pending) - keep]
-        self._pending = self._pending[len(emitted) :]
-        return emitted, False
-
-    def flush(self) -> str:
-        emitted, self._pending = self._pending, ""
-        return emitted
-
-    def _overlap(self, stop: str) -> int:
-        """Length of the longest end of the pending text that is a start of `stop`."""
-        for size in range(min(len(stop) - 1, len(self._pending)), 0, -1):
-            if self._pending.endswith(stop[:size]):
-                return size
-        return 0
-
-
-class _Channel:
-    """A one-consumer queue of tokens: a deque plus a future to wake the reader.
-
-    Leaner than asyncio.Queue (no maxsize, no task accounting), which matters at a thousand
-    sequences a step. The step loop and the reader share one event loop, so no locks.
-    """
-
-    def __init__(self) -> None:
-        self._items: deque[Token | BaseException] = deque()
-        self._waiter: asyncio.Future[None] | None = None
-
-    def put(self, item: Token | BaseException) -> None:
-        self._items.append(item)
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
-
-    async def get(self) -> Token | BaseException:
-        while not self._items:
-            self._waiter = asyncio.get_running_loop().create_future()
-            await self._waiter
-        return self._items.popleft()
-
-
-class _Stream:
-    """What the engine keeps per sequence besides the scheduler's bookkeeping."""
-
-    def __init__(
-        self, prompt: str, seed: int | None, temperature: float, stop: list[str], ignore_eos: bool
-    ):
-        self.tokens = generate_tokens(prompt, seed=seed, temperature=temperature)
-        self.ignore_eos = ignore_eos
-        self.matcher = StopMatcher(stop)
-        self.channel = _Channel()
 
 
 class SimulatedModel:
@@ -144,8 +76,10 @@ class SimulatedModel:
         enable_prefix_caching: bool = False,
         num_gpu_blocks_override: int | None = None,
         max_model_len: int | None = None,
+        api_server_cost: float = 1.0,  # NEW: the front end's work (api_server.py); 0: none
+        num_scheduler_steps: int = 1,  # NEW: vLLM 0.x's multi-step decoding (multi_step.py)
     ):
-        self.profile = get_profile(profile)
+        self.profile = get_profile(profile).with_api_server_cost(api_server_cost)
         if max_model_len is not None:  # vLLM's --max-model-len: a shorter context window
             self.profile = self.profile.with_overrides(max_model_len=max_model_len)
         self.name = name or self.profile.name
@@ -160,13 +94,16 @@ class SimulatedModel:
             enable_prefix_caching=enable_prefix_caching,
             kv_capacity_tokens=kv_capacity_tokens,
             num_gpu_blocks_override=num_gpu_blocks_override,
+            num_scheduler_steps=num_scheduler_steps,
         )
         self.scheduler = Scheduler(self.profile, config)
         self.lag_s = 0.0  # how far the wall clock ran behind the last step's deadline
         self.max_lag_s = 0.0  # the worst lag since the model last went busy after being idle
         self.last_error: Exception | None = None  # why the step loop last crashed, if it did
         self.step_listeners: list[Callable[[Step], None]] = []
-        self._streams: dict[Sequence, _Stream] = {}
+        self._streams: dict[Sequence, Stream] = {}
+        # NEW: requests still in the API server, in arrival order: (when they reach the queue, seq)
+        self._arriving: deque[tuple[float, Sequence]] = deque()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
         self._wake: asyncio.Event | None = None
@@ -193,7 +130,7 @@ class SimulatedModel:
         if time_scale is not None and time_scale != self.time_scale:
             if not isinstance(self.clock, ScaledClock):
                 raise ValueError("time_scale can change only on a scaled clock")
-            if self.num_running or self.num_waiting:
+            if self.num_running or self.num_waiting or self._arriving:
                 raise ValueError("time_scale can change only while the model is idle")
             self.clock.rescale(time_scale)
         changes = {
@@ -242,11 +179,13 @@ class SimulatedModel:
         )
         self._ensure_running()
         self.scheduler.check(seq)
-        tokenize_s = self.profile.tokenize_ms_per_token * seq.prompt_tokens / 1000.0
-        if tokenize_s > 0:  # NEW: the API server tokenizes before the engine sees the request
-            await self.clock.sleep_until(seq.arrival_s + tokenize_s)
-        self.scheduler.add(seq)
-        stream = _Stream(prompt, seed, temperature, stop or [], ignore_eos)
+        # NEW: the API server parses and tokenizes it first; the step loop queues it when done.
+        # subtle: the step loop does the waiting, not this caller, so a virtual clock (one
+        # sleeper at a time) keeps the same timeline as simulate().
+        previous_s = self._arriving[-1][0] if self._arriving else 0.0
+        queued_s = self.profile.api_server.queued_s(seq.arrival_s, seq.prompt_tokens, previous_s)
+        self._arriving.append((queued_s, seq))
+        stream = Stream(prompt, seed, temperature, stop or [], ignore_eos)
         self._streams[seq] = stream
         assert self._wake is not None
         self._wake.set()
@@ -261,6 +200,7 @@ class SimulatedModel:
         finally:
             if not finished:  # the caller stopped listening: stop computing for it
                 self.scheduler.remove(seq)
+                self._forget_arriving(seq)
             self._streams.pop(seq, None)
 
     @property
@@ -289,6 +229,7 @@ class SimulatedModel:
             return
         if self._loop is not loop:  # their readers died with the old loop: forget them
             self._streams.clear()
+            self._arriving.clear()
         self._loop = loop
         self._wake = asyncio.Event()
         for seq in [*self.scheduler.waiting, *self.scheduler.running]:
@@ -300,17 +241,30 @@ class SimulatedModel:
         try:
             step_start_s = self.clock.now()
             while True:
+                self._queue_arrivals()
                 step = self.scheduler.plan_step(step_start_s)
                 if step is None:
+                    self.max_lag_s = 0.0
+                    if self._arriving:  # NEW: the API server is still busy with a request
+                        # subtle: the step starts when it reaches the queue, not when this loop
+                        # wakes, so a late wake-up is not counted as queue time
+                        step_start_s = self._arriving[0][0]
+                        await self.clock.sleep_until(step_start_s)
+                        continue
                     self._wake.clear()
                     await self._wake.wait()  # idle: no CPU until a request arrives
                     step_start_s = self.clock.now()
-                    self.max_lag_s = 0.0
                     continue
                 deadline_s = step.start_s + step.duration_s
                 await self.clock.sleep_until(deadline_s)
                 self.lag_s = max(0.0, self.clock.now() - deadline_s)
                 self.max_lag_s = max(self.max_lag_s, self.lag_s)
+                # NEW: the API server's output processing (see Step) delays the tokens. subtle:
+                # only a wait asyncio can time: it rounds a shorter one up to 1 ms, which read
+                # at time_scale 0.2 is a 5 ms stutter; below that they leave at the step's end,
+                # under 1 ms of wall time before the moment they are stamped with.
+                if step.delivery_s * self.clock.time_scale >= _TIMER_RESOLUTION_S:
+                    await self.clock.sleep_until(deadline_s + step.delivery_s)
                 self._emit(step)
                 # subtle: the next step starts at this step's deadline, not at "now", so the
                 # simulated timeline stays exact even when the wall clock wakes a little late.
@@ -323,39 +277,65 @@ class SimulatedModel:
             self.last_error = exc
             self._fail_everyone(exc)
 
+    def _queue_arrivals(self) -> None:
+        """Hand the scheduler every request the API server has finished with by now."""
+        now_s = self.clock.now()
+        while self._arriving and self._arriving[0][0] <= now_s:
+            queued_s, seq = self._arriving.popleft()
+            stream = self._streams.get(seq)
+            if stream is None:
+                continue  # its caller went away meanwhile
+            try:
+                self.scheduler.add(seq, queued_s)
+            except InvalidRequestError as exc:  # the pool shrank since generate() checked
+                stream.channel.put(exc)
+
+    def _forget_arriving(self, seq: Sequence) -> None:
+        if any(item[1] is seq for item in self._arriving):
+            self._arriving = deque(item for item in self._arriving if item[1] is not seq)
+
     def _emit(self, step: Step) -> None:
-        """Hand each sequence of the finished step its token and retire the finished ones."""
-        end_s = step.start_s + step.duration_s
-        tokens: dict[Sequence, Token] = {}
-        stopped_early: list[Sequence] = []
+        """Hand each sequence of the finished step its token (its burst's tokens, with
+        --num-scheduler-steps) and retire the finished ones."""
+        end_s = step.start_s + step.duration_s + step.delivery_s
+        tokens: dict[Sequence, list[Token]] = {}
+        stopped_early: dict[Sequence, int] = {}  # -> how many tokens it took before stopping
         for seq in step.sequences:
             stream = self._streams.get(seq)
             if stream is None:
                 continue
+            count = step.scheduled[seq] if step.num_steps > 1 else 1
             try:
-                token = self._next_token(stream, end_s)
+                taken = [self._next_token(stream, end_s)]
+                while len(taken) < count and taken[-1].finish_reason is None:
+                    taken.append(self._next_token(stream, end_s))
             except Exception as exc:
                 # One sequence's failure is its own: it leaves the batch, the others go on.
                 self.scheduler.remove(seq)
                 stream.channel.put(_failure("this sequence failed", exc))
                 continue
-            if token.finish_reason == "stop":
-                stopped_early.append(seq)
-            tokens[seq] = token
+            if taken[-1].finish_reason == "stop":
+                stopped_early[seq] = len(taken)
+            tokens[seq] = taken
         for seq in self.scheduler.finish_step(step, stopped_early):
-            last = tokens.get(seq)
-            if last is not None and last.finish_reason is None:
-                stream = self._streams[seq]
-                tokens[seq] = Token(last.text + stream.matcher.flush(), "length", end_s)
-        for seq, token in tokens.items():
-            if token.finish_reason is not None:
-                token = token._replace(arrival_s=seq.arrival_s, admitted_s=seq.admitted_s)
-            self._streams[seq].channel.put(token)
+            taken = tokens.get(seq, [])
+            if taken and taken[-1].finish_reason is None:
+                text = taken[-1].text + self._streams[seq].matcher.flush()
+                taken[-1] = Token(text, "length", end_s)
+        for seq, taken in tokens.items():
+            last = taken[-1]
+            if last.finish_reason is not None:
+                taken[-1] = last._replace(
+                    arrival_s=seq.arrival_s, queued_s=seq.queued_s, admitted_s=seq.admitted_s
+                )
+            channel = self._streams[seq].channel
+            for token in taken:
+                channel.put(token)
         for listener in self.step_listeners:
             listener(step)
 
     @staticmethod
-    def _next_token(stream: _Stream, end_s: float) -> Token:
+    def _next_token(stream: Stream, end_s: float) -> Token:
         """The sequence's token of this step: text, end-of-sequence, or a stop string's end."""
         piece = next(stream.tokens)
         if piece is None and not stream.ignore_eos:
@@ -366,6 +346,9 @@ class SimulatedModel:
     def _fail_everyone(self, exc: BaseException) -> None:
         for stream in self._streams.values():
             stream.channel.put(_failure("the simulated accelerator stopped", exc))
+
+
+_TIMER_RESOLUTION_S = 0.001  # asyncio's selector waits in whole milliseconds (epoll_wait)
 
 
 def _failure(what: str, cause: BaseException) -> RuntimeError:

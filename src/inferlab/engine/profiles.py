@@ -24,6 +24,8 @@ from dataclasses import dataclass, replace
 from importlib import resources
 from typing import Any
 
+from .api_server import ApiServerCost
+
 
 @dataclass(frozen=True)
 class Profile:
@@ -41,12 +43,10 @@ class Profile:
     prefill_fixed_ms: float  # d
     prefill_per_token_ms: float  # e: the matrix multiplies, linear in tokens
     prefill_attention_ms: float  # f: causal attention, quadratic in each prompt's length
-    step_overhead_ms: float = 0.0  # scheduler and API work per step (CPU), 0.5-2 ms in vLLM
-    # The API server's own cost per request, before the engine sees it: tokenizing the prompt.
-    # vLLM PR #818 measured 2.4 s of tokenizer time over 500 requests of 512 + 128 tokens
-    # (A100, HF tokenizer): about 7.5 µs a token. The measured profiles leave it at 0 (they
-    # timed the GPU alone); the vLLM-like compiled profile turns it on.
-    tokenize_ms_per_token: float = 0.0
+    step_overhead_ms: float = 0.0  # the engine's CPU work per step (scheduling), 0.5-2 ms
+    # The API server's own work, off the GPU: HTTP, tokenizing, detokenizing (api_server.py).
+    # On in every profile, as on a real server; `with_api_server_cost(0)` gives the pure engine.
+    api_server: ApiServerCost = ApiServerCost()
     max_model_len: int = 8192  # context window: prompt + completion tokens
     # Memory, in GiB, for sizing the KV pool: vLLM's KV cache gets total × utilisation minus
     # the weights and the peak activations of its profiling run (CUDA graphs included).
@@ -129,6 +129,16 @@ class Profile:
         """A copy with some fields changed, e.g. `profile.with_overrides(step_overhead_ms=1.0)`."""
         return replace(self, **changes)  # type: ignore[arg-type]
 
+    def with_api_server_cost(self, factor: float) -> Profile:
+        """A copy whose API-server cost is `factor` times this one's: 0 for the pure engine.
+
+        >>> H100_LLAMA3_8B.with_api_server_cost(0).api_server.before_engine_s(100)
+        0.0
+        """
+        if factor == 1:
+            return self
+        return replace(self, api_server=self.api_server.scaled(factor))
+
 
 # ---------------------------------------------------------------------------------------------
 # Fitted on 2026-11-22, CUDA-graph replay, torch 2.11, bf16 (fits in data/h100_calibration.json)
@@ -174,7 +184,6 @@ H100_LLAMA3_8B_COMPILED = H100_LLAMA3_8B.with_overrides(
     decode_fixed_ms=6.4,
     prefill_floor_ms=6.4,
     step_overhead_ms=1.0,
-    tokenize_ms_per_token=0.0075,
 )
 
 PROFILES: dict[str, Profile] = {

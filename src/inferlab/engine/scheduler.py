@@ -1,7 +1,7 @@
 """The scheduler of the simulated accelerator: who computes which tokens in the next step.
 
 Pure bookkeeping, no clock and no asyncio, so it is driven in real time by `SimulatedModel`
-or in virtual time by `simulate()` below, with exactly the same decisions. As in vLLM v1
+or in virtual time by `simulate()` (`virtual_time.py`), with the same decisions. As in vLLM v1
 (`vllm/v1/core/sched/scheduler.py`, `Scheduler.schedule`) there is no "prefill phase" and
 "decode phase": each sequence has `num_computed_tokens` of its tokens in the KV cache, and a
 step computes some of the rest. One step:
@@ -16,6 +16,8 @@ step computes some of the rest. One step:
        (`prefix_cache.py`);
     4. the step costs one forward pass over all those tokens (`Profile.mixed_ms`); a sequence
        whose tokens are now all computed samples one more.
+    5. with `num_scheduler_steps` N > 1 (vLLM 0.x), a step of decodes only runs N decode
+       iterations at once and hands out N tokens a sequence together (`multi_step.py`).
 
 With `enable_chunked_prefill=False` a step is either all prefill (whole prompts of newcomers)
 or all decode, and waiting prompts go first: vLLM 0.x's default scheduler. Every running
@@ -26,13 +28,14 @@ from __future__ import annotations
 
 import itertools
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..errors import InvalidRequestError
 from .config import Batching, SchedulerConfig
 from .kv_blocks import BlockPool, blocks_for
+from .multi_step import extend_to_burst
 from .prefix_cache import PrefixCacheStats, extend_block_hashes, longest_hit
 from .profiles import Profile
 
@@ -48,6 +51,7 @@ class Sequence:
     arrival_s: float = 0.0
     prompt_token_ids: list[int] | None = None  # None: unique ids, so it shares no prefix
     generated: int = 0
+    queued_s: float | None = None  # reached the engine's queue, after the API server's work
     admitted_s: float | None = None  # first scheduled: the end of its queue time
     first_token_s: float | None = None
     last_token_s: float | None = None
@@ -108,6 +112,12 @@ class Step:
     # Those that sample a token at the end of this step: every decode, and each prefill whose
     # last chunk this is. A partial chunk yields nothing yet.
     sequences: list[Sequence] = field(default_factory=list)
+    # The API server's output processing: the step's tokens reach their clients this long
+    # after it ends (api_server.py). It runs beside the next step, so it delays no step.
+    delivery_s: float = 0.0
+    # GPU iterations this one plan runs: N for a multi-step burst (multi_step.py), else 1.
+    # In a burst each sequence samples `scheduled[seq]` tokens, all delivered at its end.
+    num_steps: int = 1
 
     @property
     def batch_size(self) -> int:
@@ -214,9 +224,11 @@ class Scheduler:
 
     # --- the caller's side ----------------------------------------------------------------
 
-    def add(self, seq: Sequence) -> None:
-        """Queue a sequence, or raise InvalidRequestError if it could never run."""
+    def add(self, seq: Sequence, now_s: float | None = None) -> None:
+        """Queue a sequence (at `now_s`, its arrival if None), or raise InvalidRequestError if it
+        could never run."""
         self.check(seq)
+        seq.queued_s = seq.arrival_s if now_s is None else now_s
         self.waiting.append(seq)
 
     def check(self, seq: Sequence) -> None:
@@ -389,7 +401,7 @@ class Scheduler:
                 emitting.append(seq)
         chunks = [(scheduled[seq], seq.num_computed_tokens) for seq in prefill]
         cost_ms = self.profile.step_overhead_ms + self.profile.mixed_ms(chunks, decode_lens)
-        return Step(
+        step = Step(
             index=self.steps_done,
             start_s=now_s,
             duration_s=cost_ms / 1000.0,
@@ -400,17 +412,26 @@ class Scheduler:
             waiting=len(self.waiting),
             kv_usage=self.pool.usage,
             sequences=emitting,
+            delivery_s=self.profile.api_server.delivery_s(len(emitting)),
         )
+        return extend_to_burst(self, step)  # vLLM 0.x's --num-scheduler-steps
 
-    def finish_step(self, step: Step, stopped_early: Iterable[Sequence] = ()) -> list[Sequence]:
+    def finish_step(
+        self, step: Step, stopped_early: Iterable[Sequence] | Mapping[Sequence, int] = ()
+    ) -> list[Sequence]:
         """Credit every sequence of `step` with its computed tokens, and one sampled token where
         its tokens are all computed; return those that are now done.
 
         `stopped_early` are sequences whose token this step was end-of-sequence or completed a
-        stop string: they leave even though max_tokens is not reached.
+        stop string: they leave even though max_tokens is not reached. In a multi-step burst
+        it maps each to the tokens it took before it stopped.
         """
-        end_s = step.start_s + step.duration_s
-        early = set(stopped_early)
+        end_s = step.start_s + step.duration_s + step.delivery_s  # when its clients get it
+        early: dict[Sequence, int] = (
+            dict(stopped_early)
+            if isinstance(stopped_early, Mapping)
+            else dict.fromkeys(stopped_early, 1)
+        )
         emitting = set(step.sequences)
         running = set(self.running)  # subtle: a set, or this loop is O(batch²) every step
         caching = self.config.enable_prefix_caching
@@ -418,15 +439,24 @@ class Scheduler:
         for seq, new_tokens in step.scheduled.items():
             if seq not in running:
                 continue  # removed while the step ran (its caller went away)
-            seq.num_computed_tokens += new_tokens
-            if caching:
-                self._cache_blocks(seq)
-            if seq not in emitting:
-                continue  # a chunk of a longer prompt: no token yet
-            seq._append_token()
-            seq.first_token_s = end_s if seq.first_token_s is None else seq.first_token_s
-            seq.last_token_s = end_s
-            seq.token_times_s.append(end_s)
+            if step.num_steps > 1:  # NEW: a burst: all its tokens at once (multi_step.py)
+                for _ in range(early.get(seq, new_tokens)):
+                    seq._append_token()
+                    seq.token_times_s.append(end_s)
+                seq.num_computed_tokens = seq.context_len - 1  # all but the newest
+                seq.last_token_s = end_s
+                if caching:
+                    self._cache_blocks(seq)
+            else:
+                seq.num_computed_tokens += new_tokens
+                if caching:
+                    self._cache_blocks(seq)
+                if seq not in emitting:
+                    continue  # a chunk of a longer prompt: no token yet
+                seq._append_token()
+                seq.first_token_s = end_s if seq.first_token_s is None else seq.first_token_s
+                seq.last_token_s = end_s
+                seq.token_times_s.append(end_s)
             if seq.generated >= seq.max_tokens or seq in early:
                 seq.finished_s = end_s
                 seq.finish_reason = "stop" if seq in early else "length"
@@ -449,77 +479,3 @@ class Scheduler:
         for index in range(seq.num_cached_blocks, full):
             self.pool.cache(seq.block_ids[index], seq.block_hashes[index])
         seq.num_cached_blocks = full
-
-
-# ---------------------------------------------------------------------------------------------
-# Virtual time
-
-Prompt = int | str | list[int]
-
-
-def _sequence(arrival_s: float, prompt: Prompt, output_tokens: int) -> Sequence:
-    from .text import token_ids  # a prompt's text becomes the ids prefix caching hashes
-
-    ids = token_ids(prompt) if isinstance(prompt, str) else None
-    if isinstance(prompt, list):
-        ids = list(prompt)
-    count = len(ids) if ids is not None else int(prompt)  # type: ignore[arg-type]
-    return Sequence(count, output_tokens, arrival_s, prompt_token_ids=ids)
-
-
-def simulate(
-    requests: Iterable[tuple[float, Prompt, int]],
-    profile: Profile,
-    *,
-    batching: Batching | str = Batching.CONTINUOUS,
-    max_num_seqs: int = 256,
-    max_num_batched_tokens: int = 8192,
-    enable_chunked_prefill: bool = True,
-    block_size: int = 16,
-    gpu_memory_utilization: float = 0.9,
-    enable_prefix_caching: bool = False,
-    kv_capacity_tokens: int | None = None,
-    num_gpu_blocks_override: int | None = None,
-    scheduler: Scheduler | None = None,
-) -> list[Sequence]:
-    """Run the scheduler in virtual time over `(arrival_s, prompt, output_tokens)` tuples.
-
-    `prompt` is a token count, a text (its words become token ids, so equal beginnings share
-    prefix-cache blocks) or a list of token ids. The settings are the server's, under vLLM's
-    names. Returns one finished `Sequence` per request, in input order, with its admission,
-    first-token and finish times. Every request generates exactly `output_tokens` tokens (as
-    with vLLM's `ignore_eos`), so the result is a pure function of the inputs. Pass a
-    `scheduler` to keep its prefix cache (and counters) across calls, as a live server would.
-
-        simulate([(0, 100, 2)], profile) -> one Sequence, first_token_s = prefill(100) ms,
-                                            finished_s = that + decode([101]) ms
-    """
-    if scheduler is None:
-        config = SchedulerConfig(
-            Batching(batching),
-            max_num_seqs,
-            max_num_batched_tokens,
-            enable_chunked_prefill,
-            block_size,
-            gpu_memory_utilization,
-            enable_prefix_caching,
-            kv_capacity_tokens,
-            num_gpu_blocks_override,
-        )
-        scheduler = Scheduler(profile, config)
-    sequences = [_sequence(*request) for request in requests]
-    # The API server tokenizes a prompt before the engine sees it (Profile.tokenize_ms_per_token)
-    tokenize_s = profile.tokenize_ms_per_token / 1000.0
-    ready = sorted(sequences, key=lambda seq: seq.arrival_s + tokenize_s * seq.prompt_tokens)
-    pending = deque((seq.arrival_s + tokenize_s * seq.prompt_tokens, seq) for seq in ready)
-    now_s = 0.0
-    while pending or scheduler.has_work():
-        while pending and pending[0][0] <= now_s:
-            scheduler.add(pending.popleft()[1])
-        step = scheduler.plan_step(now_s)
-        if step is None:
-            now_s = pending[0][0]  # idle: jump to the next arrival
-            continue
-        now_s = step.start_s + step.duration_s
-        scheduler.finish_step(step)
-    return sequences

@@ -23,12 +23,13 @@ class EngineTiming:
     (0.09, 0.01)
     """
 
-    queue_s: float  # arrival -> the step that first took it
+    queue_s: float  # in the engine's queue -> the step that first took it
     prefill_s: float  # that step -> its first token
-    ttft_s: float  # arrival -> first token
+    ttft_s: float  # arrival -> first token: api_server_s + queue_s + prefill_s
     e2e_latency_s: float  # arrival -> last token
     output_tokens: int
     time_scale: float = 1.0  # the engine's wall seconds per simulated second
+    api_server_s: float = 0.0  # arrival -> the engine's queue: HTTP, tokenizing (api_server.py)
 
     WIRE_NAME = "engine_timing"  # the field of a response body (or last chunk) that carries it
 
@@ -57,6 +58,7 @@ class EngineTiming:
                 e2e_latency_s=float(body["e2e_latency_s"]),
                 output_tokens=int(body["output_tokens"]),
                 time_scale=float(body.get("time_scale", 1.0)),
+                api_server_s=float(body.get("api_server_s", 0.0)),
             )
         except (KeyError, TypeError, ValueError):
             return None

@@ -77,15 +77,22 @@ class LoadRun:
         return dataclasses.replace(summary, drift=drift)
 
 
-def _stopped(request: PlannedRequest, scheduled_s: float) -> RequestResult:
+def _stopped(
+    request: PlannedRequest, scheduled_s: float, sent_s: float | None = None
+) -> RequestResult:
+    """The record of a request the run's time limit cut off. `sent_s` is when it went out; a
+    request still waiting for a free slot (max_concurrency) never did, and is counted as sent
+    at the stop: either way the load generator's lag behind its schedule stays in the record."""
+    stopped_s = time.perf_counter()
     return RequestResult(
         index=request.index,
         scheduled_s=scheduled_s,
-        sent_s=scheduled_s,
-        done_s=time.perf_counter(),
+        sent_s=stopped_s if sent_s is None else sent_s,
+        done_s=stopped_s,
         ok=False,
         error_type="TimeLimitExceeded",
-        error="stopped at the run's time limit",
+        error="stopped at the run's time limit"
+        + ("" if sent_s is not None else " before a slot was free to send it"),
         prompt_tokens=request.prompt_tokens,
     )
 
@@ -108,10 +115,11 @@ class _Tracker:
 
     async def send(self, send: Send, request: PlannedRequest, scheduled_s: float) -> None:
         self.in_flight += 1
+        sent_s = time.perf_counter()
         try:
             record = await send(request, scheduled_s)
         except asyncio.CancelledError:  # the run hit its time limit: still a record, an error
-            self.records.append(_stopped(request, scheduled_s))
+            self.records.append(_stopped(request, scheduled_s, sent_s))
             raise
         finally:
             self.in_flight -= 1
@@ -145,8 +153,15 @@ async def run_open_loop(
         if limit is None:
             await tracker.send(send, request, scheduled_s)
             return
-        async with limit:
+        try:
+            await limit.acquire()
+        except asyncio.CancelledError:  # cut off while waiting for a slot: a record all the same
+            tracker.records.append(_stopped(request, scheduled_s))
+            raise
+        try:
             await tracker.send(send, request, scheduled_s)
+        finally:
+            limit.release()
 
     started = tracker.started_s
     sampler = asyncio.ensure_future(tracker.sample_every(0.01))

@@ -128,6 +128,8 @@ def _model_for(settings: ServerSettings) -> SimulatedModel:
         enable_prefix_caching=settings.enable_prefix_caching,
         num_gpu_blocks_override=settings.num_gpu_blocks_override,
         max_model_len=settings.max_model_len,
+        api_server_cost=settings.api_server_cost,
+        num_scheduler_steps=settings.num_scheduler_steps,
     )
 
 

@@ -266,17 +266,25 @@ class ServerMetrics:
 
     def _on_step(self, step: Step) -> None:
         """Called after each step with the sequences that sampled a token in it."""
-        prompt_tokens = computed = 0
+        prompt_tokens = computed = generated = 0
         for seq in step.sequences:
+            times = seq.token_times_s
             if seq.generated == 1:  # its first token: vLLM counts the prompt then
                 prompt_tokens += seq.prompt_tokens
                 computed += seq.prompt_tokens - seq.num_cached_tokens
                 self.ttft.observe(seq.first_token_s - seq.arrival_s)  # type: ignore[operator]
-            elif len(seq.token_times_s) > 1:
-                self.itl.observe(seq.token_times_s[-1] - seq.token_times_s[-2])
+                generated += 1
+            else:
+                # NEW: a multi-step burst hands out several tokens at once: one gap since the
+                # last burst, then gaps of 0 (multi_step.py); an ordinary step, one token.
+                new = 1
+                while step.num_steps > 1 and new < len(times) - 1 and times[-new - 1] == times[-1]:
+                    new += 1  # the burst's tokens share its end time
+                for index in range(len(times) - new, len(times)):
+                    self.itl.observe(times[index] - times[index - 1])
+                generated += new
             if seq.finished_s is not None:
                 self._on_finished(seq)
-        generated = len(step.sequences)
         self.prompt_tokens.labels(**self.labels).inc(prompt_tokens)
         self.generation_tokens.labels(**self.labels).inc(generated)
         # vLLM observes, per step that sampled any token, the prompt tokens it computed (not
@@ -295,7 +303,9 @@ class ServerMetrics:
         assert seq.finished_s is not None
         times = self.request_times
         times["e2e"].observe(seq.finished_s - seq.arrival_s)
-        times["queue"].observe(seq.admitted_s - seq.arrival_s)
+        # vLLM's queue time starts in the engine core's queue, after the API server's work
+        queued_s = seq.queued_s if seq.queued_s is not None else seq.arrival_s
+        times["queue"].observe(seq.admitted_s - queued_s)
         times["prefill"].observe(seq.first_token_s - seq.admitted_s)
         times["decode"].observe(seq.finished_s - seq.first_token_s)
         times["inference"].observe(seq.finished_s - seq.admitted_s)

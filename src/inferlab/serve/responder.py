@@ -141,6 +141,7 @@ class _Timer:
         self.time_scale = model.time_scale
         self.first_token_s: dict[int, float] = {}
         self.arrival_s: float | None = None
+        self.queued_s: float | None = None
         self.admitted_s: float | None = None
         self.finished_s: float | None = None
         self.output_tokens = 0
@@ -153,6 +154,7 @@ class _Timer:
             self.metrics.observe_choice(ttft_s, token.time_s - self.start_s, token.finish_reason)
             # A request of several choices: the earliest arrival and admission, the last finish.
             self.arrival_s = _earliest(self.arrival_s, token.arrival_s)
+            self.queued_s = _earliest(self.queued_s, token.queued_s)
             self.admitted_s = _earliest(self.admitted_s, token.admitted_s)
             self.finished_s = max(self.finished_s or token.time_s, token.time_s)
 
@@ -162,15 +164,17 @@ class _Timer:
         arrival_s = self.arrival_s if self.arrival_s is not None else self.start_s
         # subtle: arrivals are stamped from the wall clock, steps on the exact simulated
         # timeline; a server running late can admit a sequence "before" it arrived. Clamp.
-        admitted_s = max(arrival_s, self.admitted_s if self.admitted_s is not None else arrival_s)
+        queued_s = max(arrival_s, self.queued_s if self.queued_s is not None else arrival_s)
+        admitted_s = max(queued_s, self.admitted_s if self.admitted_s is not None else queued_s)
         first_s = max(admitted_s, min(self.first_token_s.values()))
         return EngineTiming(
-            queue_s=admitted_s - arrival_s,
+            queue_s=admitted_s - queued_s,
             prefill_s=first_s - admitted_s,
             ttft_s=first_s - arrival_s,
             e2e_latency_s=max(first_s, self.finished_s) - arrival_s,
             output_tokens=self.output_tokens,
             time_scale=self.time_scale,
+            api_server_s=queued_s - arrival_s,
         )
 
 

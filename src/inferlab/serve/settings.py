@@ -61,8 +61,15 @@ class ServerSettings(HttpLimits):
     num_gpu_blocks_override: int | None = setting(
         None, "the KV pool in blocks, instead of sizing it from memory"
     )
+    num_scheduler_steps: int = setting(
+        1, "decode steps planned at once, tokens streamed in bursts (vLLM 0.x; V1 has none)"
+    )
     max_model_len: int | None = setting(
         None, "the context window in tokens (default: the profile's)"
+    )
+    # NEW: the front end's own work (HTTP, tokenizing, detokenizing; engine/api_server.py)
+    api_server_cost: float = setting(
+        1.0, "times the API server's cited per-request cost (0: the pure engine)"
     )
     time_scale: float = setting(
         1.0, "wall seconds per simulated second (0.1 = ten times faster than the H100)"
@@ -92,13 +99,15 @@ class ServerSettings(HttpLimits):
             raise ValueError(f"max_num_seqs must be >= 1, got {self.max_num_seqs}")
         if self.kv_capacity_tokens is not None and self.kv_capacity_tokens < 1:
             raise ValueError(f"kv_capacity_tokens must be >= 1, got {self.kv_capacity_tokens}")
-        for name in ("max_num_batched_tokens", "block_size"):
+        for name in ("max_num_batched_tokens", "block_size", "num_scheduler_steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not 0 < self.gpu_memory_utilization <= 1:
             raise ValueError(
                 f"gpu_memory_utilization must be in (0, 1], got {self.gpu_memory_utilization}"
             )
+        if not self.api_server_cost >= 0:
+            raise ValueError(f"api_server_cost must be >= 0, got {self.api_server_cost}")
         if not self.time_scale > 0:
             raise ValueError(f"time_scale must be > 0, got {self.time_scale}")
         if self.max_concurrent_requests is not None and self.max_concurrent_requests < 1:

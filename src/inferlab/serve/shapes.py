@@ -30,7 +30,9 @@ def timing_headers(engine_timing: dict[str, Any] | None) -> dict[str, str]:
     if not engine_timing:
         return {}
     tokens = engine_timing["output_tokens"]
-    inference_s = engine_timing["e2e_latency_s"] - engine_timing["queue_s"]
+    # TGI's inference time: after the queue, so also after the API server's work before it
+    waited_s = engine_timing["queue_s"] + engine_timing.get("api_server_s", 0.0)
+    inference_s = engine_timing["e2e_latency_s"] - waited_s
     decode_s = engine_timing["e2e_latency_s"] - engine_timing["ttft_s"]
     return {
         "x-queue-time": f"{engine_timing['queue_s'] * 1000:.3f}",

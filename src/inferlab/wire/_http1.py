@@ -216,6 +216,7 @@ class Http1Transport(httpx.AsyncBaseTransport):
         self._open = 0  # connections in use or idle
         self._queue: deque[asyncio.Future[None]] = deque()  # requests waiting for a slot
         self._woken = 0  # of those, woken for a slot and not yet running again
+        self._closed = False  # aclose() was called: connections given back are closed
         self._fallback: httpx.AsyncHTTPTransport | None = None
 
     @property
@@ -342,7 +343,9 @@ class Http1Transport(httpx.AsyncBaseTransport):
 
     def _release(self, key: tuple[str, int], conn: _Connection) -> None:
         idle = self._idle.setdefault(key, [])
-        if not conn.reusable() or len(idle) >= _KEEP_AT_MOST_IDLE:
+        # A closed transport keeps nothing: a response read to its end after aclose() would
+        # otherwise park its connection where nothing will ever close it.
+        if self._closed or not conn.reusable() or len(idle) >= _KEEP_AT_MOST_IDLE:
             self._discard(conn)
             return
         conn.reset()
@@ -364,6 +367,7 @@ class Http1Transport(httpx.AsyncBaseTransport):
                 return
 
     async def aclose(self) -> None:
+        self._closed = True
         for idle in self._idle.values():
             for conn in idle:
                 conn.close()

@@ -35,10 +35,18 @@ async def warm_up(
 
     warm_up(client, count=32) -> 0   (or 1 when the server dropped one and it was resent)
     """
-    resent = await asyncio.gather(
-        *(_one(client, f"{prompt} {i}", attempts, params) for i in range(count))
+    if attempts < 1:
+        raise ValueError(f"attempts must be >= 1, got {attempts}")
+    # Every warm-up ends before this returns or raises: after a failure the others must not
+    # run on, unawaited, into the measurement that follows.
+    outcomes = await asyncio.gather(
+        *(_one(client, f"{prompt} {i}", attempts, params) for i in range(count)),
+        return_exceptions=True,
     )
-    return sum(resent)
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
+    return sum(outcome for outcome in outcomes if isinstance(outcome, int))
 
 
 async def _one(client: AsyncClient, prompt: str, attempts: int, params: dict[str, Any]) -> int:
