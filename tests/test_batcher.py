@@ -346,3 +346,21 @@ def test_changes_from_another_thread_all_apply_in_order():
 
     settings = asyncio.run(scenario())
     assert (settings.max_batch_size, settings.batch_wait_timeout_s) == (1, 0.5)
+
+
+async def test_flush_sends_a_partial_batch_at_once_and_says_so():
+    """Three items of a batch of eight, with a minute's wait to fill it: flush() sends the
+    three now, as one batch, and counts the reason."""
+    sizes = []
+
+    async def handle(items):
+        sizes.append(len(items))
+        return [item * 2 for item in items]
+
+    async with MicroBatcher(
+        handle, max_batch_size=8, batch_wait_timeout_s=60, dispatch_when_idle=False
+    ) as batcher:
+        futures = [batcher.submit_nowait(i) for i in range(3)]
+        batcher.flush()
+        assert await asyncio.wait_for(asyncio.gather(*futures), 10) == [0, 2, 4]
+    assert sizes == [3] and batcher.stats.flush_reasons["flush"] == 1

@@ -102,3 +102,19 @@ def test_a_signature_verifies_only_with_the_same_secret_body_and_a_fresh_timesta
 def test_callbacks_go_to_loopback_unless_a_host_is_allowed(url, allowed):
     assert (check_callback_url(url) is None) is allowed
     assert check_callback_url("https://hooks.example.com/x", ["hooks.example.com"]) is None
+
+
+def test_a_job_is_stored_as_the_same_json_as_dataclasses_would_write():
+    """to_json copies the fields shallowly (asdict deep-copies, four times slower); the text on
+    disk must stay what it was, so that files written before read back."""
+    import dataclasses
+    import json
+
+    job = finish(
+        new_job({"prompt": ["a", "b"], "max_tokens": 4}, now=1.0, max_attempts=3,
+                callback_url="http://127.0.0.1:9/hook"),
+        now=2.0,
+        result={"choices": [{"text": "hi", "index": 0}], "usage": {"completion_tokens": 1}},
+    )  # fmt: skip
+    assert job.to_json() == json.dumps(dataclasses.asdict(job), separators=(",", ":"))
+    assert Job.from_json(job.to_json()) == job

@@ -161,3 +161,19 @@ async def test_versions_answer_for_many_jobs_in_one_call(store):
     assert len(found) == 600 and found[jobs[0].id] == 1 and found[jobs[1].id] == 0
     await store.ping()
     await store.open()
+
+
+async def test_writes_that_arrive_together_all_land_however_many_are_in_flight(store):
+    """300 submissions, then 300 claims, all at once: each is written exactly once, and a stale
+    compare-and-set in the same group still loses. (Redis's default connection pool refused
+    the 101st call in flight with "Too many connections"; SQLite shares one group commit.)"""
+    jobs = [a_job(str(i)) for i in range(300)]
+    added = await asyncio.gather(*(store.add(job, max_unfinished=1000) for job in jobs))
+    assert all(created for _, created in added)
+    claims = [claim(job, worker="w", now=NOW, lease_s=10) for job in jobs]
+    stale = claim(jobs[0], worker="late", now=NOW, lease_s=10)  # made from version 0 too
+    won = await asyncio.gather(*(store.replace(job) for job in claims), store.replace(stale))
+    assert won == [True] * 300 + [False]
+    assert (await store.counts())[Status.RUNNING] == 300
+    read = await asyncio.gather(*(store.get(job.id) for job in claims), store.get("job-nope"))
+    assert read == [*claims, None]  # reads that arrive together each get their own job

@@ -14,7 +14,7 @@ from inferlab.jobs._records import claim, new_job
 from inferlab.jobs.service import JobService
 from inferlab.jobs.settings import JobSettings
 from inferlab.jobs.workers import MAX_WORKERS
-from inferlab.wire.upstream import Upstream
+from inferlab.wire.upstream import Reply, Upstream
 
 pytestmark = pytest.mark.anyio
 
@@ -154,3 +154,40 @@ def test_job_settings_take_0_to_max_workers():
     assert JobSettings(upstream="http://127.0.0.1:8000/v1", workers=0).workers == 0
     with pytest.raises(ValueError, match=f"from 0 to {MAX_WORKERS}"):
         JobSettings(upstream="http://127.0.0.1:8000/v1", workers=MAX_WORKERS + 1)
+
+
+async def test_once_every_worker_holds_a_job_their_batch_leaves_without_waiting_to_fill(
+    tmp_path,
+):
+    """Two workers, a batch of eight and a minute's wait to fill it: once both workers hold a
+    job no other job can join, so the claimer flushes, and the jobs finish long before the
+    minute. With a worker to spare the batcher would wait as configured."""
+    store = SQLiteJobStore(tmp_path / "jobs.db")
+    for i in range(2):
+        await store.add(
+            new_job({"prompt": f"p{i}"}, now=time.time(), max_attempts=1), max_unfinished=9
+        )
+    sent = []
+
+    async def answer(calls):
+        sent.append(len(calls))
+        return [Reply(200, {"choices": [{"text": "ok", "index": 0}]}) for _ in calls]
+
+    board = JobBoard(fallback_s=0.01)
+    batcher = MicroBatcher(
+        answer, max_batch_size=8, batch_wait_timeout_s=60, dispatch_when_idle=False
+    )
+    pool = WorkerPool(store, batcher, board, workers=2)
+
+    async def both_succeeded():
+        while pool.stats.succeeded < 2:
+            await board.wait(board.mark(), 1.0)
+
+    pool.start()
+    try:
+        await asyncio.wait_for(both_succeeded(), 10)  # not the minute the batch would wait
+    finally:
+        await pool.aclose()
+        await batcher.aclose()
+        await store.close()
+    assert sent == [2] and batcher.stats.flush_reasons["flush"] == 1

@@ -148,6 +148,17 @@ class MicroBatcher(Generic[T, R]):
         self._maybe_dispatch()
         return pending.future
 
+    def flush(self) -> None:
+        """Send what is queued now, full batch or not, as far as `max_concurrent_batches`
+        allows (what is left goes as slots free, as usual). For a caller that knows nothing
+        more is coming for a while, so that waiting `batch_wait_timeout_s` for the batch to
+        fill could only add latency: the job pool's claimer once every worker holds a job."""
+        self._bind_loop()
+        while self._groups and len(self._in_flight) < self.settings.max_concurrent_batches:
+            oldest = min(self._groups, key=lambda key: self._groups[key][0].enqueued_s)
+            self._dispatch(oldest, "flush")
+        self._maybe_dispatch()  # the timer, for whatever is still queued
+
     def _expire(self, pending: _Pending[T, R], timeout_s: float) -> None:
         if pending.future.done():
             return

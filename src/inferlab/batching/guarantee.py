@@ -29,7 +29,9 @@ class BatcherStats:
     cancelled: int = 0  # the caller went away
     batches: int = 0
     batch_sizes: Counter[int] = field(default_factory=Counter)
-    flush_reasons: Counter[str] = field(default_factory=Counter)  # full, timeout, idle, shutdown
+    flush_reasons: Counter[str] = field(
+        default_factory=Counter
+    )  # full, timeout, idle, flush, shutdown
     queue_wait_s: deque[float] = field(default_factory=lambda: deque(maxlen=10_000))
     mean_batch_duration_s: float = 0.0  # exponentially weighted
 

@@ -51,6 +51,13 @@ def call_for(request: dict[str, Any]) -> Call:
     return Call(request, prompts, int(request.get("n") or 1), stream=False, include_usage=False)
 
 
+def _forget(future: asyncio.Future[Reply]) -> None:
+    if not future.done():
+        future.cancel()  # the batcher drops a cancelled item that is still queued
+    elif not future.cancelled():
+        future.exception()  # retrieved: asyncio logs no "exception was never retrieved"
+
+
 class WorkerPool:
     def __init__(
         self,
@@ -128,9 +135,15 @@ class WorkerPool:
                 await self._room.wait()  # an attempt ended, or scale() added workers
                 continue
             try:
-                jobs = await self._claim(min(idle, 256))
+                wanted = min(idle, 256)
+                jobs = await self._claim(wanted)
                 for job in jobs:
                     self._begin(job)
+                if jobs and len(jobs) == wanted:
+                    # Every worker holds a job now, so no other job can join their batch until
+                    # one finishes: send it at once rather than wait for it to fill. (With
+                    # workers to spare, the batcher waits as configured: more may arrive.)
+                    self.batcher.flush()
                 if len(jobs) < idle:  # nothing more is due: wait for work, or for its time
                     await self.board.wait(mark, await self._until_due())
             except Exception:  # the store is unreachable, say: log, wait a moment, go on
@@ -138,7 +151,19 @@ class WorkerPool:
                 await self.board.wait(mark, self.board.fallback_s)
 
     def _begin(self, job: Job) -> None:
-        task = asyncio.ensure_future(self._attempt_logged(job))
+        # Queued in the batcher here, not in the task's first step, so that a flush right
+        # after a claim sends the jobs just claimed.
+        try:
+            future = self.batcher.submit_nowait(
+                call_for(job.request), timeout_s=self.attempt_timeout_s
+            )
+        except Exception as exc:  # the batcher is full or closed: an attempt that failed
+            future = asyncio.get_running_loop().create_future()
+            future.set_exception(exc)
+        task = asyncio.ensure_future(self._attempt_logged(job, future))
+        # A task cancelled before its first step (the pool closing) never runs its `finally`:
+        # take the job out of the batcher here, or it would still be sent.
+        task.add_done_callback(lambda _: _forget(future))
         self._attempts.add(task)
         task.add_done_callback(self._attempt_ended)
 
@@ -146,9 +171,9 @@ class WorkerPool:
         self._attempts.discard(task)
         self._room.set()
 
-    async def _attempt_logged(self, job: Job) -> None:
+    async def _attempt_logged(self, job: Job, future: asyncio.Future[Reply]) -> None:
         try:
-            await self._attempt(job)
+            await self._attempt(job, future)
         except Exception:  # the store went away mid-attempt: the lease brings the job back
             log.exception(
                 "worker %s failed on %s; the job is retried when its lease ends", job.worker, job.id
@@ -184,14 +209,7 @@ class WorkerPool:
                 self.stats.failed += 1  # its worker died on the last attempt: a dead letter now
         return claimed
 
-    async def _attempt(self, job: Job) -> None:
-        try:
-            future = self.batcher.submit_nowait(
-                call_for(job.request), timeout_s=self.attempt_timeout_s
-            )
-        except Exception as exc:  # the batcher is full or closed: an attempt that failed
-            await self._record(job, exc)
-            return
+    async def _attempt(self, job: Job, future: asyncio.Future[Reply]) -> None:
         try:
             while not future.done():
                 changed = self.board.mark(job.id)
