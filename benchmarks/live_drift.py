@@ -1,7 +1,11 @@
 """Do live measurements hold on a busy laptop? Lessons 05 and 07's live workloads, with and
 without a CPU hog, against the engine's own account and against simulate().
 
-    python benchmarks/live_drift.py            # about a minute on two cores
+    python benchmarks/live_drift.py                    # about a minute on two cores
+    python benchmarks/live_drift.py --time-scale 0.1   # a scale of your own
+
+By default the servers run at the time scale the lessons would run at on this machine (the
+measured choice of `inferlab.lab.time_scale_choice()`, printed first).
 
 For each workload it prints three throughputs in simulated (H100) time: what the client saw
 (wall time divided by the time scale), what the engine's own account says, and what simulate()
@@ -12,15 +16,15 @@ keeping one core busy, as a learner's laptop often is.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import multiprocessing
 import os
 
 from inferlab import get_profile, simulate
+from inferlab.lab import time_scale_choice
 from inferlab.lab.servers import start_model_server, start_proxy
 from inferlab.load import Workload, drift_of, exponential, fixed, run_load
-
-TIME_SCALE = 0.1
 
 
 def _busy() -> None:
@@ -41,7 +45,7 @@ def _throughputs(run, scale: float, profile) -> tuple[float, float, float]:
     return tokens / client_s, tokens / engine_s, tokens / simulated_s
 
 
-def lesson_07(server) -> tuple[float, float, float, float]:
+def lesson_07(server, time_scale: float) -> tuple[float, float, float, float]:
     workload = Workload(
         num_requests=256,
         prompt_tokens=fixed(512),
@@ -50,37 +54,41 @@ def lesson_07(server) -> tuple[float, float, float, float]:
     )
     run = asyncio.run(run_load(server.base_url, workload))
     drift = drift_of(run.records)
-    return (*_throughputs(run, TIME_SCALE, get_profile("h100-llama3-8b")), drift.relative)
+    return (*_throughputs(run, time_scale, get_profile("h100-llama3-8b")), drift.relative)
 
 
-def lesson_05(proxy) -> tuple[float, float, float, float]:
+def lesson_05(proxy, time_scale: float) -> tuple[float, float, float, float]:
     workload = Workload(num_requests=32, prompt_tokens=fixed(8), output_tokens=fixed(64))
     run = asyncio.run(run_load(proxy.base_url, workload))
     client_s = max(r.done_s for r in run.records) - min(r.sent_s for r in run.records)
-    rate = len(run.records) / (client_s / TIME_SCALE)
+    rate = len(run.records) / (client_s / time_scale)
     return rate, float("nan"), float("nan"), float("nan")
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--time-scale", type=float, help="default: the lessons' measured choice")
+    time_scale = parser.parse_args().time_scale or time_scale_choice().time_scale
+    print(f"time scale {time_scale:g}\n")
     print(f"{'':28}{'client':>10}{'engine':>10}{'simulate':>10}{'drift':>8}")
     for hog in (False, True):
         busy = multiprocessing.Process(target=_busy, daemon=True) if hog else None
         if busy:
             busy.start()
         try:
-            with start_model_server(time_scale=TIME_SCALE) as server:
+            with start_model_server(time_scale=time_scale) as server:
                 asyncio.run(run_load(server.base_url, Workload(num_requests=8)))  # warm up
-                c, e, s, d = lesson_07(server)
+                c, e, s, d = lesson_07(server, time_scale)
                 print(
                     f"{'07 Anyscale, ' + ('hog' if hog else 'quiet'):28}"
                     f"{c:10.0f}{e:10.0f}{s:10.0f}{d:+8.1%}  tokens/s"
                 )
             slow = start_model_server(
-                time_scale=TIME_SCALE, batching="static", max_concurrent_requests=1
+                time_scale=time_scale, batching="static", max_concurrent_requests=1
             )
             with slow, start_proxy(slow.base_url, max_batch_size=8) as proxy:
                 asyncio.run(run_load(proxy.base_url, Workload(num_requests=8)))
-                c, *_ = lesson_05(proxy)
+                c, *_ = lesson_05(proxy, time_scale)
                 print(
                     f"{'05 burst via proxy, ' + ('hog' if hog else 'quiet'):28}{c:10.1f}"
                     f"{'':30}  req/s (H100 time)"
