@@ -99,6 +99,23 @@ def jupyterlab(tmp_path_factory):
         process.stderr.close()
 
 
+def _run_all_cells(page, attempts: int = 3) -> None:
+    """Run > Run All Cells, and make sure it took: a menu clicked while the last one is still
+    closing can swallow the click, and then nothing runs and the test waits for ever. Running
+    shows as the first code cell's prompt turning to [*] or [1] (the outputs were cleared)."""
+    started = page.locator(".jp-InputPrompt", has_text=re.compile(r"\[(\*|1)\]"))
+    for attempt in range(attempts):
+        page.locator(".lm-MenuBar-item", has_text="Run").first.click()
+        page.locator(".lm-Menu-item", has_text="Run All Cells").first.click()
+        try:
+            started.first.wait_for(state="attached", timeout=30_000)
+            return
+        except Exception:
+            if attempt == attempts - 1:
+                raise
+            page.keyboard.press("Escape")  # close whatever menu is open, then try again
+
+
 @pytest.mark.timeout(600)  # it runs all of lesson 06 first, in a browser, on a busy machine
 def test_moving_the_batch_size_slider_changes_the_running_proxy(jupyterlab):
     sync_api = (
@@ -118,10 +135,14 @@ def test_moving_the_batch_size_slider_changes_the_running_proxy(jupyterlab):
         # Stored outputs would satisfy the waits below before anything ran: clear them.
         page.locator(".lm-MenuBar-item", has_text="Edit").first.click()
         page.locator(".lm-Menu-item", has_text="Clear Outputs of All Cells").first.click()
-        page.locator(".lm-MenuBar-item", has_text="Run").first.click()
-        page.locator(".lm-Menu-item", has_text="Run All Cells").first.click()
+        _run_all_cells(page)
         dashboard = page.locator(".inferlab-dashboard")
-        dashboard.wait_for(state="attached", timeout=240_000)
+        try:
+            dashboard.wait_for(state="attached", timeout=240_000)
+        except Exception:
+            (ROOT / "out").mkdir(exist_ok=True)  # what the page showed, to be looked at
+            page.screenshot(path=str(ROOT / "out" / "browser-failure.png"), full_page=True)
+            raise
         # The finder's last line: "best: SloPoint(...)", or "best: None" when a busy machine
         # kept every setting from meeting the target honestly; either way the cell is done.
         page.get_by_text(re.compile(r"^best: (SloPoint|None)", re.M)).wait_for(
