@@ -99,12 +99,46 @@ def jupyterlab(tmp_path_factory):
         process.stderr.close()
 
 
+def _accept_kernel_dialog(page) -> None:
+    """JupyterLab sometimes opens a notebook with a "Select Kernel" dialog (when it asks for
+    the kernel before its kernel specs have loaded); it takes every click until answered, so
+    seen in a failure's screenshot, the menus below did nothing. Answer it with its default."""
+    select = page.locator(".jp-Dialog .jp-mod-accept", has_text="Select")
+    if select.count():
+        select.first.click()
+        page.locator(".jp-Dialog").first.wait_for(state="detached", timeout=30_000)
+
+
+def _close_menus(page) -> None:
+    """Close a menu left open, but never with a dialog up: Escape would answer the kernel
+    dialog "No Kernel" (the next attempt accepts it instead)."""
+    if not page.locator(".jp-Dialog").count():
+        page.keyboard.press("Escape")
+
+
+def _clear_all_outputs(page, attempts: int = 3) -> None:
+    """Edit > Clear Outputs of All Cells, until no prompt shows an execution count."""
+    counted = page.locator(".jp-InputPrompt", has_text=re.compile(r"\[\d+\]"))
+    for attempt in range(attempts):
+        _accept_kernel_dialog(page)
+        page.locator(".lm-MenuBar-item", has_text="Edit").first.click()
+        page.locator(".lm-Menu-item", has_text="Clear Outputs of All Cells").first.click()
+        try:
+            counted.first.wait_for(state="detached", timeout=15_000)
+            return
+        except Exception:
+            if attempt == attempts - 1:
+                raise
+            _close_menus(page)
+
+
 def _run_all_cells(page, attempts: int = 3) -> None:
     """Run > Run All Cells, and make sure it took: a menu clicked while the last one is still
     closing can swallow the click, and then nothing runs and the test waits for ever. Running
     shows as the first code cell's prompt turning to [*] or [1] (the outputs were cleared)."""
     started = page.locator(".jp-InputPrompt", has_text=re.compile(r"\[(\*|1)\]"))
     for attempt in range(attempts):
+        _accept_kernel_dialog(page)
         page.locator(".lm-MenuBar-item", has_text="Run").first.click()
         page.locator(".lm-Menu-item", has_text="Run All Cells").first.click()
         try:
@@ -113,7 +147,7 @@ def _run_all_cells(page, attempts: int = 3) -> None:
         except Exception:
             if attempt == attempts - 1:
                 raise
-            page.keyboard.press("Escape")  # close whatever menu is open, then try again
+            _close_menus(page)
 
 
 @pytest.mark.timeout(600)  # it runs all of lesson 06 first, in a browser, on a busy machine
@@ -133,8 +167,7 @@ def test_moving_the_batch_size_slider_changes_the_running_proxy(jupyterlab):
         idle = page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']")
         idle.first.wait_for(timeout=60_000)  # the kernel has started and is idle
         # Stored outputs would satisfy the waits below before anything ran: clear them.
-        page.locator(".lm-MenuBar-item", has_text="Edit").first.click()
-        page.locator(".lm-Menu-item", has_text="Clear Outputs of All Cells").first.click()
+        _clear_all_outputs(page)
         _run_all_cells(page)
         dashboard = page.locator(".inferlab-dashboard")
         try:
