@@ -51,7 +51,7 @@ class Token(NamedTuple):
     # On the last token only: when the sequence arrived and when a step first took it, on the
     # engine's clock, so the server can report the engine's own account of the request.
     arrival_s: float | None = None
-    queued_s: float | None = None  # NEW: when the API server handed it to the engine's queue
+    queued_s: float | None = None  # when the API server handed it to the engine's queue
     admitted_s: float | None = None
 
 
@@ -68,7 +68,7 @@ class SimulatedModel:
         time_scale: float = 1.0,
         clock: Clock | None = None,
         name: str | None = None,
-        # NEW: vLLM's engine settings under vLLM's names (see config.py)
+        # vLLM's engine settings under vLLM's names (see config.py)
         max_num_batched_tokens: int = 8192,
         enable_chunked_prefill: bool = True,
         block_size: int = 16,
@@ -76,8 +76,8 @@ class SimulatedModel:
         enable_prefix_caching: bool = False,
         num_gpu_blocks_override: int | None = None,
         max_model_len: int | None = None,
-        api_server_cost: float = 1.0,  # NEW: the front end's work (api_server.py); 0: none
-        num_scheduler_steps: int = 1,  # NEW: vLLM 0.x's multi-step decoding (multi_step.py)
+        api_server_cost: float = 1.0,  # the front end's work (api_server.py); 0: none
+        num_scheduler_steps: int = 1,  # vLLM 0.x's multi-step decoding (multi_step.py)
     ):
         self.profile = get_profile(profile).with_api_server_cost(api_server_cost)
         if max_model_len is not None:  # vLLM's --max-model-len: a shorter context window
@@ -102,7 +102,7 @@ class SimulatedModel:
         self.last_error: Exception | None = None  # why the step loop last crashed, if it did
         self.step_listeners: list[Callable[[Step], None]] = []
         self._streams: dict[Sequence, Stream] = {}
-        # NEW: requests still in the API server, in arrival order: (when they reach the queue, seq)
+        # requests still in the API server, in arrival order: (when they reach the queue, seq)
         self._arriving: deque[tuple[float, Sequence]] = deque()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
@@ -175,11 +175,11 @@ class SimulatedModel:
             prompt_tokens=count_tokens(prompt) if prompt_tokens is None else prompt_tokens,
             max_tokens=max_tokens,
             arrival_s=self.clock.now(),
-            prompt_token_ids=token_ids(prompt),  # NEW: what prefix caching hashes
+            prompt_token_ids=token_ids(prompt),  # what prefix caching hashes
         )
         self._ensure_running()
         self.scheduler.check(seq)
-        # NEW: the API server parses and tokenizes it first; the step loop queues it when done.
+        # the API server parses and tokenizes it first; the step loop queues it when done.
         # subtle: the step loop does the waiting, not this caller, so a virtual clock (one
         # sleeper at a time) keeps the same timeline as simulate().
         previous_s = self._arriving[-1][0] if self._arriving else 0.0
@@ -245,7 +245,7 @@ class SimulatedModel:
                 step = self.scheduler.plan_step(step_start_s)
                 if step is None:
                     self.max_lag_s = 0.0
-                    if self._arriving:  # NEW: the API server is still busy with a request
+                    if self._arriving:  # the API server is still busy with a request
                         # subtle: the step starts when it reaches the queue, not when this loop
                         # wakes, so a late wake-up is not counted as queue time
                         step_start_s = self._arriving[0][0]
@@ -259,7 +259,7 @@ class SimulatedModel:
                 await self.clock.sleep_until(deadline_s)
                 self.lag_s = max(0.0, self.clock.now() - deadline_s)
                 self.max_lag_s = max(self.max_lag_s, self.lag_s)
-                # NEW: the API server's output processing (see Step) delays the tokens. subtle:
+                # the API server's output processing (see Step) delays the tokens. subtle:
                 # only a wait asyncio can time: it rounds a shorter one up to 1 ms, which read
                 # at time_scale 0.2 is a 5 ms stutter; below that they leave at the step's end,
                 # under 1 ms of wall time before the moment they are stamped with.

@@ -439,7 +439,7 @@ class Scheduler:
         for seq, new_tokens in step.scheduled.items():
             if seq not in running:
                 continue  # removed while the step ran (its caller went away)
-            if step.num_steps > 1:  # NEW: a burst: all its tokens at once (multi_step.py)
+            if step.num_steps > 1:  # a burst: all its tokens at once (multi_step.py)
                 for _ in range(early.get(seq, new_tokens)):
                     seq._append_token()
                     seq.token_times_s.append(end_s)

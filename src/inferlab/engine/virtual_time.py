@@ -63,16 +63,16 @@ def simulate(
     """
     if scheduler is None:
         config = SchedulerConfig(
-            Batching(batching),
-            max_num_seqs,
-            max_num_batched_tokens,
-            enable_chunked_prefill,
-            block_size,
-            gpu_memory_utilization,
-            enable_prefix_caching,
-            kv_capacity_tokens,
-            num_gpu_blocks_override,
-            num_scheduler_steps,
+            batching=Batching(batching),
+            max_num_seqs=max_num_seqs,
+            max_num_batched_tokens=max_num_batched_tokens,
+            enable_chunked_prefill=enable_chunked_prefill,
+            block_size=block_size,
+            gpu_memory_utilization=gpu_memory_utilization,
+            enable_prefix_caching=enable_prefix_caching,
+            kv_capacity_tokens=kv_capacity_tokens,
+            num_gpu_blocks_override=num_gpu_blocks_override,
+            num_scheduler_steps=num_scheduler_steps,
         )
         scheduler = Scheduler(profile.with_api_server_cost(api_server_cost), config)
     api_server = scheduler.profile.api_server

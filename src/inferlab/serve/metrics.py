@@ -275,7 +275,7 @@ class ServerMetrics:
                 self.ttft.observe(seq.first_token_s - seq.arrival_s)  # type: ignore[operator]
                 generated += 1
             else:
-                # NEW: a multi-step burst hands out several tokens at once: one gap since the
+                # a multi-step burst hands out several tokens at once: one gap since the
                 # last burst, then gaps of 0 (multi_step.py); an ordinary step, one token.
                 new = 1
                 while step.num_steps > 1 and new < len(times) - 1 and times[-new - 1] == times[-1]:

@@ -44,7 +44,7 @@ class ServerSettings(HttpLimits):
     kv_capacity_tokens: int | None = setting(
         None, "KV-cache size in tokens (default: the profile's)"
     )
-    # NEW: vLLM's engine settings, under vLLM's names and defaults (engine/config.py)
+    # vLLM's engine settings, under vLLM's names and defaults (engine/config.py)
     max_num_batched_tokens: int = setting(
         8192, "tokens computed per step at most, decodes and prefills together"
     )
@@ -67,7 +67,7 @@ class ServerSettings(HttpLimits):
     max_model_len: int | None = setting(
         None, "the context window in tokens (default: the profile's)"
     )
-    # NEW: the front end's own work (HTTP, tokenizing, detokenizing; engine/api_server.py)
+    # the front end's own work (HTTP, tokenizing, detokenizing; engine/api_server.py)
     api_server_cost: float = setting(
         1.0, "times the API server's cited per-request cost (0: the pure engine)"
     )
