@@ -116,38 +116,34 @@ def _close_menus(page) -> None:
         page.keyboard.press("Escape")
 
 
-def _clear_all_outputs(page, attempts: int = 3) -> None:
+def _menu_until(page, menu: str, item: str, done, state: str, attempts: int = 3) -> None:
+    """Click `menu` > `item` until `done` (a locator) reaches `state`: a menu clicked while
+    the last one is still closing, or behind the kernel dialog, can swallow the click, and
+    then nothing happens and the test would wait for ever."""
+    for attempt in range(attempts):
+        _accept_kernel_dialog(page)
+        page.locator(".lm-MenuBar-item", has_text=menu).first.click()
+        page.locator(".lm-Menu-item", has_text=item).first.click()
+        try:
+            done.first.wait_for(state=state, timeout=30_000)
+            return
+        except Exception:
+            if attempt == attempts - 1:
+                raise
+            _close_menus(page)
+
+
+def _clear_all_outputs(page) -> None:
     """Edit > Clear Outputs of All Cells, until no prompt shows an execution count."""
     counted = page.locator(".jp-InputPrompt", has_text=re.compile(r"\[\d+\]"))
-    for attempt in range(attempts):
-        _accept_kernel_dialog(page)
-        page.locator(".lm-MenuBar-item", has_text="Edit").first.click()
-        page.locator(".lm-Menu-item", has_text="Clear Outputs of All Cells").first.click()
-        try:
-            counted.first.wait_for(state="detached", timeout=15_000)
-            return
-        except Exception:
-            if attempt == attempts - 1:
-                raise
-            _close_menus(page)
+    _menu_until(page, "Edit", "Clear Outputs of All Cells", counted, "detached")
 
 
-def _run_all_cells(page, attempts: int = 3) -> None:
-    """Run > Run All Cells, and make sure it took: a menu clicked while the last one is still
-    closing can swallow the click, and then nothing runs and the test waits for ever. Running
-    shows as the first code cell's prompt turning to [*] or [1] (the outputs were cleared)."""
+def _run_all_cells(page) -> None:
+    """Run > Run All Cells, until it took: the first code cell's prompt turns to [*] or [1]
+    (the outputs were cleared)."""
     started = page.locator(".jp-InputPrompt", has_text=re.compile(r"\[(\*|1)\]"))
-    for attempt in range(attempts):
-        _accept_kernel_dialog(page)
-        page.locator(".lm-MenuBar-item", has_text="Run").first.click()
-        page.locator(".lm-Menu-item", has_text="Run All Cells").first.click()
-        try:
-            started.first.wait_for(state="attached", timeout=30_000)
-            return
-        except Exception:
-            if attempt == attempts - 1:
-                raise
-            _close_menus(page)
+    _menu_until(page, "Run", "Run All Cells", started, "attached")
 
 
 @pytest.mark.timeout(600)  # it runs all of lesson 06 first, in a browser, on a busy machine

@@ -72,6 +72,33 @@ def _assert_openai_error(answer: bytes, status: int) -> str:
     return error["message"]
 
 
+def _answer_to_a_dribble(
+    server: ServerThread, at_once: bytes, slowly: bytes, gap_s: float
+) -> bytes:
+    """Send `at_once`, then `slowly` a byte every `gap_s` from a thread of its own; return all
+    the server said until it closed the connection, and stop the sender."""
+    connection = _connect(server)
+    closed = threading.Event()
+
+    def dribble() -> None:
+        try:
+            connection.sendall(at_once)
+            for byte in slowly:
+                if closed.wait(gap_s):
+                    return
+                connection.sendall(bytes([byte]))
+        except OSError:
+            pass  # the server closed: what the test waits for
+
+    dribbler = threading.Thread(target=dribble, daemon=True)
+    dribbler.start()
+    with connection:
+        answer = _read_all(connection)
+    closed.set()
+    dribbler.join(ANSWER_WITHIN_S)
+    return answer
+
+
 def test_two_hundred_headers_are_a_431(server):
     with _connect(server) as connection:
         headers = b"".join(b"x-header-%d: v\r\n" % i for i in range(200))
@@ -108,24 +135,8 @@ def test_a_client_that_keeps_sending_its_header_still_reads_the_431(server):
 def test_a_head_that_dribbles_in_is_a_408(server):
     """Slowloris: a byte every 50 ms would hold a connection for ever, since each byte resets
     uvicorn's keep-alive timer. The head timeout counts from the first byte, whatever follows."""
-    connection = _connect(server)
-    closed = threading.Event()
-
-    def dribble() -> None:
-        try:
-            for byte in HEAD + b"x-slow: " + b"z" * 10_000:
-                connection.sendall(bytes([byte]))
-                if closed.wait(0.05):
-                    return
-        except OSError:
-            pass
-
-    dribbler = threading.Thread(target=dribble, daemon=True)
-    dribbler.start()
-    with connection:
-        message = _assert_openai_error(_read_all(connection), 408)
-    closed.set()
-    dribbler.join(ANSWER_WITHIN_S)
+    answer = _answer_to_a_dribble(server, b"", HEAD + b"x-slow: " + b"z" * 10_000, gap_s=0.05)
+    message = _assert_openai_error(answer, 408)
     assert "0.5 s" in message
 
 
@@ -192,25 +203,8 @@ def test_a_body_that_dribbles_in_is_a_408_and_the_next_request_is_served(tmp_pat
             b"POST /v1/completions HTTP/1.1\r\nhost: inferlab.test\r\n"
             b"content-type: application/json\r\ncontent-length: %d\r\n\r\n" % len(body)
         )
-        connection = _connect(server)
-        closed = threading.Event()
-
-        def dribble() -> None:
-            try:
-                connection.sendall(head)
-                for byte in body:
-                    if closed.wait(0.2):  # 0.2 s a byte: the body needs ~4 s, past the 0.5 s
-                        return
-                    connection.sendall(bytes([byte]))
-            except OSError:
-                pass
-
-        dribbler = threading.Thread(target=dribble, daemon=True)
-        dribbler.start()
-        with connection:
-            message = _assert_openai_error(_read_all(connection), 408)
-        closed.set()
-        dribbler.join(ANSWER_WITHIN_S)
+        # 0.2 s a byte: the body needs ~4 s, well past the 0.5 s allowed
+        message = _assert_openai_error(_answer_to_a_dribble(server, head, body, gap_s=0.2), 408)
         assert "body did not arrive within 0.5 s" in message
         with _connect(server) as again:  # a whole request, at once, is served
             again.sendall(head + body)
