@@ -69,16 +69,24 @@ async def test_a_partial_batch_is_sent_when_its_oldest_item_has_waited_long_enou
     assert list(batcher.stats.queue_wait_s) == pytest.approx([0.01, 0.006])
 
 
-async def test_when_idle_the_first_item_goes_at_once_and_the_rest_fill_the_next_batch():
+async def next_turn():
+    """One turn of the event loop: an idle batcher sends what was submitted at its end."""
+    await asyncio.sleep(0)
+
+
+async def test_when_idle_what_one_turn_submits_goes_at_once_and_later_items_fill_the_next_batch():
     handler = RecordingHandler(gated=True)
     batcher, _ = make(handler)
-    first = batcher.submit_nowait(1)
-    assert batcher.in_flight == 1  # no waiting when nothing is in flight
-    rest = [batcher.submit_nowait(i) for i in (2, 3, 4)]
+    first = [batcher.submit_nowait(1), batcher.submit_nowait(2)]  # e.g. one gather
+    assert batcher.in_flight == 0 and batcher.pending == 2  # not sent mid-turn: 1 waits for 2
+    await next_turn()
+    assert batcher.in_flight == 1 and batcher.pending == 0  # no waiting when nothing is in flight
+    rest = [batcher.submit_nowait(i) for i in (3, 4, 5)]
+    await next_turn()
     assert batcher.pending == 3  # a batch is in flight: these wait to share the next one
     handler.gate.set()
-    await asyncio.gather(first, *rest)
-    assert handler.calls == [[1], [2, 3, 4]]
+    await asyncio.gather(*first, *rest)
+    assert handler.calls == [[1, 2], [3, 4, 5]]
     assert batcher.stats.flush_reasons == {"idle": 2}
 
 
@@ -87,7 +95,9 @@ async def test_idle_dispatch_happens_only_when_nothing_is_in_flight():
     handler = RecordingHandler(gated=True)
     batcher, clock = make(handler, max_concurrent_batches=2)
     first = batcher.submit_nowait(1)
+    await next_turn()
     second = batcher.submit_nowait(2)
+    await next_turn()
     assert (batcher.in_flight, batcher.pending) == (1, 1)
     clock.advance(0.01)
     assert (batcher.in_flight, batcher.pending) == (2, 0)
@@ -101,6 +111,7 @@ async def test_an_overdue_batch_keeps_filling_until_a_dispatch_slot_is_free():
     handler = RecordingHandler(gated=True)
     batcher, clock = make(handler)
     busy = batcher.submit_nowait("busy")
+    await next_turn()
     waiting = [batcher.submit_nowait(i) for i in range(2)]
     clock.advance(0.05)  # long past the 10 ms wait
     waiting += [batcher.submit_nowait(i) for i in range(2, 6)]
@@ -121,7 +132,8 @@ async def test_an_idle_batcher_holds_no_timer_and_no_task():
 async def test_a_full_queue_refuses_at_once_with_a_retry_after():
     handler = RecordingHandler(gated=True)
     batcher, _ = make(handler, max_queue_size=2)
-    first = batcher.submit_nowait(0)  # in flight, not queued
+    first = batcher.submit_nowait(0)
+    await next_turn()  # in flight, not queued
     queued = [batcher.submit_nowait(1), batcher.submit_nowait(2)]
     with pytest.raises(OverloadedError, match="queue is full") as refused:
         batcher.submit_nowait(3)
@@ -135,6 +147,7 @@ async def test_an_item_whose_deadline_passes_in_the_queue_is_answered_and_never_
     handler = RecordingHandler(gated=True)
     batcher, clock = make(handler)
     busy = batcher.submit_nowait("busy")
+    await next_turn()
     doomed = batcher.submit_nowait("doomed", timeout_s=0.005)
     kept = batcher.submit_nowait("kept")
     clock.advance(0.005)
@@ -150,6 +163,7 @@ async def test_a_cancelled_caller_is_removed_and_not_computed():
     handler = RecordingHandler(gated=True)
     batcher, _ = make(handler)
     busy = batcher.submit_nowait("busy")
+    await next_turn()
     caller = asyncio.ensure_future(batcher.submit("gone"))
     kept = batcher.submit_nowait("kept")
     await asyncio.sleep(0)  # let the caller start waiting, then hang up

@@ -355,6 +355,7 @@ async def test_by_default_the_queue_is_bounded_and_overload_is_a_429(fake):
             for i in range(limit + 1):  # the first goes upstream and stalls; the rest queue
                 call = Call({"prompt": f"q{i}", "max_tokens": 2}, [f"q{i}"], 1, False, False)
                 held.append(proxy.completions.submit_nowait(call, timeout_s=5))
+                await asyncio.sleep(0)  # a turn of the loop: the first goes alone when idle
             assert proxy.completions.pending == limit
             refused = await client.post("/completions", json={"prompt": "one too many"})
             assert refused.status_code == 429, refused.text

@@ -7,10 +7,12 @@
         answer = await batcher.submit("Hello")
 
 When is a batch sent? When it is full; when its oldest item has waited `batch_wait_timeout_s`;
-and, with `dispatch_when_idle` (the default), at once whenever nothing is in flight, since waiting
-then only adds latency. While batches are in flight the next one keeps filling, and it is never
-closed before a dispatch slot (`max_concurrent_batches`) is free: waiting longer costs nothing
-then, and a fuller batch is cheaper per item.
+and, with `dispatch_when_idle` (the default), whenever nothing is in flight, since waiting then
+only adds latency: at the end of the event loop's current turn, so that items submitted together
+(a gather, a burst read in one go) share that batch instead of the first going alone. While
+batches are in flight the next one keeps filling, and it is never closed before a dispatch slot
+(`max_concurrent_batches`) is free: waiting longer costs nothing then, and a fuller batch is
+cheaper per item.
 
 The guarantee: every submitted item gets exactly one answer, its result or an exception:
 OverloadedError (queue full, at once), RequestTimeoutError (its deadline passed; never sent if
@@ -87,6 +89,7 @@ class MicroBatcher(Generic[T, R]):
         self._timer: Cancellable | None = None
         self._timer_due: float | None = None
         self._idle: asyncio.Event | None = None
+        self._idle_check: asyncio.Handle | None = None
 
     def configure(self, **changes: Any) -> None:
         """Change settings while running, e.g. `configure(max_batch_size=16)`.
@@ -145,7 +148,7 @@ class MicroBatcher(Generic[T, R]):
                 now + timeout_s, partial(self._expire, pending, timeout_s)
             )
         pending.future.add_done_callback(partial(self._on_answered, pending))
-        self._maybe_dispatch()
+        self._maybe_dispatch(idle_now=False)
         return pending.future
 
     def flush(self) -> None:
@@ -195,20 +198,31 @@ class MicroBatcher(Generic[T, R]):
     # ---------------------------------------------------------------------------------------
     # Deciding when to send
 
-    def _maybe_dispatch(self) -> None:
+    def _maybe_dispatch(self, *, idle_now: bool = True) -> None:
         if self._loop is None:
             return
         now = self._clock.now()
         while len(self._in_flight) < self.settings.max_concurrent_batches:
-            ready = self._ready_group(now)
+            ready = self._ready_group(now, idle_now=idle_now)
             if ready is None:
                 break
             self._dispatch(*ready)
+        if not idle_now and self._idle_check is None and self._would_dispatch_idle():
+            # A submit found the batcher idle: send at the end of this turn of the loop, once,
+            # with whatever else is submitted in it. A lone caller pays one loop turn.
+            self._idle_check = self._loop.call_soon(self._on_idle_check)
         self._arm_timer()
         if self._idle is not None and not self._pending and not self._in_flight:
             self._idle.set()
 
-    def _ready_group(self, now: float) -> tuple[Hashable, str] | None:
+    def _would_dispatch_idle(self) -> bool:
+        return bool(self._groups) and self.settings.dispatch_when_idle and not self._in_flight
+
+    def _on_idle_check(self) -> None:
+        self._idle_check = None
+        self._maybe_dispatch()
+
+    def _ready_group(self, now: float, *, idle_now: bool = True) -> tuple[Hashable, str] | None:
         """The group to send next and why, or None to keep waiting. Full groups go first,
         then the group whose oldest item is most overdue; the longest waiting when idle."""
         if not self._groups:
@@ -225,7 +239,7 @@ class MicroBatcher(Generic[T, R]):
             >= self._groups[first][0].enqueued_s + self.settings.batch_wait_timeout_s
         ):
             return first, "timeout"
-        if self.settings.dispatch_when_idle and not self._in_flight:
+        if idle_now and self.settings.dispatch_when_idle and not self._in_flight:
             return first, "idle"
         return None
 
