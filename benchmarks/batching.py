@@ -49,6 +49,10 @@ class Accelerator:
             self.durations.append((len(items), time.perf_counter() - started))
         return items
 
+    def mean_overshoot_s(self) -> float:
+        """How much longer than 20 ms + 1 ms/item its calls took, on average."""
+        return statistics.mean(s - FIXED_S - PER_ITEM_S * n for n, s in self.durations)
+
     def measured_ceiling(self) -> float:
         """Requests per second if full batches ran back to back at their measured duration."""
         full = [seconds for size, seconds in self.durations if size == BATCH]
@@ -112,7 +116,6 @@ async def single_caller(submit: Submit, requests: int) -> float:
 
 async def open_loop(submit: Submit, rate: float, duration_s: float) -> tuple[float, float, int]:
     """Poisson arrivals at `rate`/s: (p50 ms, p99 ms, requests that failed)."""
-    rng = random.Random(0)
     latencies: list[float] = []
     failures = 0
 
@@ -125,13 +128,37 @@ async def open_loop(submit: Submit, rate: float, duration_s: float) -> tuple[flo
         except Exception:
             failures += 1
 
-    tasks, next_s, started = [], 0.0, time.perf_counter()
-    while next_s < duration_s:
+    tasks, started = [], time.perf_counter()
+    for next_s in poisson_arrivals(rate, duration_s):
         await asyncio.sleep(max(0.0, started + next_s - time.perf_counter()))
         tasks.append(asyncio.ensure_future(one(len(tasks))))
-        next_s += rng.expovariate(rate)
     await asyncio.gather(*tasks)
     return percentile(latencies, 0.5) * 1000, percentile(latencies, 0.99) * 1000, failures
+
+
+def poisson_arrivals(rate: float, duration_s: float) -> list[float]:
+    """The arrival times open_loop() uses: the same seed, so the same requests."""
+    rng, times, next_s = random.Random(0), [], 0.0
+    while next_s < duration_s:
+        times.append(next_s)
+        next_s += rng.expovariate(rate)
+    return times
+
+
+def ideal_p99_ms(rate: float, duration_s: float, overshoot_s: float) -> float:
+    """The open-loop p99 of an ideal batcher, simulated on the same arrivals: no CPU cost, and
+    whenever the accelerator is free it takes everything queued (up to a batch). A call lasts
+    20 ms + 1 ms/item + `overshoot_s`. This is the floor any batcher in this harness stands on."""
+    arrivals, latencies, free_s, i = poisson_arrivals(rate, duration_s), [], 0.0, 0
+    while i < len(arrivals):
+        start_s = max(free_s, arrivals[i])
+        end = i + 1
+        while end < len(arrivals) and end - i < BATCH and arrivals[end] <= start_s:
+            end += 1
+        free_s = start_s + FIXED_S + PER_ITEM_S * (end - i) + overshoot_s
+        latencies += [free_s - arrival for arrival in arrivals[i:end]]
+        i = end
+    return percentile(latencies, 0.99) * 1000
 
 
 def idle_cpu_ms_per_s(make: Callable[[], object] | None, seconds: float = 3.0) -> float:
@@ -156,6 +183,12 @@ def idle_cpu_ms_per_s(make: Callable[[], object] | None, seconds: float = 3.0) -
 
 
 # ---------------------------------------------------------------------------------------------
+
+
+def accelerator_of(holder: object) -> Accelerator:
+    accelerator = getattr(holder, "accelerator", holder)
+    assert isinstance(accelerator, Accelerator)
+    return accelerator
 
 
 def designs() -> dict[str, Callable[[], tuple[Submit, object]]]:
@@ -211,25 +244,41 @@ def in_process_table(quick: bool) -> None:
         "idle CPU ms/s",
     )
     print("{:13} {:>12} {:>10} {:>11} {:>9} {:>9} {:>13} {:>7} {:>6} {:>13}".format(*header))
+    micro_p99 = micro_overshoot_s = float("nan")
     for name, make in designs().items():
 
-        async def measure(make=make) -> tuple[float, float, float, tuple[float, float, int]]:
+        async def measure(
+            make=make, name=name
+        ) -> tuple[float, float, float, tuple[float, float, int]]:
             submit, holder = make()
             throughput = await closed_loop(submit, callers, per_caller)
-            accelerator = getattr(holder, "accelerator", holder)
-            ceiling = getattr(accelerator, "measured_ceiling", lambda: float("nan"))()
+            ceiling = accelerator_of(holder).measured_ceiling()
             single = await single_caller(make()[0], 50)
-            tail = await open_loop(make()[0], 150.0, duration_s)
+            submit, holder = make()
+            tail = await open_loop(submit, 150.0, duration_s)
+            nonlocal micro_overshoot_s
+            if name == "MicroBatcher":
+                micro_overshoot_s = accelerator_of(holder).mean_overshoot_s()
             return throughput, ceiling, single, tail
 
         throughput, measured, single_ms, (p50, p99, failed) = asyncio.run(measure())
+        if name == "MicroBatcher":
+            micro_p99 = p99
         idle = idle_cpu_ms_per_s(lambda make=make: make()[1]) - baseline
         print(
             f"{name:13} {throughput:>12.1f} {throughput / CEILING:>10.3f} "
             f"{throughput / measured:>11.3f} {single_ms:>9.2f} {single_ms - 21:>+9.2f} "
             f"{p50:>13.1f} {p99:>7.1f} {failed:>6} {idle:>+13.3f}"
         )
-    print("\n'of measured': against 8 / (mean measured duration of a full batch).")
+    exact = ideal_p99_ms(150.0, duration_s, 0.0)
+    real = ideal_p99_ms(150.0, duration_s, micro_overshoot_s)
+    print(
+        f"\nAn ideal batcher on the same arrivals (simulated: no CPU, takes all that is queued "
+        f"when the accelerator frees): p99 {exact:.1f} ms with exact 20 + 1 ms/item calls, "
+        f"{real:.1f} ms with the {micro_overshoot_s * 1000:.2f} ms a call the sleeps overshot "
+        f"in MicroBatcher's run; MicroBatcher's p99 is {micro_p99 / real:.3f} of that."
+    )
+    print("'of measured': against 8 / (mean measured duration of a full batch).")
     print(f"'idle CPU': minus the {baseline:.3f} ms/s a bare event loop spends on its own.")
 
 
