@@ -100,7 +100,8 @@ class JobService:
 
     async def aclose(self) -> None:
         await self.pool.aclose()
-        if self._sender is not None:
+        if self.webhooks is not None and self._sender is not None:
+            self.webhooks.stop()
             self._sender.cancel()
             await asyncio.gather(self._sender, return_exceptions=True)
         await self.board.aclose()
