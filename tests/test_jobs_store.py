@@ -9,6 +9,7 @@ import uuid
 
 import pytest
 
+from inferlab.errors import IdempotencyKeyReusedError
 from inferlab.jobs import QueueFullError, RedisJobStore, SQLiteJobStore, Status
 from inferlab.jobs._records import cancel, claim, finish, new_job, renew
 
@@ -47,9 +48,50 @@ async def test_a_job_comes_back_as_it_went_in(store):
 
 async def test_an_idempotency_key_returns_the_first_job_and_stores_nothing_new(store):
     first, _ = await store.add(a_job(key="k1"), max_unfinished=10)
-    again, created = await store.add(a_job("Other", key="k1"), max_unfinished=10)
+    again, created = await store.add(a_job(key="k1"), max_unfinished=10)
     assert (again.id, created) == (first.id, False)
+    with pytest.raises(IdempotencyKeyReusedError) as reused:
+        await store.add(a_job("Other", key="k1"), max_unfinished=10)
+    assert (reused.value.key, reused.value.job_id, reused.value.index) == ("k1", first.id, 0)
     assert sum((await store.counts()).values()) == 1
+
+
+async def test_many_jobs_are_added_in_order_all_or_none(store):
+    """Five jobs in one call: one answer each, in order, a repeated key (stored before, or
+    earlier in the call) answering with its job. Then three bulks refused whole: no room for
+    all, a key reused for another request, a key used twice with two requests."""
+    known, _ = await store.add(a_job("known", key="k0"), max_unfinished=10)
+    jobs = [a_job("a"), a_job("known", key="k0"), a_job("b", key="k1"), a_job("b", key="k1")]
+    added = await store.add_many([*jobs, a_job("c")], max_unfinished=10)
+    assert [created for _, created in added] == [True, False, True, False, True]
+    assert [job.id for job, _ in added][:4] == [jobs[0].id, known.id, jobs[2].id, jobs[2].id]
+    assert (await store.counts())[Status.QUEUED] == 4
+
+    with pytest.raises(QueueFullError) as full:  # room for 6: one of the seven fits, none goes
+        await store.add_many([a_job(str(i)) for i in range(7)], max_unfinished=10)
+    assert full.value.unfinished == 4
+    for bad in ([a_job("d"), a_job("other", key="k1")], [a_job("e", key="k9"), a_job(key="k9")]):
+        with pytest.raises(IdempotencyKeyReusedError) as reused:
+            await store.add_many(bad, max_unfinished=10)
+        assert reused.value.index == 1
+    assert (await store.counts())[Status.QUEUED] == 4
+    assert await store.get(jobs[0].id) == jobs[0]
+
+
+async def test_a_refused_bulk_spoils_none_of_the_writes_that_share_its_commit(store):
+    """SQLite commits the writes that arrive together in one transaction: a bulk refused in the
+    middle of it takes back its own rows only. (Redis: one script each, the same answer.)"""
+    job, _ = await store.add(a_job(), max_unfinished=10)
+    outcomes = await asyncio.gather(
+        store.add_many([a_job("x"), a_job("y")], max_unfinished=2),  # room for one: refused
+        store.add(a_job("z"), max_unfinished=10),
+        store.replace(claim(job, worker="w", now=NOW, lease_s=5)),
+        return_exceptions=True,
+    )
+    assert isinstance(outcomes[0], QueueFullError)
+    assert outcomes[1][1] is True and outcomes[2] is True
+    counts = await store.counts()
+    assert (counts[Status.QUEUED], counts[Status.RUNNING]) == (1, 1)
 
 
 async def test_the_queue_is_bounded_by_unfinished_jobs_only(store):
