@@ -54,9 +54,18 @@ MAX_WAIT_S = 60.0
 STORE_RETRY_AFTER_S = 2  # a Redis restart, or a failover, takes seconds
 
 
+def _refuse_unencodable_but_the_request(data: Any) -> Any:
+    """The submission's own text (callback_url); `request` is its own model and checks itself,
+    so its text is walked once, not twice."""
+    if isinstance(data, dict) and "request" in data:
+        refuse_unencodable({key: value for key, value in data.items() if key != "request"})
+        return data
+    return refuse_unencodable(data)
+
+
 class JobSubmission(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)  # "3" is not a number of attempts
-    _encodable = model_validator(mode="before")(refuse_unencodable)  # callback_url too
+    _encodable = model_validator(mode="before")(_refuse_unencodable_but_the_request)
 
     request: ProxyCompletionRequest
     callback_url: str | None = Field(None, max_length=2048)

@@ -18,7 +18,7 @@ from ..errors import IdempotencyKeyReusedError, OpenAIHTTPError, QueueFullError
 from ..serve._http import retry_after_header
 from ..wire.upstream import Call, Reply, Upstream, batch_key
 from ._board import JobBoard
-from ._records import Job, Json, Status, cancel, new_job
+from ._records import Job, Json, Status, cancel, new_ids, new_job
 from .retry import Backoff
 from .settings import MAX_JOBS_PER_SUBMISSION
 from .store import JobStore
@@ -168,8 +168,9 @@ class JobService:
                 max_attempts=one.max_attempts or self.max_attempts,
                 callback_url=one.callback_url,
                 idempotency_key=one.idempotency_key,
+                job_id=job_id,
             )
-            for one in submissions
+            for one, job_id in zip(submissions, new_ids(len(submissions)), strict=True)
         ]
         try:
             stored = await self.store.add_many(jobs, max_unfinished=self.max_queue_size)
