@@ -219,3 +219,43 @@ async def test_writes_that_arrive_together_all_land_however_many_are_in_flight(s
     assert (await store.counts())[Status.RUNNING] == 300
     read = await asyncio.gather(*(store.get(job.id) for job in claims), store.get("job-nope"))
     assert read == [*claims, None]  # reads that arrive together each get their own job
+
+
+async def test_racing_claimers_take_every_job_exactly_once(store, request):
+    """Four claimers, each with a store of its own (its own connection), take 400 jobs as the
+    worker pool does: read the due ones, claim them all in one replace_many. Their first reads
+    all happen before any claim (a barrier), so they surely collide: 4 claims on each of the
+    first 32 jobs. Each job is won by exactly one claimer, and none is left behind."""
+    jobs = [a_job(str(i), at=NOW - 1) for i in range(400)]
+    await store.add_many(jobs, max_unfinished=1000)
+    first_reads = asyncio.Barrier(4)
+    lost = []
+
+    def another_store():
+        if isinstance(store, SQLiteJobStore):
+            return SQLiteJobStore(store.path)
+        return RedisJobStore(request.getfixturevalue("redis_url"), prefix=store.prefix)
+
+    async def claimer(name: str) -> list[str]:
+        mine, own = [], another_store()
+        try:
+            due = await own.due_work(NOW, limit=32)
+            await first_reads.wait()
+            while due:
+                taken = [claim(job, worker=name, now=NOW, lease_s=60) for job in due]
+                won = await own.replace_many(taken)
+                mine += [job.id for job, ok in zip(taken, won, strict=True) if ok]
+                lost.append(won.count(False))
+                due = await own.due_work(NOW, limit=32)
+        finally:
+            await own.close()
+        return mine
+
+    won = await asyncio.gather(*(claimer(f"w{i}") for i in range(4)))
+    claimed = [job_id for each in won for job_id in each]
+    assert sorted(claimed) == sorted(job.id for job in jobs)  # none twice, none lost
+    assert sum(lost) >= 3 * 32  # they raced: three of the four claims on each first job lost
+    assert (await store.counts())[Status.RUNNING] == 400
+    for name, ids in zip(("w0", "w1", "w2", "w3"), won, strict=True):
+        kept = await asyncio.gather(*(store.get(job_id) for job_id in ids[:10]))
+        assert {job.worker for job in kept} <= {name}  # the winner's claim is the one stored

@@ -111,22 +111,45 @@ end
 return {1, unpack(answers)}
 """
 
+# Compare-and-set, for one job or many (a claimer's whole round): each job is written only if
+# its stored version is still the one it was made from; one may lose while others win.
+# ARGV: prefix, then 6 fields a job. It answers one 1 (written) or 0 (it changed) a job.
 _REPLACE = """
-local p, id = ARGV[1], ARGV[2]
-local key = p .. 'job:' .. id
-local current = redis.call('HMGET', key, 'version', 'status')
-if not current[1] or tonumber(current[1]) ~= tonumber(ARGV[4]) - 1 then return 0 end
-redis.call('HSET', key, 'data', ARGV[3], 'version', ARGV[4], 'status', ARGV[5])
-if current[2] ~= ARGV[5] then
-  local created = redis.call('ZSCORE', p .. 'status:' .. current[2], id)
-  redis.call('ZREM', p .. 'status:' .. current[2], id)
-  redis.call('ZADD', p .. 'status:' .. ARGV[5], created, id)
+local p, written = ARGV[1], {}
+for i = 2, #ARGV, 6 do
+  local id, status, ready, callback = ARGV[i], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5]
+  local key = p .. 'job:' .. id
+  local current = redis.call('HMGET', key, 'version', 'status')
+  if not current[1] or tonumber(current[1]) ~= tonumber(ARGV[i + 2]) - 1 then
+    written[#written + 1] = 0
+  else
+    redis.call('HSET', key, 'data', ARGV[i + 1], 'version', ARGV[i + 2], 'status', status)
+    if current[2] ~= status then
+      local created = redis.call('ZSCORE', p .. 'status:' .. current[2], id)
+      redis.call('ZREM', p .. 'status:' .. current[2], id)
+      redis.call('ZADD', p .. 'status:' .. status, created, id)
+    end
+    if ready == '' then redis.call('ZREM', p .. 'ready', id)
+    else redis.call('ZADD', p .. 'ready', ready, id) end
+    if callback == '' then redis.call('ZREM', p .. 'callbacks', id)
+    else redis.call('ZADD', p .. 'callbacks', callback, id) end
+    written[#written + 1] = 1
+  end
 end
-if ARGV[6] == '' then redis.call('ZREM', p .. 'ready', id)
-else redis.call('ZADD', p .. 'ready', ARGV[6], id) end
-if ARGV[7] == '' then redis.call('ZREM', p .. 'callbacks', id)
-else redis.call('ZADD', p .. 'callbacks', ARGV[7], id) end
-return 1
+return written
+"""
+
+# The due jobs of an index ("ready" or "callbacks"), oldest first, with their data: one round
+# trip, and the index and the jobs read at one moment. ARGV: prefix, index, now, limit.
+_DUE = """
+local p = ARGV[1]
+local ids = redis.call('ZRANGEBYSCORE', p .. ARGV[2], '-inf', ARGV[3], 'LIMIT', 0, ARGV[4])
+local found = {}
+for _, id in ipairs(ids) do
+  local data = redis.call('HGET', p .. 'job:' .. id, 'data')
+  if data then found[#found + 1] = data end
+end
+return found
 """
 
 
@@ -233,6 +256,7 @@ class RedisJobStore:
         self._redis: Any = redis.Redis.from_pool(pool)  # closing it closes the pool
         self._add = self._redis.register_script(_ADD)
         self._replace = self._redis.register_script(_REPLACE)
+        self._due_jobs = self._redis.register_script(_DUE)
         self._grouped = _Grouped(self._redis)
 
     @_reachable
@@ -318,34 +342,34 @@ class RedisJobStore:
             found = await pipe.execute()
         return {job_id: int(v) for job_id, v in zip(job_ids, found, strict=True) if v is not None}
 
-    @_reachable
     async def replace(self, job: Job) -> bool:
-        written = await self._grouped.script(
-            self._replace,
-            [
-                self.prefix,
+        return (await self.replace_many([job]))[0]
+
+    @_reachable
+    async def replace_many(self, jobs: builtins.list[Job]) -> builtins.list[bool]:
+        args: builtins.list[object] = [self.prefix]
+        for job in jobs:
+            args += [
                 job.id,
                 job.to_json(),
                 job.version,
                 job.status.value,
                 _score(job.ready_at),
                 _score(job.callback_at),
-            ],
-        )
-        return bool(written)
+            ]
+        written = await self._grouped.script(self._replace, args)
+        return [bool(one) for one in written]
 
     async def due_work(self, now: float, limit: int) -> list[Job]:
-        return await self._load(await self._due("ready", now, limit))
+        return await self._due("ready", now, limit)
 
     async def due_callbacks(self, now: float, limit: int) -> list[Job]:
-        return await self._load(await self._due("callbacks", now, limit))
+        return await self._due("callbacks", now, limit)
 
     @_reachable
-    async def _due(self, index: str, now: float, limit: int) -> list[bytes]:
-        ids: list[bytes] = await self._redis.zrangebyscore(
-            self.prefix + index, "-inf", now, start=0, num=limit
-        )
-        return ids
+    async def _due(self, index: str, now: float, limit: int) -> list[Job]:
+        found = await self._grouped.script(self._due_jobs, [self.prefix, index, repr(now), limit])
+        return [Job.from_json(data) for data in found]
 
     @_reachable
     async def next_due_at(self) -> float | None:

@@ -63,6 +63,11 @@ class JobStore(Protocol):
         """Write `job` if the stored one still has `job.version - 1`; False if it changed."""
         ...
 
+    async def replace_many(self, jobs: builtins.list[Job]) -> builtins.list[bool]:
+        """`replace` for each job, in one write (a claimer's round): one answer a job, in
+        order. Each compare-and-set stands alone: one may lose while the others win."""
+        ...
+
     async def due_work(self, now: float, limit: int) -> list[Job]: ...
 
     async def due_callbacks(self, now: float, limit: int) -> list[Job]: ...
@@ -176,7 +181,10 @@ class SQLiteJobStore:
         return cast(builtins.list[tuple[Job, bool]], added)
 
     async def replace(self, job: Job) -> bool:
-        return cast(bool, await self._write(_Write("replace", [job])))
+        return (await self.replace_many([job]))[0]
+
+    async def replace_many(self, jobs: builtins.list[Job]) -> builtins.list[bool]:
+        return cast(builtins.list[bool], await self._write(_Write("replace", jobs)))
 
     async def _write(self, write: _Write) -> object:
         future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
@@ -202,7 +210,7 @@ class SQLiteJobStore:
             outcomes: builtins.list[object] = []
             for write, _ in group:
                 if write.kind == "replace":
-                    outcomes.append(self._compare_and_set(write.jobs[0]))
+                    outcomes.append([self._compare_and_set(job) for job in write.jobs])
                 else:
                     outcome, unfinished = self._add_all(write, unfinished)
                     outcomes.append(outcome)

@@ -192,19 +192,21 @@ class WorkerPool:
         return self.board.fallback_s if due is None else due - self.clock()
 
     async def _claim(self, idle: int) -> list[Job]:
-        """Claim up to `idle` due jobs, their compare-and-sets sent together (one group commit
-        on SQLite). Racing another process for a job is fine: exactly one of us wins it."""
+        """Claim up to `idle` due jobs, their compare-and-sets in one write (one group commit on
+        SQLite, one script on Redis). Racing another process for a job is fine: exactly one of
+        us wins it."""
         now = self.clock()
         taken: list[Job] = []
         for job in await self.store.due_work(now, limit=idle):
-            # subtle: a store may read the index and the job at different moments (Redis does),
-            # so the job may have been claimed in between: trust its own data, not the index.
+            # subtle: a store may read the index and the job at different moments (Redis did,
+            # before one script read both), so the job may have been claimed in between: trust
+            # its own data, not the index.
             if job.ready_at is None or job.ready_at > now:
                 continue
             self._started += 1
             worker = f"{self.name}/{self._started}"
             taken.append(claim(job, worker=worker, now=now, lease_s=self.lease_s))
-        won = await asyncio.gather(*(self.store.replace(job) for job in taken))
+        won = await self.store.replace_many(taken) if taken else []
         claimed = []
         for job, ok in zip(taken, won, strict=True):
             if not ok:
