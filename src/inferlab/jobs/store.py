@@ -115,7 +115,7 @@ def _row(job: Job) -> tuple[object, ...]:
 
 @dataclass(frozen=True)
 class _Write:
-    """One caller's write waiting for the next group commit: jobs to add, or one to replace."""
+    """One caller's write waiting for the next group commit: jobs to add, or to replace."""
 
     kind: str  # "add" | "replace"
     jobs: builtins.list[Job]
