@@ -18,6 +18,7 @@ from inferlab import ServerThread
 from inferlab.errors import APIStatusError, JobFailedError
 from inferlab.jobs import (
     SIGNATURE_HEADER,
+    AsyncJobClient,
     Backoff,
     JobClient,
     RedisJobStore,
@@ -470,3 +471,132 @@ def test_a_receiver_that_never_answers_delays_no_other_receivers_webhooks(
     assert len(healthy.state.received) == 8
     for job in stuck:
         assert jobs._http.get(f"/v1/jobs/{job.id}").json()["callback"]["state"] == "pending"
+
+
+# -- bulk submission: POST /v1/jobs/batch ------------------------------------------------------
+
+
+def a_bulk(*prompts, **item):
+    return {"requests": [{"request": {"prompt": p, "max_tokens": 2}, **item} for p in prompts]}
+
+
+def test_a_bulk_is_acknowledged_in_order_once_stored_and_each_job_runs(start_jobs, any_store):
+    jobs = start_jobs(store=any_store)
+    response = jobs._http.post("/v1/jobs/batch", json=a_bulk("a", "b", "c"))
+    assert response.status_code == 202, response.text
+    body = response.json()
+    assert body["object"] == "list"
+    assert [job["request"]["prompt"] for job in body["data"]] == ["a", "b", "c"]
+    assert {job["status"] for job in body["data"]} <= {"queued", "running", "succeeded"}
+    done = [jobs.wait(job["id"]) for job in body["data"]]
+    assert [job.text for job in done] == [" a_0 a_1", " b_0 b_1", " c_0 c_1"]
+
+
+def test_a_bulk_is_on_disk_when_acknowledged(start_jobs, any_store, tmp_path, request):
+    """Read back through a second store of its own (another connection, or another client of
+    the same Redis): what the 202 listed was committed before it was sent."""
+    jobs = start_jobs(store=any_store, workers=0)
+    listed = jobs.submit_many([f"p{i}" for i in range(100)], max_tokens=2)
+    if isinstance(any_store, SQLiteJobStore):
+        other = SQLiteJobStore(any_store.path)
+    else:
+        other = RedisJobStore(request.getfixturevalue("redis_url"), prefix=any_store.prefix)
+
+    async def read_back():
+        try:
+            return await asyncio.gather(*(other.get(job.id) for job in listed))
+        finally:
+            await other.close()
+
+    stored = asyncio.run(read_back())
+    assert [job.request["prompt"] for job in stored] == [f"p{i}" for i in range(100)]
+
+
+def test_one_bad_item_refuses_the_whole_bulk_and_names_itself(start_jobs, any_store):
+    jobs = start_jobs(store=any_store)
+    body = a_bulk("a", "b", "c", "d")
+    body["requests"][3]["request"]["prompt"] = 3
+    response = jobs._http.post("/v1/jobs/batch", json=body)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["param"] == "requests.3.request.prompt"
+    body = a_bulk("a", "b")
+    body["requests"][1]["callback_url"] = "http://10.1.2.3/hook"  # not an allowed host
+    response = jobs._http.post("/v1/jobs/batch", json=body)
+    assert response.status_code == 400
+    assert response.json()["error"]["param"] == "requests.1.callback_url"
+    assert jobs.list() == []
+
+
+def test_a_bulk_holds_at_most_1000_jobs(start_jobs):
+    jobs = start_jobs(workers=0)
+    response = jobs._http.post("/v1/jobs/batch", json=a_bulk(*(f"p{i}" for i in range(1001))))
+    assert response.status_code == 400 and response.json()["error"]["param"] == "requests"
+    assert "at most 1000" in response.json()["error"]["message"]
+    assert len(jobs.submit_many([f"p{i}" for i in range(1000)], max_tokens=2)) == 1000
+
+
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        ({"requests": []}, "requests"),
+        ({}, "requests"),
+        ({"requests": [{"request": {"prompt": "x"}}], "colour": "red"}, "colour"),
+        (
+            {"requests": [{"request": {"prompt": "x"}, "idempotency_key": 7}]},
+            "requests.0.idempotency_key",
+        ),
+        ({"requests": [{"request": {"prompt": "x", "stream": True}}]}, "requests.0.request"),
+    ],
+)
+def test_a_bulk_is_a_list_of_single_submissions_each_with_its_own_key(start_jobs, body, param):
+    jobs = start_jobs()
+    response = jobs._http.post("/v1/jobs/batch", json=body)
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["message"] and error["param"] == param
+
+
+def test_idempotency_keys_in_a_bulk_return_their_jobs_and_a_reused_one_refuses_it(
+    start_jobs, any_store
+):
+    jobs = start_jobs(store=any_store, workers=0)
+    first = jobs.submit("once", max_tokens=2, idempotency_key="order-1")
+    again = jobs.submit_many(
+        ["once", "new", "new"], max_tokens=2, idempotency_keys=["order-1", "order-2", "order-2"]
+    )
+    assert again[0].id == first.id and again[1].id == again[2].id != first.id
+    with pytest.raises(APIStatusError) as reused:
+        jobs.submit_many(["fine", "other"], max_tokens=2, idempotency_keys=[None, "order-1"])
+    error = reused.value
+    assert (error.status_code, error.code, error.param) == (
+        409,
+        "idempotency_key_reused",
+        "requests.1.idempotency_key",
+    )
+    assert len(jobs.list()) == 2  # "fine" was not queued either
+
+
+def test_a_bulk_the_queue_has_no_room_for_is_a_429_saying_how_much_room_there_is(
+    start_jobs, any_store
+):
+    jobs = start_jobs(store=any_store, workers=0, max_queue_size=5)
+    jobs.submit_many(["a", "b"], max_tokens=2)
+    response = jobs._http.post("/v1/jobs/batch", json=a_bulk("c", "d", "e", "f"))
+    assert response.status_code == 429 and int(response.headers["retry-after"]) >= 1
+    assert "room for 3 more jobs" in response.json()["error"]["message"]
+    assert len(jobs.submit_many(["c", "d", "e"], max_tokens=2)) == 3
+
+
+def test_the_async_client_submits_a_bulk_of_whole_requests(start_jobs):
+    jobs = start_jobs(workers=0)
+
+    async def submit():
+        async with AsyncJobClient(jobs.base_url) as client:
+            return await client.submit_many(requests=[{"prompt": "a"}, {"prompt": ["b", "c"]}])
+
+    queued = asyncio.run(submit())
+    assert [job.raw["request"]["prompt"] for job in queued] == ["a", ["b", "c"]]
+    with pytest.raises(ValueError, match="one idempotency key"):
+        jobs.submit_many(["a", "b"], idempotency_keys=["k"])
+    with pytest.raises(TypeError):
+        jobs.submit_many(["a"], requests=[{"prompt": "b"}])

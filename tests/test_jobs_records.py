@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import random
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from inferlab.errors import RequestTimeoutError
 from inferlab.jobs import Backoff, Status, check_callback_url, sign, verify_signature
-from inferlab.jobs._records import Job, claim, finish, new_job, retry_later
+from inferlab.jobs._records import Job, claim, finish, new_ids, new_job, retry_later
 from inferlab.jobs.retry import outcome_of
 from inferlab.wire.upstream import Reply, UpstreamError
 
@@ -118,3 +119,17 @@ def test_a_job_is_stored_as_the_same_json_as_dataclasses_would_write():
     )  # fmt: skip
     assert job.to_json() == json.dumps(dataclasses.asdict(job), separators=(",", ":"))
     assert Job.from_json(job.to_json()) == job
+
+
+def test_job_ids_drawn_ahead_are_each_handed_out_once():
+    """Ids come from one os.urandom per 256 (a system call per id cost the event loop the GIL
+    during a burst): across refills, and from several threads at once, none repeats."""
+
+    def draw(_: int) -> list[str]:
+        return [*new_ids(7), new_job({}, now=0, max_attempts=1).id]
+
+    with ThreadPoolExecutor(max_workers=4) as threads:
+        drawn = list(threads.map(draw, range(200)))
+    ids = [job_id for group in drawn for job_id in group]
+    assert len(ids) == len(set(ids)) == 1600
+    assert all(len(job_id) == len("job-") + 32 for job_id in ids)

@@ -9,6 +9,7 @@ import uuid
 
 import pytest
 
+from inferlab.errors import IdempotencyKeyReusedError
 from inferlab.jobs import QueueFullError, RedisJobStore, SQLiteJobStore, Status
 from inferlab.jobs._records import cancel, claim, finish, new_job, renew
 
@@ -47,9 +48,50 @@ async def test_a_job_comes_back_as_it_went_in(store):
 
 async def test_an_idempotency_key_returns_the_first_job_and_stores_nothing_new(store):
     first, _ = await store.add(a_job(key="k1"), max_unfinished=10)
-    again, created = await store.add(a_job("Other", key="k1"), max_unfinished=10)
+    again, created = await store.add(a_job(key="k1"), max_unfinished=10)
     assert (again.id, created) == (first.id, False)
+    with pytest.raises(IdempotencyKeyReusedError) as reused:
+        await store.add(a_job("Other", key="k1"), max_unfinished=10)
+    assert (reused.value.key, reused.value.job_id, reused.value.index) == ("k1", first.id, 0)
     assert sum((await store.counts()).values()) == 1
+
+
+async def test_many_jobs_are_added_in_order_all_or_none(store):
+    """Five jobs in one call: one answer each, in order, a repeated key (stored before, or
+    earlier in the call) answering with its job. Then three bulks refused whole: no room for
+    all, a key reused for another request, a key used twice with two requests."""
+    known, _ = await store.add(a_job("known", key="k0"), max_unfinished=10)
+    jobs = [a_job("a"), a_job("known", key="k0"), a_job("b", key="k1"), a_job("b", key="k1")]
+    added = await store.add_many([*jobs, a_job("c")], max_unfinished=10)
+    assert [created for _, created in added] == [True, False, True, False, True]
+    assert [job.id for job, _ in added][:4] == [jobs[0].id, known.id, jobs[2].id, jobs[2].id]
+    assert (await store.counts())[Status.QUEUED] == 4
+
+    with pytest.raises(QueueFullError) as full:  # room for 6: one of the seven fits, none goes
+        await store.add_many([a_job(str(i)) for i in range(7)], max_unfinished=10)
+    assert full.value.unfinished == 4
+    for bad in ([a_job("d"), a_job("other", key="k1")], [a_job("e", key="k9"), a_job(key="k9")]):
+        with pytest.raises(IdempotencyKeyReusedError) as reused:
+            await store.add_many(bad, max_unfinished=10)
+        assert reused.value.index == 1
+    assert (await store.counts())[Status.QUEUED] == 4
+    assert await store.get(jobs[0].id) == jobs[0]
+
+
+async def test_a_refused_bulk_spoils_none_of_the_writes_that_share_its_commit(store):
+    """SQLite commits the writes that arrive together in one transaction: a bulk refused in the
+    middle of it takes back its own rows only. (Redis: one script each, the same answer.)"""
+    job, _ = await store.add(a_job(), max_unfinished=10)
+    outcomes = await asyncio.gather(
+        store.add_many([a_job("x"), a_job("y")], max_unfinished=2),  # room for one: refused
+        store.add(a_job("z"), max_unfinished=10),
+        store.replace(claim(job, worker="w", now=NOW, lease_s=5)),
+        return_exceptions=True,
+    )
+    assert isinstance(outcomes[0], QueueFullError)
+    assert outcomes[1][1] is True and outcomes[2] is True
+    counts = await store.counts()
+    assert (counts[Status.QUEUED], counts[Status.RUNNING]) == (1, 1)
 
 
 async def test_the_queue_is_bounded_by_unfinished_jobs_only(store):
@@ -177,3 +219,43 @@ async def test_writes_that_arrive_together_all_land_however_many_are_in_flight(s
     assert (await store.counts())[Status.RUNNING] == 300
     read = await asyncio.gather(*(store.get(job.id) for job in claims), store.get("job-nope"))
     assert read == [*claims, None]  # reads that arrive together each get their own job
+
+
+async def test_racing_claimers_take_every_job_exactly_once(store, request):
+    """Four claimers, each with a store of its own (its own connection), take 400 jobs as the
+    worker pool does: read the due ones, claim them all in one replace_many. Their first reads
+    all happen before any claim (a barrier), so they surely collide: 4 claims on each of the
+    first 32 jobs. Each job is won by exactly one claimer, and none is left behind."""
+    jobs = [a_job(str(i), at=NOW - 1) for i in range(400)]
+    await store.add_many(jobs, max_unfinished=1000)
+    first_reads = asyncio.Barrier(4)
+    lost = []
+
+    def another_store():
+        if isinstance(store, SQLiteJobStore):
+            return SQLiteJobStore(store.path)
+        return RedisJobStore(request.getfixturevalue("redis_url"), prefix=store.prefix)
+
+    async def claimer(name: str) -> list[str]:
+        mine, own = [], another_store()
+        try:
+            due = await own.due_work(NOW, limit=32)
+            await first_reads.wait()
+            while due:
+                taken = [claim(job, worker=name, now=NOW, lease_s=60) for job in due]
+                won = await own.replace_many(taken)
+                mine += [job.id for job, ok in zip(taken, won, strict=True) if ok]
+                lost.append(won.count(False))
+                due = await own.due_work(NOW, limit=32)
+        finally:
+            await own.close()
+        return mine
+
+    won = await asyncio.gather(*(claimer(f"w{i}") for i in range(4)))
+    claimed = [job_id for each in won for job_id in each]
+    assert sorted(claimed) == sorted(job.id for job in jobs)  # none twice, none lost
+    assert sum(lost) >= 3 * 32  # they raced: three of the four claims on each first job lost
+    assert (await store.counts())[Status.RUNNING] == 400
+    for name, ids in zip(("w0", "w1", "w2", "w3"), won, strict=True):
+        kept = await asyncio.gather(*(store.get(job_id) for job_id in ids[:10]))
+        assert {job.worker for job in kept} <= {name}  # the winner's claim is the one stored

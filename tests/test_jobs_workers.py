@@ -191,3 +191,55 @@ async def test_once_every_worker_holds_a_job_their_batch_leaves_without_waiting_
         await batcher.aclose()
         await store.close()
     assert sent == [2] and batcher.stats.flush_reasons["flush"] == 1
+
+
+async def test_a_cancel_that_lands_as_the_mark_is_set_is_never_swallowed():
+    """Python 3.11's wait_for returns the result, and drops the cancel, when the awaited event
+    and the cancel land in the same turn of the loop. Land the cancel 0 to 5 turns after the
+    mark is set, which covers that turn whatever asyncio's inner steps: while the wait has not
+    returned, a cancel must stand."""
+    cancelled = 0
+    for turns in range(6):
+        board = JobBoard(fallback_s=60)
+        waiting = asyncio.ensure_future(board.wait(board.mark(), 60))
+        for _ in range(3):
+            await asyncio.sleep(0)  # (turns of the loop, not time: it parks on the mark)
+        board.nudge()
+        for _ in range(turns):
+            await asyncio.sleep(0)
+        if waiting.done():
+            assert waiting.result() is True  # it returned before the cancel: nothing to lose
+            continue
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        cancelled += 1
+    assert cancelled >= 2  # the race's turn is among them
+
+
+class SwallowingBoard(JobBoard):
+    """A board whose wait loses a cancel, as 3.11's wait_for does in the race above (or a store
+    library that waits that way): the claimer must stop on aclose() all the same."""
+
+    def __init__(self):
+        super().__init__(fallback_s=60)
+        self.parked = asyncio.Event()
+
+    async def wait(self, mark, timeout_s):
+        self.parked.set()
+        try:
+            return await super().wait(mark, timeout_s)
+        except asyncio.CancelledError:
+            return True  # as if the mark had been set first
+
+
+async def test_aclose_ends_the_claimer_even_when_its_cancel_is_swallowed(tmp_path):
+    store = SQLiteJobStore(tmp_path / "jobs.db")
+    board = SwallowingBoard()
+    pool = WorkerPool(store, MicroBatcher(lambda items: items), board, workers=1)
+    pool.start()
+    try:
+        await asyncio.wait_for(board.parked.wait(), 10)  # nothing due: the claimer waits
+        await asyncio.wait_for(pool.aclose(), 10)  # before the flag: TimeoutError, a hang
+    finally:
+        await store.close()

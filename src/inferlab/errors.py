@@ -14,6 +14,7 @@
     ├── UpstreamError            the model server behind a proxy or worker failed a whole
     │                            batch: no answer, a 5xx, a broken stream                502/504
     ├── QueueFullError           the job store holds its limit of unfinished jobs         429
+    ├── IdempotencyKeyReusedError  an idempotency key comes back with another request   409
     ├── StoreUnavailableError    the job store cannot be reached now (Redis down)         503
     ├── JobFailedError           a job ended `failed` or `cancelled`: no result to give
     └── BatchingError            a MicroBatcher could not answer with a result:
@@ -127,6 +128,18 @@ class QueueFullError(InferlabError):
     def __init__(self, unfinished: int):
         super().__init__(f"the job queue is full ({unfinished} jobs waiting or running)")
         self.unfinished = unfinished
+
+
+class IdempotencyKeyReusedError(InferlabError):
+    """An idempotency key came back with another request than the one it first made `job_id`
+    with. `index` is the position of that submission in the jobs given to the store (0 for one)."""
+
+    def __init__(self, key: str, job_id: str, *, index: int = 0):
+        super().__init__(
+            f"Idempotency-Key {key!r} was already used for another request (job {job_id}); "
+            "use a new key for a new request"
+        )
+        self.key, self.job_id, self.index = key, job_id, index
 
 
 class StoreUnavailableError(InferlabError):

@@ -24,13 +24,13 @@ from typing import TYPE_CHECKING
 from .._lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from ..errors import QueueFullError
+    from ..errors import IdempotencyKeyReusedError, QueueFullError
     from ._records import Job, Status
     from .app import JobServer, create_jobs_app
     from .client import AsyncJobClient, JobClient, JobInfo, QueueSample, watch_queue
     from .redis_store import RedisJobStore
     from .retry import Backoff
-    from .service import JobService
+    from .service import JobService, Submission
     from .store import JobStore, SQLiteJobStore
     from .webhooks import SIGNATURE_HEADER, check_callback_url, sign, verify_signature
     from .workers import WorkerPool
@@ -48,7 +48,9 @@ _WHERE = {
     "RedisJobStore": ".redis_store",
     "Backoff": ".retry",
     "JobService": ".service",
+    "Submission": ".service",
     "JobStore": ".store",
+    "IdempotencyKeyReusedError": "..errors",
     "QueueFullError": "..errors",
     "SQLiteJobStore": ".store",
     "SIGNATURE_HEADER": ".webhooks",
@@ -63,6 +65,7 @@ __all__ = [
     "SIGNATURE_HEADER",
     "AsyncJobClient",
     "Backoff",
+    "IdempotencyKeyReusedError",
     "Job",
     "JobClient",
     "JobInfo",
@@ -74,6 +77,7 @@ __all__ = [
     "RedisJobStore",
     "SQLiteJobStore",
     "Status",
+    "Submission",
     "WorkerPool",
     "check_callback_url",
     "create_jobs_app",

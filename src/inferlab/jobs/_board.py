@@ -33,6 +33,24 @@ Versions = Callable[[list[str]], Awaitable[dict[str, int]]]  # job ids -> stored
 Load = Callable[[str], Awaitable[Job | None]]
 
 
+async def wait_set(event: asyncio.Event, timeout_s: float | None) -> bool:
+    """True once `event` is set, False if `timeout_s` passed first; a cancel always stands.
+
+    subtle: not `asyncio.wait_for`, which on Python 3.11 swallows a cancel that arrives in the
+    same turn of the loop as the event (bpo-42130): it returns as if nothing happened, and a
+    loop that was told to stop (the claimer, the webhook sender) runs on. `asyncio.wait` never
+    swallows one; the waiter it leaves behind is ours to cancel.
+    """
+    if event.is_set():
+        return True
+    waiter = asyncio.ensure_future(event.wait())
+    try:
+        done, _ = await asyncio.wait({waiter}, timeout=timeout_s)
+    finally:
+        waiter.cancel()
+    return bool(done)
+
+
 @dataclass(eq=False)
 class Watch:
     """One job's newest version known here, and an event set whenever a newer one arrives."""
@@ -52,9 +70,7 @@ class Watch:
         """The first version newer than `seen`, or None once timeout_s passed."""
         self.offer(seen)  # the poller then compares with it, and older watchers wake
         while self.latest is None or self.latest.version <= seen.version:
-            try:
-                await asyncio.wait_for(self.changed.wait(), timeout_s)
-            except asyncio.TimeoutError:
+            if not await wait_set(self.changed, timeout_s):
                 return None
         return self.latest
 
@@ -97,12 +113,7 @@ class JobBoard:
 
     async def wait(self, mark: asyncio.Event, timeout_s: float) -> bool:
         """Wait until `mark` is set (True) or timeout_s, capped at `fallback_s`, passes."""
-        timeout = max(0.0, min(timeout_s, self.fallback_s))
-        try:
-            await asyncio.wait_for(mark.wait(), timeout)
-        except asyncio.TimeoutError:
-            return False
-        return True
+        return await wait_set(mark, max(0.0, min(timeout_s, self.fallback_s)))
 
     # -- watching one job ----------------------------------------------------------------------
     @contextmanager

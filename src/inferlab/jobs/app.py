@@ -4,6 +4,8 @@
 
     POST   /v1/jobs                 {"request": {completion}, "callback_url": ...}  -> 202
                                     header Idempotency-Key: same key, same job
+    POST   /v1/jobs/batch           {"requests": [<as above, + "idempotency_key">, ...]}
+                                    1 to 1,000 jobs, all or none, one disk sync -> 202
     GET    /v1/jobs/{id}?wait_s=10  the job; waits until it finished or 10 s passed
     GET    /v1/jobs/{id}/events     Server-Sent Events: one `status` event per change
     DELETE /v1/jobs/{id}            cancel (409 once it finished)
@@ -44,17 +46,26 @@ from ..wire.upstream import Upstream
 from ._records import Status
 from .redis_store import RedisJobStore
 from .retry import Backoff
-from .service import JobService
-from .settings import JobSettings
+from .service import JobService, Submission
+from .settings import MAX_JOBS_PER_SUBMISSION, JobSettings
 from .store import JobStore, SQLiteJobStore
 
 MAX_WAIT_S = 60.0
 STORE_RETRY_AFTER_S = 2  # a Redis restart, or a failover, takes seconds
 
 
+def _refuse_unencodable_but_the_request(data: Any) -> Any:
+    """The submission's own text (callback_url); `request` is its own model and checks itself,
+    so its text is walked once, not twice."""
+    if isinstance(data, dict) and "request" in data:
+        refuse_unencodable({key: value for key, value in data.items() if key != "request"})
+        return data
+    return refuse_unencodable(data)
+
+
 class JobSubmission(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)  # "3" is not a number of attempts
-    _encodable = model_validator(mode="before")(refuse_unencodable)  # callback_url too
+    _encodable = model_validator(mode="before")(_refuse_unencodable_but_the_request)
 
     request: ProxyCompletionRequest
     callback_url: str | None = Field(None, max_length=2048)
@@ -68,6 +79,18 @@ class JobSubmission(BaseModel):
         if request.stream:
             raise ValueError("a job cannot be streamed: its result is fetched when it is done")
         return request
+
+
+class JobBatchItem(JobSubmission):
+    """One job of a bulk submission: POST /v1/jobs's body, with its own idempotency key."""
+
+    idempotency_key: str | None = Field(None, max_length=255)
+
+
+class JobBatch(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    requests: list[JobBatchItem] = Field(min_length=1, max_length=MAX_JOBS_PER_SUBMISSION)
 
 
 class JobServer(Lifecycle):
@@ -188,6 +211,25 @@ async def submit(
     if not submitted.created:
         headers["Idempotent-Replayed"] = "true"
     return JSONResponse(submitted.job.public(), 202, headers)
+
+
+@router.post("/v1/jobs/batch", status_code=202)
+async def submit_batch(batch: JobBatch, server: JobServer = _jobs) -> Response:
+    """Up to 1,000 jobs, all or none: a 400 naming the first bad one (`requests.3.request`),
+    a 429 if the queue has no room for all, else the jobs in order once all are stored."""
+    submitted = await server.service.submit_many(
+        [
+            Submission(
+                item.request.model_dump(exclude_unset=True),
+                callback_url=item.callback_url,
+                idempotency_key=item.idempotency_key,
+                max_attempts=item.max_attempts,
+            )
+            for item in batch.requests
+        ]
+    )
+    body = {"object": "list", "data": [one.job.public() for one in submitted]}
+    return JSONResponse(body, 202)
 
 
 @router.get("/v1/jobs")

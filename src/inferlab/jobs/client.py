@@ -2,6 +2,7 @@
 
     jobs = JobClient("http://127.0.0.1:9100")            # the job server, not the model server
     job = jobs.submit("Write a haiku about queues", max_tokens=32)
+    batch = jobs.submit_many(["one", "two", "three"], max_tokens=8)  # all or none, in order
     print(job.status)                                     # queued: the acknowledgement
     done = jobs.wait(job.id)                              # long-polls until it finished
     print(jobs.result(job.id)["choices"][0]["text"])      # or raises JobFailedError
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -84,6 +86,38 @@ def _submission(
     return body
 
 
+def _batch(
+    prompts: Sequence[str | list[str]] | None,
+    requests: Sequence[Json] | None,
+    callback_url: str | None,
+    max_attempts: int | None,
+    idempotency_keys: Sequence[str | None] | None,
+    params: Json,
+) -> Json:
+    """The body of POST /v1/jobs/batch: one submission per prompt (or per whole request)."""
+    if (prompts is None) == (requests is None):
+        raise TypeError("pass prompts (and completion parameters), or whole requests")
+    if prompts is not None:
+        items = [_submission(p, None, callback_url, max_attempts, params) for p in prompts]
+    else:
+        assert requests is not None
+        items = [_submission(None, r, callback_url, max_attempts, {}) for r in requests]
+    if idempotency_keys is not None:
+        if len(idempotency_keys) != len(items):
+            raise ValueError(
+                f"need one idempotency key (or None) per job: {len(items)} jobs, "
+                f"{len(idempotency_keys)} keys"
+            )
+        for item, key in zip(items, idempotency_keys, strict=True):
+            if key is not None:
+                item["idempotency_key"] = key
+    return {"requests": items}
+
+
+def _jobs(body: Json) -> list[JobInfo]:
+    return [JobInfo.from_json(job) for job in body["data"]]
+
+
 def _read(response: httpx.Response) -> Json:
     if response.status_code >= 400:
         raise error_from_response(response.status_code, response.content)
@@ -138,6 +172,23 @@ class JobClient:
         body = _submission(prompt, request, callback_url, max_attempts, params)
         headers = _headers(None, idempotency_key)
         return JobInfo.from_json(self._call("POST", "/v1/jobs", json=body, headers=headers))
+
+    def submit_many(
+        self,
+        prompts: Sequence[str | list[str]] | None = None,
+        *,
+        requests: Sequence[Json] | None = None,
+        callback_url: str | None = None,
+        idempotency_keys: Sequence[str | None] | None = None,
+        max_attempts: int | None = None,
+        **params: Any,
+    ) -> list[JobInfo]:
+        """Queue up to 1,000 completions in one request, all or none; the jobs, in order.
+
+        submit_many(["a", "b"], max_tokens=8) -> [JobInfo(status="queued"), JobInfo(...)]
+        """
+        body = _batch(prompts, requests, callback_url, max_attempts, idempotency_keys, params)
+        return _jobs(self._call("POST", "/v1/jobs/batch", json=body))
 
     def status(self, job_id: str, *, wait_s: float = 0.0) -> JobInfo:
         return JobInfo.from_json(self._call("GET", f"/v1/jobs/{job_id}", params={"wait_s": wait_s}))
@@ -219,6 +270,19 @@ class AsyncJobClient:
         body = _submission(prompt, request, callback_url, max_attempts, params)
         headers = _headers(None, idempotency_key)
         return JobInfo.from_json(await self._call("POST", "/v1/jobs", json=body, headers=headers))
+
+    async def submit_many(
+        self,
+        prompts: Sequence[str | list[str]] | None = None,
+        *,
+        requests: Sequence[Json] | None = None,
+        callback_url: str | None = None,
+        idempotency_keys: Sequence[str | None] | None = None,
+        max_attempts: int | None = None,
+        **params: Any,
+    ) -> list[JobInfo]:
+        body = _batch(prompts, requests, callback_url, max_attempts, idempotency_keys, params)
+        return _jobs(await self._call("POST", "/v1/jobs/batch", json=body))
 
     async def status(self, job_id: str, *, wait_s: float = 0.0) -> JobInfo:
         path, params = f"/v1/jobs/{job_id}", {"wait_s": wait_s}

@@ -10,9 +10,10 @@ Keys, under one prefix (default "inferlab:jobs:"):
     status:<status>   sorted set: id -> created_at (lists and counts)
     idem:<key>        the id of the job an idempotency key made
 
-Adding a job and compare-and-set each run as one Lua script, which Redis executes atomically:
-no other client's command runs in between. Durability is Redis's to give, so `open()` asks it
-(`CONFIG GET appendonly`, `appendfsync`) before the API acknowledges anything:
+Adding jobs (one, or a bulk of them: all or none) and compare-and-set each run as one Lua
+script, which Redis executes atomically: no other client's command runs in between.
+Durability is Redis's to give, so `open()` asks it (`CONFIG GET appendonly`, `appendfsync`)
+before the API acknowledges anything:
 
     appendonly no             a Redis restart loses every job since its last snapshot: refuse
     appendfsync everysec/no   a Redis crash loses nothing (the write reached the kernel before
@@ -38,7 +39,7 @@ import logging
 from collections.abc import Callable, Coroutine
 from typing import Any, ParamSpec, TypeVar
 
-from ..errors import QueueFullError, StoreUnavailableError
+from ..errors import IdempotencyKeyReusedError, QueueFullError, StoreUnavailableError
 from ._records import UNFINISHED, Job, Status
 
 log = logging.getLogger(__name__)
@@ -66,40 +67,89 @@ def _reachable(
     return call
 
 
+# Jobs to add, all or none: first every check (keys already used, room), then every write.
+# ARGV: prefix, the bound, the unfinished statuses (2), then 8 fields a job. It answers
+# {1, one answer a job: '' new, '=' a key this call used before, or the stored job's data},
+# {-1, unfinished} (no room) or {-2, key, job id, index} (a key reused for another request).
 _ADD = """
-local p, id = ARGV[1], ARGV[2]
-local idem = ARGV[7]
-local ready = ARGV[9]
-if idem ~= '' then
-  local existing = redis.call('GET', p .. 'idem:' .. idem)
-  if existing then return {0, redis.call('HGET', p .. 'job:' .. existing, 'data')} end
+local p, limit = ARGV[1], tonumber(ARGV[2])
+local first, width = 5, 8
+local answers, fresh, known = {}, {}, {}  -- known: key -> {request hash, job id}
+for i = first, #ARGV, width do
+  local id, idem, hash = ARGV[i], ARGV[i + 5], ARGV[i + 6]
+  local answer = ''
+  if idem ~= '' then
+    if known[idem] then
+      answer = '='
+    else
+      local existing = redis.call('GET', p .. 'idem:' .. idem)
+      if existing then
+        answer = redis.call('HGET', p .. 'job:' .. existing, 'data')
+        known[idem] = {cjson.decode(answer).request_hash, existing}
+      else
+        known[idem] = {hash, id}
+      end
+    end
+    if known[idem][1] ~= hash then
+      return {-2, idem, known[idem][2], tostring((i - first) / width)}
+    end
+  end
+  answers[#answers + 1] = answer
+  if answer == '' then fresh[#fresh + 1] = i end
 end
-local unfinished = 0
-for i = 10, #ARGV do unfinished = unfinished + redis.call('ZCARD', p .. 'status:' .. ARGV[i]) end
-if unfinished >= tonumber(ARGV[8]) then return {-1, tostring(unfinished)} end
-redis.call('HSET', p .. 'job:' .. id, 'data', ARGV[3], 'version', ARGV[4], 'status', ARGV[5])
-redis.call('ZADD', p .. 'status:' .. ARGV[5], ARGV[6], id)
-redis.call('ZADD', p .. 'ready', ready, id)
-if idem ~= '' then redis.call('SET', p .. 'idem:' .. idem, id) end
-return {1, ''}
+local unfinished = redis.call('ZCARD', p .. 'status:' .. ARGV[3])
+  + redis.call('ZCARD', p .. 'status:' .. ARGV[4])
+if unfinished + #fresh > limit then return {-1, tostring(unfinished)} end
+for _, i in ipairs(fresh) do
+  local id, status, idem = ARGV[i], ARGV[i + 3], ARGV[i + 5]
+  redis.call('HSET', p .. 'job:' .. id, 'data', ARGV[i + 1], 'version', ARGV[i + 2],
+    'status', status)
+  redis.call('ZADD', p .. 'status:' .. status, ARGV[i + 4], id)
+  redis.call('ZADD', p .. 'ready', ARGV[i + 7], id)
+  if idem ~= '' then redis.call('SET', p .. 'idem:' .. idem, id) end
+end
+return {1, unpack(answers)}
 """
 
+# Compare-and-set, for one job or many (a claimer's whole round): each job is written only if
+# its stored version is still the one it was made from; one may lose while others win.
+# ARGV: prefix, then 6 fields a job. It answers one 1 (written) or 0 (it changed) a job.
 _REPLACE = """
-local p, id = ARGV[1], ARGV[2]
-local key = p .. 'job:' .. id
-local current = redis.call('HMGET', key, 'version', 'status')
-if not current[1] or tonumber(current[1]) ~= tonumber(ARGV[4]) - 1 then return 0 end
-redis.call('HSET', key, 'data', ARGV[3], 'version', ARGV[4], 'status', ARGV[5])
-if current[2] ~= ARGV[5] then
-  local created = redis.call('ZSCORE', p .. 'status:' .. current[2], id)
-  redis.call('ZREM', p .. 'status:' .. current[2], id)
-  redis.call('ZADD', p .. 'status:' .. ARGV[5], created, id)
+local p, written = ARGV[1], {}
+for i = 2, #ARGV, 6 do
+  local id, status, ready, callback = ARGV[i], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5]
+  local key = p .. 'job:' .. id
+  local current = redis.call('HMGET', key, 'version', 'status')
+  if not current[1] or tonumber(current[1]) ~= tonumber(ARGV[i + 2]) - 1 then
+    written[#written + 1] = 0
+  else
+    redis.call('HSET', key, 'data', ARGV[i + 1], 'version', ARGV[i + 2], 'status', status)
+    if current[2] ~= status then
+      local created = redis.call('ZSCORE', p .. 'status:' .. current[2], id)
+      redis.call('ZREM', p .. 'status:' .. current[2], id)
+      redis.call('ZADD', p .. 'status:' .. status, created, id)
+    end
+    if ready == '' then redis.call('ZREM', p .. 'ready', id)
+    else redis.call('ZADD', p .. 'ready', ready, id) end
+    if callback == '' then redis.call('ZREM', p .. 'callbacks', id)
+    else redis.call('ZADD', p .. 'callbacks', callback, id) end
+    written[#written + 1] = 1
+  end
 end
-if ARGV[6] == '' then redis.call('ZREM', p .. 'ready', id)
-else redis.call('ZADD', p .. 'ready', ARGV[6], id) end
-if ARGV[7] == '' then redis.call('ZREM', p .. 'callbacks', id)
-else redis.call('ZADD', p .. 'callbacks', ARGV[7], id) end
-return 1
+return written
+"""
+
+# The due jobs of an index ("ready" or "callbacks"), oldest first, with their data: one round
+# trip, and the index and the jobs read at one moment. ARGV: prefix, index, now, limit.
+_DUE = """
+local p = ARGV[1]
+local ids = redis.call('ZRANGEBYSCORE', p .. ARGV[2], '-inf', ARGV[3], 'LIMIT', 0, ARGV[4])
+local found = {}
+for _, id in ipairs(ids) do
+  local data = redis.call('HGET', p .. 'job:' .. id, 'data')
+  if data then found[#found + 1] = data end
+end
+return found
 """
 
 
@@ -206,6 +256,7 @@ class RedisJobStore:
         self._redis: Any = redis.Redis.from_pool(pool)  # closing it closes the pool
         self._add = self._redis.register_script(_ADD)
         self._replace = self._redis.register_script(_REPLACE)
+        self._due_jobs = self._redis.register_script(_DUE)
         self._grouped = _Grouped(self._redis)
 
     @_reachable
@@ -241,28 +292,42 @@ class RedisJobStore:
     async def ping(self) -> None:
         await self._redis.ping()
 
-    @_reachable
     async def add(self, job: Job, *, max_unfinished: int) -> tuple[Job, bool]:
-        outcome, text = await self._grouped.script(
-            self._add,
-            [
-                self.prefix,
+        return (await self.add_many([job], max_unfinished=max_unfinished))[0]
+
+    @_reachable
+    async def add_many(
+        self, jobs: builtins.list[Job], *, max_unfinished: int
+    ) -> builtins.list[tuple[Job, bool]]:
+        args: builtins.list[object] = [self.prefix, max_unfinished]
+        args += [status.value for status in UNFINISHED]
+        for job in jobs:
+            args += [
                 job.id,
                 job.to_json(),
                 job.version,
                 job.status.value,
                 repr(job.created_at),
                 job.idempotency_key or "",
-                max_unfinished,
+                job.request_hash,
                 _score(job.ready_at),
-                *(status.value for status in UNFINISHED),
-            ],
-        )
+            ]
+        outcome, *answers = await self._grouped.script(self._add, args)
         if outcome == -1:
-            raise QueueFullError(int(text))
-        if outcome == 0:
-            return Job.from_json(text), False
-        return job, True
+            raise QueueFullError(int(answers[0]))
+        if outcome == -2:
+            key, job_id, index = (_text(answer) for answer in answers)
+            raise IdempotencyKeyReusedError(key, job_id, index=int(index))
+        by_key: dict[str | None, Job] = {}  # the job each key stands for, made or found
+        added = []
+        for job, answer in zip(jobs, answers, strict=True):
+            if answer == b"=":  # a key used earlier in this call
+                added.append((by_key[job.idempotency_key], False))
+                continue
+            created = answer == b""
+            added.append((job if created else Job.from_json(answer), created))
+            by_key[job.idempotency_key] = added[-1][0]
+        return added
 
     @_reachable
     async def get(self, job_id: str) -> Job | None:
@@ -277,34 +342,34 @@ class RedisJobStore:
             found = await pipe.execute()
         return {job_id: int(v) for job_id, v in zip(job_ids, found, strict=True) if v is not None}
 
-    @_reachable
     async def replace(self, job: Job) -> bool:
-        written = await self._grouped.script(
-            self._replace,
-            [
-                self.prefix,
+        return (await self.replace_many([job]))[0]
+
+    @_reachable
+    async def replace_many(self, jobs: builtins.list[Job]) -> builtins.list[bool]:
+        args: builtins.list[object] = [self.prefix]
+        for job in jobs:
+            args += [
                 job.id,
                 job.to_json(),
                 job.version,
                 job.status.value,
                 _score(job.ready_at),
                 _score(job.callback_at),
-            ],
-        )
-        return bool(written)
+            ]
+        written = await self._grouped.script(self._replace, args)
+        return [bool(one) for one in written]
 
     async def due_work(self, now: float, limit: int) -> list[Job]:
-        return await self._load(await self._due("ready", now, limit))
+        return await self._due("ready", now, limit)
 
     async def due_callbacks(self, now: float, limit: int) -> list[Job]:
-        return await self._load(await self._due("callbacks", now, limit))
+        return await self._due("callbacks", now, limit)
 
     @_reachable
-    async def _due(self, index: str, now: float, limit: int) -> list[bytes]:
-        ids: list[bytes] = await self._redis.zrangebyscore(
-            self.prefix + index, "-inf", now, start=0, num=limit
-        )
-        return ids
+    async def _due(self, index: str, now: float, limit: int) -> list[Job]:
+        found = await self._grouped.script(self._due_jobs, [self.prefix, index, repr(now), limit])
+        return [Job.from_json(data) for data in found]
 
     @_reachable
     async def next_due_at(self) -> float | None:

@@ -9,17 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from ..batching.batcher import MicroBatcher
-from ..errors import OpenAIHTTPError, QueueFullError
+from ..errors import IdempotencyKeyReusedError, OpenAIHTTPError, QueueFullError
 from ..serve._http import retry_after_header
 from ..wire.upstream import Call, Reply, Upstream, batch_key
 from ._board import JobBoard
-from ._records import Job, Json, Status, cancel, new_job, request_hash
+from ._records import Job, Json, Status, cancel, new_ids, new_job
 from .retry import Backoff
+from .settings import MAX_JOBS_PER_SUBMISSION
 from .store import JobStore
 from .webhooks import WebhookSender, check_callback_url
 from .workers import WorkerPool
@@ -27,6 +28,16 @@ from .workers import WorkerPool
 
 class JobError(OpenAIHTTPError):
     """A request the service refuses, with the HTTP status and OpenAI error body to answer."""
+
+
+@dataclass(frozen=True)
+class Submission:
+    """One job to queue, as `submit` takes it: for `submit_many`."""
+
+    request: Json
+    callback_url: str | None = None
+    idempotency_key: str | None = None
+    max_attempts: int | None = None
 
 
 @dataclass
@@ -100,7 +111,8 @@ class JobService:
 
     async def aclose(self) -> None:
         await self.pool.aclose()
-        if self._sender is not None:
+        if self.webhooks is not None and self._sender is not None:
+            self.webhooks.stop()
             self._sender.cancel()
             await asyncio.gather(self._sender, return_exceptions=True)
         await self.board.aclose()
@@ -116,17 +128,7 @@ class JobService:
         idempotency_key: str | None = None,
         max_attempts: int | None = None,
     ) -> Submitted:
-        if callback_url is not None:
-            if self.webhook_secret is None:
-                raise JobError(
-                    400,
-                    "this job server has no webhook secret, so it cannot sign callbacks: "
-                    "start it with --webhook-secret (or INFERLAB_WEBHOOK_SECRET)",
-                    param="callback_url",
-                )
-            refused = check_callback_url(callback_url, self.allow_callback_hosts)
-            if refused:
-                raise JobError(400, refused, param="callback_url")
+        self._check_callback(callback_url, param="callback_url")
         job = new_job(
             request,
             now=time.time(),
@@ -137,18 +139,74 @@ class JobService:
         try:
             stored, created = await self.store.add(job, max_unfinished=self.max_queue_size)
         except QueueFullError as exc:
-            retry_after = retry_after_header(self._retry_after_s(exc.unfinished))
-            raise JobError(429, str(exc), headers={"Retry-After": retry_after}) from exc
-        if not created and stored.request_hash != request_hash(request):
-            raise JobError(
-                409,
-                f"Idempotency-Key {idempotency_key!r} was already used for another request "
-                f"(job {stored.id}); use a new key for a new request",
-                code="idempotency_key_reused",
-            )
+            raise self._queue_full(str(exc), exc.unfinished) from exc
+        except IdempotencyKeyReusedError as exc:
+            raise JobError(409, str(exc), code="idempotency_key_reused") from exc
         if created:
             self.board.post(stored)
         return Submitted(stored, created)
+
+    async def submit_many(self, submissions: Sequence[Submission]) -> list[Submitted]:
+        """Queue 1 to MAX_JOBS_PER_SUBMISSION jobs at once, all or none, in one write to the
+        store (one disk sync); one `Submitted` per submission, in order.
+
+        [Submission({"prompt": "a"}), Submission({"prompt": "b"})] -> [Submitted(job a), ...]
+        """
+        if not 1 <= len(submissions) <= MAX_JOBS_PER_SUBMISSION:
+            raise JobError(
+                400,
+                f"send 1 to {MAX_JOBS_PER_SUBMISSION} jobs at once, got {len(submissions)}",
+                param="requests",
+            )
+        for index, one in enumerate(submissions):
+            self._check_callback(one.callback_url, param=f"requests.{index}.callback_url")
+        now = time.time()
+        jobs = [
+            new_job(
+                one.request,
+                now=now,
+                max_attempts=one.max_attempts or self.max_attempts,
+                callback_url=one.callback_url,
+                idempotency_key=one.idempotency_key,
+                job_id=job_id,
+            )
+            for one, job_id in zip(submissions, new_ids(len(submissions)), strict=True)
+        ]
+        try:
+            stored = await self.store.add_many(jobs, max_unfinished=self.max_queue_size)
+        except QueueFullError as exc:
+            room = max(0, self.max_queue_size - exc.unfinished)
+            message = (
+                f"the job queue has room for {room} more jobs ({exc.unfinished} waiting or "
+                f"running, at most {self.max_queue_size}); this submission would add more, "
+                "and none of it was queued"
+            )
+            raise self._queue_full(message, exc.unfinished) from exc
+        except IdempotencyKeyReusedError as exc:
+            param = f"requests.{exc.index}.idempotency_key"
+            raise JobError(409, str(exc), param=param, code="idempotency_key_reused") from exc
+        for job, created in stored:
+            if created:
+                self.board.post(job)
+        return [Submitted(job, created) for job, created in stored]
+
+    def _check_callback(self, callback_url: str | None, *, param: str) -> None:
+        if callback_url is None:
+            return
+        if self.webhook_secret is None:
+            raise JobError(
+                400,
+                "this job server has no webhook secret, so it cannot sign callbacks: "
+                "start it with --webhook-secret (or INFERLAB_WEBHOOK_SECRET)",
+                param=param,
+            )
+        refused = check_callback_url(callback_url, self.allow_callback_hosts)
+        if refused:
+            raise JobError(400, refused, param=param)
+
+    def _queue_full(self, message: str, unfinished: int) -> JobError:
+        retry_after = retry_after_header(self._retry_after_s(unfinished))
+        return JobError(429, message, headers={"Retry-After": retry_after})
 
     def _retry_after_s(self, unfinished: int) -> float:
         # How long the jobs ahead would take at the rate the workers finish them, roughly.

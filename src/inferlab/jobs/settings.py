@@ -14,6 +14,7 @@ from ..serve._settings import HttpLimits, required, setting
 from ..serve.settings import DEFAULT_MAX_BODY_BYTES
 
 MAX_WORKERS = 1024  # each is a job in flight; past the batcher's concurrency they only queue
+MAX_JOBS_PER_SUBMISSION = 1_000  # POST /v1/jobs/batch: one write to the store, one disk sync
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -20,10 +20,11 @@ import sqlite3
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, TypeVar, cast
 
-from ..errors import QueueFullError
+from ..errors import IdempotencyKeyReusedError, QueueFullError
 from ._records import UNFINISHED, Job, Status
 
 T = TypeVar("T")
@@ -40,7 +41,16 @@ class JobStore(Protocol):
 
     async def add(self, job: Job, *, max_unfinished: int) -> tuple[Job, bool]:
         """Store a new job; returns (job, True). With an idempotency key already used, returns
-        (that earlier job, False) and stores nothing. Raises QueueFullError."""
+        (that earlier job, False) and stores nothing. Raises QueueFullError, and
+        IdempotencyKeyReusedError if the earlier job was made of another request."""
+        ...
+
+    async def add_many(
+        self, jobs: builtins.list[Job], *, max_unfinished: int
+    ) -> builtins.list[tuple[Job, bool]]:
+        """`add` for many jobs at once, all or nothing, in one write (one disk sync): one
+        (job, created) per job, in order, or an exception and nothing stored. A key used twice
+        in `jobs` makes one job, as two `add`s would."""
         ...
 
     async def get(self, job_id: str) -> Job | None: ...
@@ -51,6 +61,11 @@ class JobStore(Protocol):
 
     async def replace(self, job: Job) -> bool:
         """Write `job` if the stored one still has `job.version - 1`; False if it changed."""
+        ...
+
+    async def replace_many(self, jobs: builtins.list[Job]) -> builtins.list[bool]:
+        """`replace` for each job, in one write (a claimer's round): one answer a job, in
+        order. Each compare-and-set stands alone: one may lose while the others win."""
         ...
 
     async def due_work(self, now: float, limit: int) -> list[Job]: ...
@@ -98,6 +113,15 @@ def _row(job: Job) -> tuple[object, ...]:
     )
 
 
+@dataclass(frozen=True)
+class _Write:
+    """One caller's write waiting for the next group commit: jobs to add, or to replace."""
+
+    kind: str  # "add" | "replace"
+    jobs: builtins.list[Job]
+    max_unfinished: int = 0  # (adds only) the queue's bound
+
+
 def _settle(future: asyncio.Future[object], outcome: object) -> None:
     if future.done():  # its caller gave up waiting (a client that hung up)
         return
@@ -119,7 +143,7 @@ class SQLiteJobStore:
         self.path = str(path)
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inferlab-sqlite")
         self._db: sqlite3.Connection = self._thread.submit(self._open).result()
-        self._writes: builtins.list[tuple[tuple[str, Job, int], asyncio.Future[object]]] = []
+        self._writes: builtins.list[tuple[_Write, asyncio.Future[object]]] = []
         self._writes_lock = threading.Lock()
         self._commit_pending = False
 
@@ -148,12 +172,21 @@ class SQLiteJobStore:
     # of submissions, or 32 workers finishing at once, costs a few disk syncs, not one each.
 
     async def add(self, job: Job, *, max_unfinished: int) -> tuple[Job, bool]:
-        return cast(tuple[Job, bool], await self._write(("add", job, max_unfinished)))
+        return (await self.add_many([job], max_unfinished=max_unfinished))[0]
+
+    async def add_many(
+        self, jobs: builtins.list[Job], *, max_unfinished: int
+    ) -> builtins.list[tuple[Job, bool]]:
+        added = await self._write(_Write("add", jobs, max_unfinished))
+        return cast(builtins.list[tuple[Job, bool]], added)
 
     async def replace(self, job: Job) -> bool:
-        return cast(bool, await self._write(("replace", job, 0)))
+        return (await self.replace_many([job]))[0]
 
-    async def _write(self, write: tuple[str, Job, int]) -> object:
+    async def replace_many(self, jobs: builtins.list[Job]) -> builtins.list[bool]:
+        return cast(builtins.list[bool], await self._write(_Write("replace", jobs)))
+
+    async def _write(self, write: _Write) -> object:
         future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
         with self._writes_lock:
             self._writes.append((write, future))
@@ -172,20 +205,15 @@ class SQLiteJobStore:
             db.execute("BEGIN IMMEDIATE")  # the write lock: count and insert as one
             # Only additions need the count (the queue's bound): a group of claims and finishes,
             # most commits under load, skips a scan of every unfinished job.
-            adds = any(kind == "add" for (kind, _, _), _ in group)
+            adds = any(write.kind == "add" for write, _ in group)
             unfinished = self._unfinished() if adds else 0
             outcomes: builtins.list[object] = []
-            for (kind, job, max_unfinished), _ in group:
-                if kind == "replace":
-                    outcomes.append(self._compare_and_set(job))
-                elif (earlier := self._by_key(job.idempotency_key)) is not None:
-                    outcomes.append((earlier, False))
-                elif unfinished >= max_unfinished:
-                    outcomes.append(QueueFullError(unfinished))
+            for write, _ in group:
+                if write.kind == "replace":
+                    outcomes.append([self._compare_and_set(job) for job in write.jobs])
                 else:
-                    db.execute("INSERT INTO jobs VALUES (?, ?, ?, ?, ?, ?, ?, ?)", _row(job))
-                    unfinished += 1
-                    outcomes.append((job, True))
+                    outcome, unfinished = self._add_all(write, unfinished)
+                    outcomes.append(outcome)
             db.execute("COMMIT")
         except Exception as exc:  # the disk is full, say: every write of the group fails with it
             if db.in_transaction:
@@ -197,6 +225,37 @@ class SQLiteJobStore:
         for loop in {future.get_loop() for future, _ in settled}:
             mine = [(f, o) for f, o in settled if f.get_loop() is loop]
             loop.call_soon_threadsafe(_settle_all, mine)
+
+    def _add_all(self, write: _Write, unfinished: int) -> tuple[object, int]:
+        """One submission's jobs, inside the group's transaction: all of them or none.
+
+        A savepoint, so that a submission refused halfway (no room for its last job, a key
+        reused) takes back only its own rows, and the other writes of the group still commit.
+        Returns its outcome and the count of unfinished jobs after it."""
+        db = self._db
+        db.execute("SAVEPOINT submission")
+        added: builtins.list[tuple[Job, bool]] = []
+        fresh = 0  # jobs this submission made (a repeated key makes none)
+        try:
+            for index, job in enumerate(write.jobs):
+                earlier = self._by_key(job.idempotency_key)  # (sees this submission's rows too)
+                if earlier is not None:
+                    if earlier.request_hash != job.request_hash:
+                        key = cast(str, job.idempotency_key)
+                        raise IdempotencyKeyReusedError(key, earlier.id, index=index)
+                    added.append((earlier, False))
+                elif unfinished + fresh >= write.max_unfinished:
+                    raise QueueFullError(unfinished)
+                else:
+                    db.execute("INSERT INTO jobs VALUES (?, ?, ?, ?, ?, ?, ?, ?)", _row(job))
+                    added.append((job, True))
+                    fresh += 1
+        except (QueueFullError, IdempotencyKeyReusedError) as refused:
+            db.execute("ROLLBACK TO submission")
+            db.execute("RELEASE submission")
+            return refused, unfinished
+        db.execute("RELEASE submission")
+        return added, unfinished + fresh
 
     def _unfinished(self) -> int:
         (count,) = self._db.execute(

@@ -86,7 +86,7 @@ def check_callback_url(url: str, allow_hosts: Iterable[str] = ()) -> str | None:
 
 
 class WebhookSender:
-    """Delivers due callbacks, as a task: `await sender.run()` until cancelled.
+    """Delivers due callbacks, as a task: `await sender.run()` until `stop()` and a cancel.
 
     Deliveries run concurrently, up to `max_in_flight`, and at most `per_host` at once to any
     one receiver (host and port): a receiver that never answers holds its own slots for a
@@ -122,12 +122,18 @@ class WebhookSender:
         self.failed = 0
         self._deliveries: set[asyncio.Task[None]] = set()
         self._busy_hosts: Counter[str] = Counter()  # host:port -> deliveries under way
+        self._stopping = False
+
+    def stop(self) -> None:
+        """End run() at its next turn; cancel its task too, to end a wait under way. (The flag
+        holds where a cancel is lost: see WorkerPool.aclose.)"""
+        self._stopping = True
 
     async def run(self) -> None:
         limits = httpx.Limits(max_connections=self.max_in_flight)
         async with httpx.AsyncClient(timeout=self.timeout_s, limits=limits) as http:
             try:
-                while True:
+                while not self._stopping:
                     mark = self.board.mark()
                     try:
                         wait = await self._start_due(http)

@@ -84,6 +84,7 @@ class WorkerPool:
         self._attempts: set[asyncio.Task[None]] = set()  # one per busy worker
         self._room = asyncio.Event()  # set when a worker may have become free
         self._claimer: asyncio.Task[None] | None = None
+        self._stopping = False  # set by aclose(): the claimer ends even if its cancel is lost
         self._loop: asyncio.AbstractEventLoop | None = None
         self._started = 0  # attempts started, to name them
 
@@ -116,7 +117,14 @@ class WorkerPool:
 
     async def aclose(self) -> None:
         """Stop every worker now. Jobs they held stay `running` until their lease runs out,
-        and are then claimed again: stopping loses nothing."""
+        and are then claimed again: stopping loses nothing.
+
+        subtle: cancelling alone is not enough. On Python 3.11 `asyncio.wait_for` returns the
+        inner result, swallowing the cancel, when the two happen in the same turn of the loop
+        (bpo-42130), and a library under us (redis-py) may wait that way. The claimer would
+        then carry on, aclose() would wait for it forever, so the claimer also checks a flag.
+        """
+        self._stopping = True
         self._target = 0
         tasks = [*self._attempts, *([self._claimer] if self._claimer else [])]
         for task in tasks:
@@ -127,7 +135,7 @@ class WorkerPool:
     # One task claims for all the pool's workers: as many due jobs as workers are idle, then an
     # attempt task for each. An idle worker is not a task that polls; it is room in this count.
     async def _claim_loop(self) -> None:
-        while True:
+        while not self._stopping:
             mark = self.board.mark()
             idle = self._target - len(self._attempts)
             if idle <= 0:
@@ -184,19 +192,21 @@ class WorkerPool:
         return self.board.fallback_s if due is None else due - self.clock()
 
     async def _claim(self, idle: int) -> list[Job]:
-        """Claim up to `idle` due jobs, their compare-and-sets sent together (one group commit
-        on SQLite). Racing another process for a job is fine: exactly one of us wins it."""
+        """Claim up to `idle` due jobs, their compare-and-sets in one write (one group commit on
+        SQLite, one script on Redis). Racing another process for a job is fine: exactly one of
+        us wins it."""
         now = self.clock()
         taken: list[Job] = []
         for job in await self.store.due_work(now, limit=idle):
-            # subtle: a store may read the index and the job at different moments (Redis does),
-            # so the job may have been claimed in between: trust its own data, not the index.
+            # subtle: a store may read the index and the job at different moments (Redis did,
+            # before one script read both), so the job may have been claimed in between: trust
+            # its own data, not the index.
             if job.ready_at is None or job.ready_at > now:
                 continue
             self._started += 1
             worker = f"{self.name}/{self._started}"
             taken.append(claim(job, worker=worker, now=now, lease_s=self.lease_s))
-        won = await asyncio.gather(*(self.store.replace(job) for job in taken))
+        won = await self.store.replace_many(taken) if taken else []
         claimed = []
         for job, ok in zip(taken, won, strict=True):
             if not ok:

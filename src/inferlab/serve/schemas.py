@@ -6,7 +6,7 @@ fields ignored, as real servers do, so that clients which send extra options sti
 
 from __future__ import annotations
 
-import json
+import math
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -22,18 +22,24 @@ MAX_PROMPTS_PER_REQUEST = 1024
 MAX_CHOICES_PER_PROMPT = 16
 
 
-def _unencodable_at(value: Any, path: str = "") -> str | None:
-    """Where in a JSON value a string UTF-8 cannot encode sits ("prompt[1]"), or None.
+def _unsendable_at(value: Any, path: str = "", *, finite: bool = False) -> str | None:
+    """What in a JSON value could not be sent on, and where: "prompt[1]: the text is not valid
+    Unicode ..." or None. With `finite`, a number that is NaN or infinite too.
 
     subtle: JSON may escape half of a UTF-16 pair on its own ("\\ud800"), and Python's JSON
     reader turns it into a str holding a lone surrogate. Such a str cannot be encoded, so it
     breaks whatever writes it later (the engine's hash, a JSON answer, a database row).
+    Python's reader also takes NaN and Infinity, which JSON itself has not.
     """
     if isinstance(value, str):
         try:
             value.encode("utf-8")
         except UnicodeEncodeError:
-            return path or "the body"
+            return f"{path or 'the body'}: {_NOT_UNICODE}"
+        return None
+    if isinstance(value, float):
+        if finite and not math.isfinite(value):
+            return f"{path or 'the body'}: {_NOT_FINITE}"
         return None
     if not isinstance(value, (dict, list)):
         return None
@@ -42,22 +48,34 @@ def _unencodable_at(value: Any, path: str = "") -> str | None:
             where = f"{path}[{key}]"
         else:  # a key can be unencodable too: name it with the surrogate spelled out
             where = f"{path}.{key.encode('utf-8', 'backslashreplace').decode()}".lstrip(".")
-            if _unencodable_at(key) is not None:
-                return where
-        found = _unencodable_at(item, where)
+            if _unsendable_at(key) is not None:
+                return f"{where}: {_NOT_UNICODE}"
+        found = _unsendable_at(item, where, finite=finite)
         if found:
             return found
     return None
 
 
+_NOT_UNICODE = (
+    "the text is not valid Unicode (a lone surrogate such as \\ud800 cannot be encoded as UTF-8)"
+)
+_NOT_FINITE = "numbers must be finite (NaN and Infinity are not JSON)"
+
+
 def refuse_unencodable(data: Any) -> Any:
     """A before-validator for a whole body: a 400 at the edge for text that is not Unicode."""
-    where = _unencodable_at(data)
-    if where is not None:
-        raise ValueError(
-            f"{where}: the text is not valid Unicode (a lone surrogate such as \\ud800 "
-            "cannot be encoded as UTF-8)"
-        )
+    problem = _unsendable_at(data)
+    if problem is not None:
+        raise ValueError(problem)
+    return data
+
+
+def refuse_unsendable(data: Any) -> Any:
+    """refuse_unencodable, and numbers that are not finite, in one walk: for bodies passed on
+    to an upstream, which could not be sent with either."""
+    problem = _unsendable_at(data, finite=True)
+    if problem is not None:
+        raise ValueError(problem)
     return data
 
 
@@ -213,17 +231,9 @@ def render_chat(messages: list[ChatMessage]) -> str:
 class _PassThrough(BaseModel):
     model_config = ConfigDict(strict=True, extra="allow")
 
-    _encodable = model_validator(mode="before")(refuse_unencodable)
-
-    @model_validator(mode="after")
-    def _standard_json_only(self) -> _PassThrough:
-        # Python's JSON reader takes NaN and Infinity, which JSON itself has not: a field we
-        # pass on with one of them could not be sent upstream. Refuse it here, with a 400.
-        try:
-            json.dumps(self.model_dump(exclude_unset=True), allow_nan=False)
-        except ValueError as exc:
-            raise ValueError("numbers must be finite (NaN and Infinity are not JSON)") from exc
-        return self
+    # Every field is passed on, known or not: refuse here, with a 400, what could not be sent
+    # (one walk of the raw body, not a dump and a trial encoding of the validated one).
+    _sendable = model_validator(mode="before")(refuse_unsendable)
 
 
 class ProxyCompletionRequest(_PassThrough):
