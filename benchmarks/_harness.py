@@ -22,13 +22,15 @@ from inferlab.serve.hosting import free_port
 __all__ = ["cpu_s", "free_port", "spawn", "stop", "wait_until_up"]
 
 
-def cpu_s(process: subprocess.Popen[bytes]) -> float:
-    """CPU seconds a process has used so far, all its threads (Linux's schedstat, in ns: its
-    /proc/PID/stat counts 10 ms ticks, too coarse for a millisecond a request). Less distorted
-    by a busy machine than latency, which also counts the time a process waits for a core."""
+def cpu_s(process: subprocess.Popen[bytes] | int | None = None) -> float:
+    """CPU seconds a process (a child, a pid, or None: this one) has used so far, all its
+    threads (Linux's schedstat, in ns: its /proc/PID/stat counts 10 ms ticks, too coarse for a
+    millisecond a request). Less distorted by a busy machine than latency, which also counts
+    the time a process waits for a core."""
+    pid = os.getpid() if process is None else getattr(process, "pid", process)
     total_ns = 0
-    for task in os.listdir(f"/proc/{process.pid}/task"):
-        with open(f"/proc/{process.pid}/task/{task}/schedstat") as stat:
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/schedstat") as stat:
             total_ns += int(stat.read().split()[0])
     return total_ns / 1e9
 

@@ -32,7 +32,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
-from _harness import free_port, spawn, stop, wait_until_up
+from _harness import cpu_s, free_port, spawn, stop, wait_until_up
 
 from inferlab.jobs import AsyncJobClient, JobStore, RedisJobStore, SQLiteJobStore
 from inferlab.load.loadgen import run_load
@@ -57,15 +57,6 @@ def report(what: str, figure: float, unit: str, target: float, *, at_most: bool)
 def load() -> str:
     one, five, _ = os.getloadavg()
     return f"(load average {one:.2f}, {five:.2f} on {os.cpu_count()} cores)"
-
-
-def cpu_s(pid: int | None = None) -> float:
-    """CPU seconds (user + system) a process has used: this one, or a child by its pid."""
-    if pid is None:
-        times = os.times()
-        return times.user + times.system
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
 
 
 def start_jobs(model: str, db: Path, workers: int):
