@@ -106,6 +106,19 @@ async def test_the_queue_is_bounded_by_unfinished_jobs_only(store):
     assert (await store.add(jobs[2], max_unfinished=2))[1]
 
 
+async def test_a_repeated_key_returns_its_job_even_when_the_queue_is_over_its_bound(store):
+    """A retried submission makes no new job, so the bound does not apply to it: a client
+    whose 202 was lost gets its job back, not a 429, even from a queue fuller than the bound
+    (a server restarted with a smaller --max-queue-size, say). Alone or in a bulk."""
+    first, _ = await store.add(a_job("kept", key="k1"), max_unfinished=10)
+    await store.add_many([a_job("a"), a_job("b")], max_unfinished=10)
+    again, created = await store.add(a_job("kept", key="k1"), max_unfinished=2)
+    assert (again.id, created) == (first.id, False)
+    added = await store.add_many([a_job("kept", key="k1")] * 2, max_unfinished=2)
+    assert added == [(first, False), (first, False)]
+    assert (await store.counts())[Status.QUEUED] == 3
+
+
 async def test_compare_and_set_lets_exactly_one_of_two_racing_writers_win(store):
     job, _ = await store.add(a_job(), max_unfinished=10)
     one = claim(job, worker="w1", now=NOW, lease_s=5)

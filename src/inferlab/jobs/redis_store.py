@@ -97,9 +97,13 @@ for i = first, #ARGV, width do
   answers[#answers + 1] = answer
   if answer == '' then fresh[#fresh + 1] = i end
 end
-local unfinished = redis.call('ZCARD', p .. 'status:' .. ARGV[3])
-  + redis.call('ZCARD', p .. 'status:' .. ARGV[4])
-if unfinished + #fresh > limit then return {-1, tostring(unfinished)} end
+-- Only new jobs take room: a call that only repeats keys answers even from a queue over its
+-- bound (as SQLite does), so a client retrying a lost 202 gets its job back, not a 429.
+if #fresh > 0 then
+  local unfinished = redis.call('ZCARD', p .. 'status:' .. ARGV[3])
+    + redis.call('ZCARD', p .. 'status:' .. ARGV[4])
+  if unfinished + #fresh > limit then return {-1, tostring(unfinished)} end
+end
 for _, i in ipairs(fresh) do
   local id, status, idem = ARGV[i], ARGV[i + 3], ARGV[i + 5]
   redis.call('HSET', p .. 'job:' .. id, 'data', ARGV[i + 1], 'version', ARGV[i + 2],
