@@ -600,3 +600,19 @@ def test_the_async_client_submits_a_bulk_of_whole_requests(start_jobs):
         jobs.submit_many(["a", "b"], idempotency_keys=["k"])
     with pytest.raises(TypeError):
         jobs.submit_many(["a"], requests=[{"prompt": "b"}])
+
+
+def test_a_key_used_twice_in_one_bulk_for_two_requests_names_both_items(start_jobs, any_store):
+    """Nothing is stored, so the 409 must not send the client to a job that does not exist:
+    it names the two items instead."""
+    jobs = start_jobs(store=any_store, workers=0)
+    with pytest.raises(APIStatusError) as reused:
+        jobs.submit_many(["a", "b", "c"], max_tokens=2, idempotency_keys=["k", None, "k"])
+    error = reused.value
+    assert (error.status_code, error.code, error.param) == (
+        409,
+        "idempotency_key_reused",
+        "requests.2.idempotency_key",
+    )
+    assert "requests.0" in str(error) and "job-" not in str(error)
+    assert jobs.list() == []
