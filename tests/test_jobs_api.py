@@ -616,3 +616,18 @@ def test_a_key_used_twice_in_one_bulk_for_two_requests_names_both_items(start_jo
     )
     assert "requests.0" in str(error) and "job-" not in str(error)
     assert jobs.list() == []
+
+
+def test_an_empty_idempotency_key_is_refused_alike_on_every_store(start_jobs, any_store):
+    """SQLite would keep "" as a key (a second job under it: a 409), Redis as no key at all (a
+    second job): neither is what the client meant, so the API refuses it, header or field."""
+    jobs = start_jobs(store=any_store, workers=0)
+    headers = {"Idempotency-Key": ""}
+    for body in ({"request": {"prompt": "a"}}, {"request": {"prompt": "b"}}):
+        response = jobs._http.post("/v1/jobs", json=body, headers=headers)
+        assert response.status_code == 400, response.text
+        assert response.json()["error"]["param"] == "idempotency-key"
+    response = jobs._http.post("/v1/jobs/batch", json=a_bulk("a", idempotency_key=""))
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["param"] == "requests.0.idempotency_key"
+    assert jobs.list() == []

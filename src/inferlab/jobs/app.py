@@ -84,7 +84,9 @@ class JobSubmission(BaseModel):
 class JobBatchItem(JobSubmission):
     """One job of a bulk submission: POST /v1/jobs's body, with its own idempotency key."""
 
-    idempotency_key: str | None = Field(None, max_length=255)
+    # An empty key is refused (here and in the header): SQLite would keep "" as a key, Redis
+    # as none at all, and neither is what a client sending it meant.
+    idempotency_key: str | None = Field(None, min_length=1, max_length=255)
 
 
 class JobBatch(BaseModel):
@@ -198,7 +200,7 @@ _SUBMITTED: dict[int | str, dict[str, Any]] = {
 @router.post("/v1/jobs", status_code=202, responses=_SUBMITTED)
 async def submit(
     submission: JobSubmission,
-    idempotency_key: str | None = Header(None, max_length=255),
+    idempotency_key: str | None = Header(None, min_length=1, max_length=255),
     server: JobServer = _jobs,
 ) -> Response:
     submitted = await server.service.submit(
