@@ -631,3 +631,17 @@ def test_an_empty_idempotency_key_is_refused_alike_on_every_store(start_jobs, an
     assert response.status_code == 400, response.text
     assert response.json()["error"]["param"] == "requests.0.idempotency_key"
     assert jobs.list() == []
+
+
+def test_submit_many_refuses_one_string_rather_than_queue_a_job_per_character():
+    """A str is a Sequence of str: submit_many("hello") would have queued five jobs, "h" to
+    "o". Refused before anything is sent (no server listens on port 9)."""
+    with pytest.raises(TypeError, match="a list of prompts"):
+        JobClient("http://127.0.0.1:9").submit_many("hello", max_tokens=2)
+
+    async def submit():
+        async with AsyncJobClient("http://127.0.0.1:9") as jobs:
+            await jobs.submit_many("hello", max_tokens=2)
+
+    with pytest.raises(TypeError, match="a list of prompts"):
+        asyncio.run(submit())

@@ -97,6 +97,8 @@ def _batch(
     """The body of POST /v1/jobs/batch: one submission per prompt (or per whole request)."""
     if (prompts is None) == (requests is None):
         raise TypeError("pass prompts (and completion parameters), or whole requests")
+    if isinstance(prompts, str):  # a str is a Sequence of str: one job per character
+        raise TypeError(f"pass a list of prompts, got one string {prompts[:40]!r}")
     if prompts is not None:
         items = [_submission(p, None, callback_url, max_attempts, params) for p in prompts]
     else:
