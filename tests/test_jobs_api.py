@@ -293,11 +293,15 @@ def test_text_that_is_not_unicode_is_a_400_and_the_job_list_still_answers(start_
     """A lone surrogate never reaches the store: no job made, nothing that cannot be listed."""
     jobs = start_jobs()
     headers = {"content-type": "application/json"}
-    for body in (
-        {"request": {"prompt": "\ud800"}},
-        {"request": {"prompt": "ok"}, "callback_url": "http://127.0.0.1/\udfff"},
+    ok = {"request": {"prompt": "ok"}}
+    for path, body in (
+        ("/v1/jobs", {"request": {"prompt": "\ud800"}}),
+        ("/v1/jobs", {**ok, "callback_url": "http://127.0.0.1/\udfff"}),
+        ("/v1/jobs/batch", {"requests": [ok, {"request": {"prompt": "\ud800"}}]}),
+        ("/v1/jobs/batch", {"requests": [{**ok, "idempotency_key": "\udfff"}]}),
+        ("/v1/jobs/batch", {"requests": [ok], "\ud800": 1}),  # a key of the bulk itself
     ):
-        response = jobs._http.post("/v1/jobs", content=json.dumps(body), headers=headers)
+        response = jobs._http.post(path, content=json.dumps(body), headers=headers)
         assert response.status_code == 400, response.text
         assert "not valid Unicode" in response.json()["error"]["message"]
     listed = jobs._http.get("/v1/jobs")
