@@ -649,3 +649,13 @@ def test_submit_many_refuses_one_string_rather_than_queue_a_job_per_character():
 
     with pytest.raises(TypeError, match="a list of prompts"):
         asyncio.run(submit())
+
+
+def test_completion_parameters_beside_a_whole_request_are_refused_not_dropped():
+    """submit(request={...}, max_tokens=8) sent the request without max_tokens: refused now,
+    before anything is sent, as submit_many(requests=[...], max_tokens=8) is."""
+    jobs = JobClient("http://127.0.0.1:9")
+    with pytest.raises(TypeError, match="max_tokens"):
+        jobs.submit(request={"prompt": "a"}, max_tokens=8)
+    with pytest.raises(TypeError, match="max_tokens"):
+        jobs.submit_many(requests=[{"prompt": "a"}], max_tokens=8)
