@@ -659,3 +659,21 @@ def test_completion_parameters_beside_a_whole_request_are_refused_not_dropped():
         jobs.submit(request={"prompt": "a"}, max_tokens=8)
     with pytest.raises(TypeError, match="max_tokens"):
         jobs.submit_many(requests=[{"prompt": "a"}], max_tokens=8)
+
+
+def test_a_bulk_bigger_than_the_queue_can_ever_hold_is_a_400_not_a_429(start_jobs, any_store):
+    """A 429 says "retry later", and a client that obeys would retry for ever: six new jobs
+    never fit a queue of five, however empty. Counted as the store counts room, new jobs only:
+    six items of which two repeat stored keys need four places, and may fit later (a 429)."""
+    jobs = start_jobs(store=any_store, workers=0, max_queue_size=5)
+    response = jobs._http.post("/v1/jobs/batch", json=a_bulk(*"abcdef"))
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["param"] == "requests" and "at most 5" in error["message"]
+    assert "retry-after" not in response.headers
+    jobs.submit_many(["a", "b"], max_tokens=2, idempotency_keys=["ka", "kb"])
+    body = a_bulk(*"abcdef")
+    body["requests"][0]["idempotency_key"], body["requests"][1]["idempotency_key"] = "ka", "kb"
+    response = jobs._http.post("/v1/jobs/batch", json=body)
+    assert response.status_code == 429 and "room for 3 more jobs" in response.text
+    assert len(jobs.list()) == 2

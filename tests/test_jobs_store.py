@@ -69,7 +69,13 @@ async def test_many_jobs_are_added_in_order_all_or_none(store):
 
     with pytest.raises(QueueFullError) as full:  # room for 6: one of the seven fits, none goes
         await store.add_many([a_job(str(i)) for i in range(7)], max_unfinished=10)
-    assert full.value.unfinished == 4
+    assert (full.value.unfinished, full.value.adding) == (4, 7)
+    with pytest.raises(QueueFullError) as full:  # a key twice, one stored: 2 new jobs, not 4
+        await store.add_many(
+            [a_job("n", key="n1"), a_job("n", key="n1"), a_job("known", key="k0"), a_job("m")],
+            max_unfinished=5,
+        )
+    assert (full.value.unfinished, full.value.adding) == (4, 2)
     for bad in ([a_job("d"), a_job("other", key="k1")], [a_job("e", key="k9"), a_job(key="k9")]):
         with pytest.raises(IdempotencyKeyReusedError) as reused:
             await store.add_many(bad, max_unfinished=10)

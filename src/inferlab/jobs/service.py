@@ -176,6 +176,13 @@ class JobService:
         try:
             stored = await self.store.add_many(jobs, max_unfinished=self.max_queue_size)
         except QueueFullError as exc:
+            if exc.adding > self.max_queue_size:  # a 429 would be retried, and never fit
+                raise JobError(
+                    400,
+                    f"this submission would add {exc.adding} jobs, more than this queue ever "
+                    f"holds (at most {self.max_queue_size}): send them in smaller bulks",
+                    param="requests",
+                ) from exc
             room = max(0, self.max_queue_size - exc.unfinished)
             message = (
                 f"the job queue has room for {room} more jobs ({exc.unfinished} waiting or "
