@@ -293,11 +293,15 @@ def test_text_that_is_not_unicode_is_a_400_and_the_job_list_still_answers(start_
     """A lone surrogate never reaches the store: no job made, nothing that cannot be listed."""
     jobs = start_jobs()
     headers = {"content-type": "application/json"}
-    for body in (
-        {"request": {"prompt": "\ud800"}},
-        {"request": {"prompt": "ok"}, "callback_url": "http://127.0.0.1/\udfff"},
+    ok = {"request": {"prompt": "ok"}}
+    for path, body in (
+        ("/v1/jobs", {"request": {"prompt": "\ud800"}}),
+        ("/v1/jobs", {**ok, "callback_url": "http://127.0.0.1/\udfff"}),
+        ("/v1/jobs/batch", {"requests": [ok, {"request": {"prompt": "\ud800"}}]}),
+        ("/v1/jobs/batch", {"requests": [{**ok, "idempotency_key": "\udfff"}]}),
+        ("/v1/jobs/batch", {"requests": [ok], "\ud800": 1}),  # a key of the bulk itself
     ):
-        response = jobs._http.post("/v1/jobs", content=json.dumps(body), headers=headers)
+        response = jobs._http.post(path, content=json.dumps(body), headers=headers)
         assert response.status_code == 400, response.text
         assert "not valid Unicode" in response.json()["error"]["message"]
     listed = jobs._http.get("/v1/jobs")
@@ -600,3 +604,76 @@ def test_the_async_client_submits_a_bulk_of_whole_requests(start_jobs):
         jobs.submit_many(["a", "b"], idempotency_keys=["k"])
     with pytest.raises(TypeError):
         jobs.submit_many(["a"], requests=[{"prompt": "b"}])
+
+
+def test_a_key_used_twice_in_one_bulk_for_two_requests_names_both_items(start_jobs, any_store):
+    """Nothing is stored, so the 409 must not send the client to a job that does not exist:
+    it names the two items instead."""
+    jobs = start_jobs(store=any_store, workers=0)
+    with pytest.raises(APIStatusError) as reused:
+        jobs.submit_many(["a", "b", "c"], max_tokens=2, idempotency_keys=["k", None, "k"])
+    error = reused.value
+    assert (error.status_code, error.code, error.param) == (
+        409,
+        "idempotency_key_reused",
+        "requests.2.idempotency_key",
+    )
+    assert "requests.0" in str(error) and "job-" not in str(error)
+    assert jobs.list() == []
+
+
+def test_an_empty_idempotency_key_is_refused_alike_on_every_store(start_jobs, any_store):
+    """SQLite would keep "" as a key (a second job under it: a 409), Redis as no key at all (a
+    second job): neither is what the client meant, so the API refuses it, header or field."""
+    jobs = start_jobs(store=any_store, workers=0)
+    headers = {"Idempotency-Key": ""}
+    for body in ({"request": {"prompt": "a"}}, {"request": {"prompt": "b"}}):
+        response = jobs._http.post("/v1/jobs", json=body, headers=headers)
+        assert response.status_code == 400, response.text
+        assert response.json()["error"]["param"] == "idempotency-key"
+    response = jobs._http.post("/v1/jobs/batch", json=a_bulk("a", idempotency_key=""))
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["param"] == "requests.0.idempotency_key"
+    assert jobs.list() == []
+
+
+def test_submit_many_refuses_one_string_rather_than_queue_a_job_per_character():
+    """A str is a Sequence of str: submit_many("hello") would have queued five jobs, "h" to
+    "o". Refused before anything is sent (no server listens on port 9)."""
+    with pytest.raises(TypeError, match="a list of prompts"):
+        JobClient("http://127.0.0.1:9").submit_many("hello", max_tokens=2)
+
+    async def submit():
+        async with AsyncJobClient("http://127.0.0.1:9") as jobs:
+            await jobs.submit_many("hello", max_tokens=2)
+
+    with pytest.raises(TypeError, match="a list of prompts"):
+        asyncio.run(submit())
+
+
+def test_completion_parameters_beside_a_whole_request_are_refused_not_dropped():
+    """submit(request={...}, max_tokens=8) sent the request without max_tokens: refused now,
+    before anything is sent, as submit_many(requests=[...], max_tokens=8) is."""
+    jobs = JobClient("http://127.0.0.1:9")
+    with pytest.raises(TypeError, match="max_tokens"):
+        jobs.submit(request={"prompt": "a"}, max_tokens=8)
+    with pytest.raises(TypeError, match="max_tokens"):
+        jobs.submit_many(requests=[{"prompt": "a"}], max_tokens=8)
+
+
+def test_a_bulk_bigger_than_the_queue_can_ever_hold_is_a_400_not_a_429(start_jobs, any_store):
+    """A 429 says "retry later", and a client that obeys would retry for ever: six new jobs
+    never fit a queue of five, however empty. Counted as the store counts room, new jobs only:
+    six items of which two repeat stored keys need four places, and may fit later (a 429)."""
+    jobs = start_jobs(store=any_store, workers=0, max_queue_size=5)
+    response = jobs._http.post("/v1/jobs/batch", json=a_bulk(*"abcdef"))
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["param"] == "requests" and "at most 5" in error["message"]
+    assert "retry-after" not in response.headers
+    jobs.submit_many(["a", "b"], max_tokens=2, idempotency_keys=["ka", "kb"])
+    body = a_bulk(*"abcdef")
+    body["requests"][0]["idempotency_key"], body["requests"][1]["idempotency_key"] = "ka", "kb"
+    response = jobs._http.post("/v1/jobs/batch", json=body)
+    assert response.status_code == 429 and "room for 3 more jobs" in response.text
+    assert len(jobs.list()) == 2

@@ -69,7 +69,13 @@ async def test_many_jobs_are_added_in_order_all_or_none(store):
 
     with pytest.raises(QueueFullError) as full:  # room for 6: one of the seven fits, none goes
         await store.add_many([a_job(str(i)) for i in range(7)], max_unfinished=10)
-    assert full.value.unfinished == 4
+    assert (full.value.unfinished, full.value.adding) == (4, 7)
+    with pytest.raises(QueueFullError) as full:  # a key twice, one stored: 2 new jobs, not 4
+        await store.add_many(
+            [a_job("n", key="n1"), a_job("n", key="n1"), a_job("known", key="k0"), a_job("m")],
+            max_unfinished=5,
+        )
+    assert (full.value.unfinished, full.value.adding) == (4, 2)
     for bad in ([a_job("d"), a_job("other", key="k1")], [a_job("e", key="k9"), a_job(key="k9")]):
         with pytest.raises(IdempotencyKeyReusedError) as reused:
             await store.add_many(bad, max_unfinished=10)
@@ -104,6 +110,19 @@ async def test_the_queue_is_bounded_by_unfinished_jobs_only(store):
     # A finished job frees its place.
     assert await store.replace(cancel(jobs[0], now=NOW))
     assert (await store.add(jobs[2], max_unfinished=2))[1]
+
+
+async def test_a_repeated_key_returns_its_job_even_when_the_queue_is_over_its_bound(store):
+    """A retried submission makes no new job, so the bound does not apply to it: a client
+    whose 202 was lost gets its job back, not a 429, even from a queue fuller than the bound
+    (a server restarted with a smaller --max-queue-size, say). Alone or in a bulk."""
+    first, _ = await store.add(a_job("kept", key="k1"), max_unfinished=10)
+    await store.add_many([a_job("a"), a_job("b")], max_unfinished=10)
+    again, created = await store.add(a_job("kept", key="k1"), max_unfinished=2)
+    assert (again.id, created) == (first.id, False)
+    added = await store.add_many([a_job("kept", key="k1")] * 2, max_unfinished=2)
+    assert added == [(first, False), (first, False)]
+    assert (await store.counts())[Status.QUEUED] == 3
 
 
 async def test_compare_and_set_lets_exactly_one_of_two_racing_writers_win(store):

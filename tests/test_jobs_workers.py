@@ -243,3 +243,43 @@ async def test_aclose_ends_the_claimer_even_when_its_cancel_is_swallowed(tmp_pat
         await asyncio.wait_for(pool.aclose(), 10)  # before the flag: TimeoutError, a hang
     finally:
         await store.close()
+
+
+class SwallowingStore:
+    """A store whose due_work loses a cancel and answers with the due jobs, as a library that
+    waits with 3.11's wait_for can: the claimer carries on with jobs in hand after aclose()."""
+
+    def __init__(self, inner: SQLiteJobStore):
+        self.inner = inner
+        self.parked = asyncio.Event()
+        self._never = asyncio.Event()
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    async def due_work(self, now, limit):
+        self.parked.set()
+        try:
+            await self._never.wait()
+        except asyncio.CancelledError:
+            pass  # swallowed: answer as if the read had finished first
+        return await self.inner.due_work(now, limit)
+
+
+async def test_a_closed_pool_starts_no_attempt_even_when_a_cancel_is_swallowed(tmp_path):
+    """aclose() returns with no worker busy and nothing sent; the job the claimer took on its
+    way out stays `running` until its lease ends, then is claimed again (nothing lost)."""
+    store = SwallowingStore(SQLiteJobStore(tmp_path / "jobs.db"))
+    await store.inner.add(
+        new_job({"prompt": "x"}, now=time.time(), max_attempts=3), max_unfinished=9
+    )
+    batcher = MicroBatcher(lambda items: items)
+    pool = WorkerPool(store, batcher, JobBoard(fallback_s=60), workers=1)
+    pool.start()
+    try:
+        await asyncio.wait_for(store.parked.wait(), 10)
+        await asyncio.wait_for(pool.aclose(), 10)
+        assert pool.busy == 0 and batcher.stats.submitted == 0
+    finally:
+        await batcher.aclose(drain=False)
+        await store.inner.close()

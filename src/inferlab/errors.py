@@ -123,11 +123,12 @@ class UpstreamError(InferlabError):
 
 
 class QueueFullError(InferlabError):
-    """The store holds `max_unfinished` queued or running jobs already."""
+    """The store holds too many queued or running jobs (`unfinished`) to take the `adding` new
+    jobs of a submission (one, or a bulk's; a repeated idempotency key adds none)."""
 
-    def __init__(self, unfinished: int):
+    def __init__(self, unfinished: int, *, adding: int = 1):
         super().__init__(f"the job queue is full ({unfinished} jobs waiting or running)")
-        self.unfinished = unfinished
+        self.unfinished, self.adding = unfinished, adding
 
 
 class IdempotencyKeyReusedError(InferlabError):

@@ -148,7 +148,7 @@ class MicroBatcher(Generic[T, R]):
                 now + timeout_s, partial(self._expire, pending, timeout_s)
             )
         pending.future.add_done_callback(partial(self._on_answered, pending))
-        self._maybe_dispatch(idle_now=False)
+        self._maybe_dispatch(defer_idle=True)  # others may be submitted in this same turn
         return pending.future
 
     def flush(self) -> None:
@@ -198,16 +198,18 @@ class MicroBatcher(Generic[T, R]):
     # ---------------------------------------------------------------------------------------
     # Deciding when to send
 
-    def _maybe_dispatch(self, *, idle_now: bool = True) -> None:
+    def _maybe_dispatch(self, *, defer_idle: bool = False) -> None:
+        """Send every batch that is due now. With `defer_idle` (a submit), a batch sent only
+        because nothing is in flight waits for the end of this turn of the loop instead."""
         if self._loop is None:
             return
         now = self._clock.now()
         while len(self._in_flight) < self.settings.max_concurrent_batches:
-            ready = self._ready_group(now, idle_now=idle_now)
+            ready = self._ready_group(now, defer_idle=defer_idle)
             if ready is None:
                 break
             self._dispatch(*ready)
-        if not idle_now and self._idle_check is None and self._would_dispatch_idle():
+        if defer_idle and self._idle_check is None and self._would_dispatch_idle():
             # A submit found the batcher idle: send at the end of this turn of the loop, once,
             # with whatever else is submitted in it. A lone caller pays one loop turn.
             self._idle_check = self._loop.call_soon(self._on_idle_check)
@@ -222,7 +224,7 @@ class MicroBatcher(Generic[T, R]):
         self._idle_check = None
         self._maybe_dispatch()
 
-    def _ready_group(self, now: float, *, idle_now: bool = True) -> tuple[Hashable, str] | None:
+    def _ready_group(self, now: float, *, defer_idle: bool = False) -> tuple[Hashable, str] | None:
         """The group to send next and why, or None to keep waiting. Full groups go first,
         then the group whose oldest item is most overdue; the longest waiting when idle."""
         if not self._groups:
@@ -239,7 +241,7 @@ class MicroBatcher(Generic[T, R]):
             >= self._groups[first][0].enqueued_s + self.settings.batch_wait_timeout_s
         ):
             return first, "timeout"
-        if idle_now and self.settings.dispatch_when_idle and not self._in_flight:
+        if not defer_idle and self.settings.dispatch_when_idle and not self._in_flight:
             return first, "idle"
         return None
 

@@ -22,7 +22,7 @@ Retry-After, and an unreachable store (Redis down) a 503 with Retry-After, /heal
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, Header, Query, Request
@@ -54,18 +54,24 @@ MAX_WAIT_S = 60.0
 STORE_RETRY_AFTER_S = 2  # a Redis restart, or a failover, takes seconds
 
 
-def _refuse_unencodable_but_the_request(data: Any) -> Any:
-    """The submission's own text (callback_url); `request` is its own model and checks itself,
-    so its text is walked once, not twice."""
-    if isinstance(data, dict) and "request" in data:
-        refuse_unencodable({key: value for key, value in data.items() if key != "request"})
-        return data
-    return refuse_unencodable(data)
+def _refuse_unencodable_but(nested: str) -> Callable[[Any], Any]:
+    """A before-validator: refuse_unencodable for a body's own text (its keys, callback_url),
+    all but field `nested`, whose models check themselves, so its text is walked once, not
+    twice. (Without one, pydantic's own refusal of a key that is not Unicode reads "The
+    request body must be a JSON object".)"""
+
+    def refuse(data: Any) -> Any:
+        if isinstance(data, dict) and nested in data:
+            refuse_unencodable({key: value for key, value in data.items() if key != nested})
+            return data
+        return refuse_unencodable(data)
+
+    return refuse
 
 
 class JobSubmission(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)  # "3" is not a number of attempts
-    _encodable = model_validator(mode="before")(_refuse_unencodable_but_the_request)
+    _encodable = model_validator(mode="before")(_refuse_unencodable_but("request"))
 
     request: ProxyCompletionRequest
     callback_url: str | None = Field(None, max_length=2048)
@@ -84,11 +90,14 @@ class JobSubmission(BaseModel):
 class JobBatchItem(JobSubmission):
     """One job of a bulk submission: POST /v1/jobs's body, with its own idempotency key."""
 
-    idempotency_key: str | None = Field(None, max_length=255)
+    # An empty key is refused (here and in the header): SQLite would keep "" as a key, Redis
+    # as none at all, and neither is what a client sending it meant.
+    idempotency_key: str | None = Field(None, min_length=1, max_length=255)
 
 
 class JobBatch(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
+    _encodable = model_validator(mode="before")(_refuse_unencodable_but("requests"))
 
     requests: list[JobBatchItem] = Field(min_length=1, max_length=MAX_JOBS_PER_SUBMISSION)
 
@@ -198,7 +207,7 @@ _SUBMITTED: dict[int | str, dict[str, Any]] = {
 @router.post("/v1/jobs", status_code=202, responses=_SUBMITTED)
 async def submit(
     submission: JobSubmission,
-    idempotency_key: str | None = Header(None, max_length=255),
+    idempotency_key: str | None = Header(None, min_length=1, max_length=255),
     server: JobServer = _jobs,
 ) -> Response:
     submitted = await server.service.submit(

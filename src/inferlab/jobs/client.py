@@ -78,6 +78,8 @@ def _submission(
 ) -> Json:
     if (prompt is None) == (request is None):
         raise TypeError("pass a prompt (and completion parameters), or a whole request")
+    if request is not None and params:  # they would be dropped: a whole request is sent as is
+        raise TypeError(f"put completion parameters inside the request, got {sorted(params)}")
     body: Json = {"request": request if request is not None else {"prompt": prompt, **params}}
     if callback_url is not None:
         body["callback_url"] = callback_url
@@ -97,11 +99,13 @@ def _batch(
     """The body of POST /v1/jobs/batch: one submission per prompt (or per whole request)."""
     if (prompts is None) == (requests is None):
         raise TypeError("pass prompts (and completion parameters), or whole requests")
+    if isinstance(prompts, str):  # a str is a Sequence of str: one job per character
+        raise TypeError(f"pass a list of prompts, got one string {prompts[:40]!r}")
     if prompts is not None:
         items = [_submission(p, None, callback_url, max_attempts, params) for p in prompts]
     else:
         assert requests is not None
-        items = [_submission(None, r, callback_url, max_attempts, {}) for r in requests]
+        items = [_submission(None, r, callback_url, max_attempts, params) for r in requests]
     if idempotency_keys is not None:
         if len(idempotency_keys) != len(items):
             raise ValueError(

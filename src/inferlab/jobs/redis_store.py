@@ -70,7 +70,8 @@ def _reachable(
 # Jobs to add, all or none: first every check (keys already used, room), then every write.
 # ARGV: prefix, the bound, the unfinished statuses (2), then 8 fields a job. It answers
 # {1, one answer a job: '' new, '=' a key this call used before, or the stored job's data},
-# {-1, unfinished} (no room) or {-2, key, job id, index} (a key reused for another request).
+# {-1, unfinished, new jobs} (no room for the new ones) or {-2, key, job id, index} (a key
+# reused for another request).
 _ADD = """
 local p, limit = ARGV[1], tonumber(ARGV[2])
 local first, width = 5, 8
@@ -97,9 +98,13 @@ for i = first, #ARGV, width do
   answers[#answers + 1] = answer
   if answer == '' then fresh[#fresh + 1] = i end
 end
-local unfinished = redis.call('ZCARD', p .. 'status:' .. ARGV[3])
-  + redis.call('ZCARD', p .. 'status:' .. ARGV[4])
-if unfinished + #fresh > limit then return {-1, tostring(unfinished)} end
+-- Only new jobs take room: a call that only repeats keys answers even from a queue over its
+-- bound (as SQLite does), so a client retrying a lost 202 gets its job back, not a 429.
+if #fresh > 0 then
+  local unfinished = redis.call('ZCARD', p .. 'status:' .. ARGV[3])
+    + redis.call('ZCARD', p .. 'status:' .. ARGV[4])
+  if unfinished + #fresh > limit then return {-1, tostring(unfinished), tostring(#fresh)} end
+end
 for _, i in ipairs(fresh) do
   local id, status, idem = ARGV[i], ARGV[i + 3], ARGV[i + 5]
   redis.call('HSET', p .. 'job:' .. id, 'data', ARGV[i + 1], 'version', ARGV[i + 2],
@@ -314,7 +319,7 @@ class RedisJobStore:
             ]
         outcome, *answers = await self._grouped.script(self._add, args)
         if outcome == -1:
-            raise QueueFullError(int(answers[0]))
+            raise QueueFullError(int(answers[0]), adding=int(answers[1]))
         if outcome == -2:
             key, job_id, index = (_text(answer) for answer in answers)
             raise IdempotencyKeyReusedError(key, job_id, index=int(index))

@@ -172,9 +172,17 @@ class JobService:
             )
             for one, job_id in zip(submissions, new_ids(len(submissions)), strict=True)
         ]
+        _check_keys_within(jobs)
         try:
             stored = await self.store.add_many(jobs, max_unfinished=self.max_queue_size)
         except QueueFullError as exc:
+            if exc.adding > self.max_queue_size:  # a 429 would be retried, and never fit
+                raise JobError(
+                    400,
+                    f"this submission would add {exc.adding} jobs, more than this queue ever "
+                    f"holds (at most {self.max_queue_size}): send them in smaller bulks",
+                    param="requests",
+                ) from exc
             room = max(0, self.max_queue_size - exc.unfinished)
             message = (
                 f"the job queue has room for {room} more jobs ({exc.unfinished} waiting or "
@@ -274,3 +282,23 @@ class JobService:
             **{status.value: counts[status] for status in Status},
             "max_queue_size": self.max_queue_size,
         }
+
+
+def _check_keys_within(jobs: list[Job]) -> None:
+    """A key used twice in one bulk with two requests: a 409 naming both items.
+
+    The stores refuse it too, but their message names the job the first item would have made,
+    which a refused bulk never stored: a client that looked it up would find nothing."""
+    first_use: dict[str, tuple[int, str]] = {}  # key -> (index, request hash)
+    for index, job in enumerate(jobs):
+        if job.idempotency_key is None:
+            continue
+        earlier, hash_ = first_use.setdefault(job.idempotency_key, (index, job.request_hash))
+        if hash_ != job.request_hash:
+            raise JobError(
+                409,
+                f"requests.{index} uses the idempotency key {job.idempotency_key!r} of "
+                f"requests.{earlier} with another request; none of the jobs was queued",
+                param=f"requests.{index}.idempotency_key",
+                code="idempotency_key_reused",
+            )

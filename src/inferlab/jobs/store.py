@@ -235,7 +235,9 @@ class SQLiteJobStore:
         db = self._db
         db.execute("SAVEPOINT submission")
         added: builtins.list[tuple[Job, bool]] = []
-        fresh = 0  # jobs this submission made (a repeated key makes none)
+        fresh = 0  # jobs this submission makes (a repeated key makes none)
+        full = False  # no room left: the rest is only counted, then the submission refused
+        counted_keys: set[str] = set()
         try:
             for index, job in enumerate(write.jobs):
                 earlier = self._by_key(job.idempotency_key)  # (sees this submission's rows too)
@@ -244,12 +246,21 @@ class SQLiteJobStore:
                         key = cast(str, job.idempotency_key)
                         raise IdempotencyKeyReusedError(key, earlier.id, index=index)
                     added.append((earlier, False))
-                elif unfinished + fresh >= write.max_unfinished:
-                    raise QueueFullError(unfinished)
+                elif job.idempotency_key in counted_keys:
+                    continue  # counted once already
+                elif full or unfinished + fresh >= write.max_unfinished:
+                    # Counted, not stored: the refusal says how many jobs the submission needs
+                    # (more than the bound: it never fits, and a 429 would be retried for ever).
+                    full = True
+                    fresh += 1
+                    if job.idempotency_key is not None:
+                        counted_keys.add(job.idempotency_key)
                 else:
                     db.execute("INSERT INTO jobs VALUES (?, ?, ?, ?, ?, ?, ?, ?)", _row(job))
                     added.append((job, True))
                     fresh += 1
+            if full:
+                raise QueueFullError(unfinished, adding=fresh)
         except (QueueFullError, IdempotencyKeyReusedError) as refused:
             db.execute("ROLLBACK TO submission")
             db.execute("RELEASE submission")

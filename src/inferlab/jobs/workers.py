@@ -145,6 +145,10 @@ class WorkerPool:
             try:
                 wanted = min(idle, 256)
                 jobs = await self._claim(wanted)
+                if self._stopping:
+                    # Closed while claiming, its cancel lost: begin nothing, since aclose() no
+                    # longer waits for new attempts. Their leases bring these jobs back.
+                    return
                 for job in jobs:
                     self._begin(job)
                 if jobs and len(jobs) == wanted:
