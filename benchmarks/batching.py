@@ -2,8 +2,8 @@
 usually measured with: a handler that takes 20 ms + 1 ms per item, batches of up to 8, a 10 ms
 wait. One accelerator runs one batch at a time, so the ceiling is 8 / 0.028 s = 285.7 req/s.
 
-    python benchmarks/batching.py            # about a minute
-    python benchmarks/batching.py --quick    # shorter runs
+    python benchmarks/batching.py            # about three minutes on two cores
+    python benchmarks/batching.py --quick    # shorter runs, about a minute
 
 Compared: MicroBatcher; a fixed-tick batcher (wakes every 10 ms and takes what is queued, the
 lab's starting design); no batching (each request its own handler call); and, over HTTP, the

@@ -1,6 +1,6 @@
 """The job API, measured against its targets: acknowledgements, the queue alone, end to end.
 
-    python benchmarks/jobs.py                 # about 30 seconds on 2 cores
+    python benchmarks/jobs.py                 # about a minute on 2 cores
 
 The job server and the model servers each run in their own process (see _harness.py), the job
 server with its SQLite file in a temporary folder, `synchronous=FULL`: every acknowledgement

@@ -1,7 +1,7 @@
 """Do live measurements hold on a busy laptop? Lessons 05 and 07's live workloads, with and
 without a CPU hog, against the engine's own account and against simulate().
 
-    python benchmarks/live_drift.py                    # about a minute on two cores
+    python benchmarks/live_drift.py                    # under a minute on two cores
     python benchmarks/live_drift.py --time-scale 0.1   # a scale of your own
 
 By default the servers run at the time scale the lessons would run at on this machine (the

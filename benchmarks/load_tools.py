@@ -1,7 +1,7 @@
 """Can the load tools load? AsyncClient and the load generator against httpx's own transport,
 side by side, on a server so cheap that the client is what is measured.
 
-    python benchmarks/load_tools.py            # about a minute
+    python benchmarks/load_tools.py            # about two minutes
     python benchmarks/load_tools.py --quick
 
 The server is a few lines of asyncio in a process of its own: a fixed completion for a plain

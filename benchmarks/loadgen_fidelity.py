@@ -1,6 +1,6 @@
 """Does a live load run agree with the cost model? Three runs, measured against simulate().
 
-    python benchmarks/loadgen_fidelity.py        # about twenty seconds on two cores
+    python benchmarks/loadgen_fidelity.py        # a few seconds on two cores
 
 These were tests once; they compare wall-clock figures, which a busy machine can push past any
 tolerance, so they live here and print their figures instead of asserting them:

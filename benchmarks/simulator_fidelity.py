@@ -1,6 +1,6 @@
 """How faithful is the simulated accelerator? Three measurements, printed side by side.
 
-    python benchmarks/simulator_fidelity.py            # about two minutes on two cores
+    python benchmarks/simulator_fidelity.py            # about six minutes on two cores
     python benchmarks/simulator_fidelity.py --quick    # fewer points, for a smoke run
 
 1. The cost model against every H100 calibration point (prefill and decode, 8B and 1B):
