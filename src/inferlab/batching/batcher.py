@@ -205,26 +205,25 @@ class MicroBatcher(Generic[T, R]):
             return
         now = self._clock.now()
         while len(self._in_flight) < self.settings.max_concurrent_batches:
-            ready = self._ready_group(now, defer_idle=defer_idle)
+            ready = self._ready_group(now)
             if ready is None:
                 break
+            if defer_idle and ready[1] == "idle":
+                # A submit found the batcher idle: send at the end of this turn of the loop,
+                # once, with whatever else is submitted in it. A lone caller pays one turn.
+                if self._idle_check is None:
+                    self._idle_check = self._loop.call_soon(self._on_idle_check)
+                break
             self._dispatch(*ready)
-        if defer_idle and self._idle_check is None and self._would_dispatch_idle():
-            # A submit found the batcher idle: send at the end of this turn of the loop, once,
-            # with whatever else is submitted in it. A lone caller pays one loop turn.
-            self._idle_check = self._loop.call_soon(self._on_idle_check)
         self._arm_timer()
         if self._idle is not None and not self._pending and not self._in_flight:
             self._idle.set()
-
-    def _would_dispatch_idle(self) -> bool:
-        return bool(self._groups) and self.settings.dispatch_when_idle and not self._in_flight
 
     def _on_idle_check(self) -> None:
         self._idle_check = None
         self._maybe_dispatch()
 
-    def _ready_group(self, now: float, *, defer_idle: bool = False) -> tuple[Hashable, str] | None:
+    def _ready_group(self, now: float) -> tuple[Hashable, str] | None:
         """The group to send next and why, or None to keep waiting. Full groups go first,
         then the group whose oldest item is most overdue; the longest waiting when idle."""
         if not self._groups:
@@ -241,7 +240,7 @@ class MicroBatcher(Generic[T, R]):
             >= self._groups[first][0].enqueued_s + self.settings.batch_wait_timeout_s
         ):
             return first, "timeout"
-        if not defer_idle and self.settings.dispatch_when_idle and not self._in_flight:
+        if self.settings.dispatch_when_idle and not self._in_flight:
             return first, "idle"
         return None
 

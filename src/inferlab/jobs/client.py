@@ -285,6 +285,7 @@ class AsyncJobClient:
         max_attempts: int | None = None,
         **params: Any,
     ) -> list[JobInfo]:
+        """JobClient.submit_many, awaited."""
         body = _batch(prompts, requests, callback_url, max_attempts, idempotency_keys, params)
         return _jobs(await self._call("POST", "/v1/jobs/batch", json=body))
 
